@@ -1,0 +1,5 @@
+"""cronplan: Terraform for managed cron."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

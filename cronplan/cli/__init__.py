@@ -1,0 +1,15 @@
+"""The ``cronplan`` command line: parse, call the core, render, exit.
+
+Commands live in small modules of this package and register themselves on ``cli``; the one error handler
+is ``main()``: expected errors (``CronplanError``) exit 1 (or their own code), usage errors 64, Ctrl-C 130,
+anything else 3 with a hint to rerun with ``-v`` for the traceback.
+"""
+
+from __future__ import annotations
+
+from cronplan.cli.base import cli, main
+
+# Importing the command modules registers their commands on ``cli``.
+from cronplan.cli import fire_cmds, plan_cmds, validate_cmds  # noqa: E402,F401  (registration)
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,3 @@
+"""Commands: validate_cmds (registered on the root group)."""
+
+from __future__ import annotations

@@ -1,0 +1,125 @@
+"""The run ledger (state) interface, and opening a ledger from a ``state:`` URL.
+
+Backends: ``sqlite:///PATH`` (``cronplan.ledger_sqlite``) and ``postgresql://...``
+(``cronplan.ledger_postgres``); ``env:VARNAME`` reads the URL from an environment variable.
+Every backend passes the same test suite (``tests/ledger_contract.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from cronplan.model import JobRecord, LockInfo, Run, RunStatus
+
+
+class Ledger(Protocol):
+    # -- identity, for stale-plan detection
+    def lineage(self) -> str:
+        """A random id fixed when the ledger is created."""
+        ...
+
+    def serial(self) -> int:
+        """Bumped on every write; informational (staleness is checked per job, not by serial)."""
+        ...
+
+    # -- jobs as last applied
+    def job_records(self, job_ids: Iterable[str] | None = None) -> dict[str, JobRecord]:
+        """The ledger's view of the given jobs (all known jobs when None). Missing jobs are absent."""
+        ...
+
+    def record_applied(
+        self,
+        job_id: str,
+        *,
+        spec: Mapping[str, Any] | None,
+        digest: str | None,
+        fire_at: datetime | None,
+        callback_url: str | None,
+    ) -> None:
+        """Record the job as last applied. ``spec=None`` forgets the job's applied spec (orphan cancelled)."""
+        ...
+
+    # -- runs
+    def claim(self, job_id: str, fire_at: datetime, holder: str) -> bool:
+        """Atomically insert the run ``(job_id, fire_at)`` as ``claimed``; True only for the one winner.
+
+        Durable when it returns True.
+        """
+        ...
+
+    def update_run(
+        self,
+        job_id: str,
+        fire_at: datetime,
+        *,
+        status: RunStatus,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        output_tail: str | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+    def get_run(self, job_id: str, fire_at: datetime) -> Run | None: ...
+
+    def runs(self, job_id: str | None = None, *, limit: int | None = None) -> list[Run]:
+        """Runs, newest ``fire_at`` first."""
+        ...
+
+    # -- the apply lock (a lease)
+    def acquire_lock(self, holder: str, *, lease_seconds: float, timeout: float) -> LockInfo:
+        """Take the apply lock, waiting up to ``timeout`` s; raise ``LockError`` naming the holder and id.
+
+        An expired lease is taken over.
+        """
+        ...
+
+    def renew_lock(self, lock_id: str, *, lease_seconds: float) -> None: ...
+
+    def release_lock(self, lock_id: str) -> None: ...
+
+    def force_unlock(self, lock_id: str) -> None:
+        """Remove the lock with this id; ``LockError`` if no such lock is held."""
+        ...
+
+    def current_lock(self) -> LockInfo | None: ...
+
+    def close(self) -> None: ...
+
+
+def open_ledger(url: str, *, base_dir: str | None = None, environ: Mapping[str, str] | None = None) -> Ledger:
+    """Open (creating on first use) the ledger named by a ``state:`` URL."""
+    import os
+
+    env = os.environ if environ is None else environ
+    if url.startswith("env:"):
+        var = url[4:]
+        value = env.get(var)
+        if not value:
+            from cronplan.errors import ConfigError
+
+            raise ConfigError(f"state: env:{var} names an environment variable that is not set")
+        url = value
+    if url.startswith("sqlite:///") or url.startswith("sqlite://"):
+        from cronplan.ledger_sqlite import SqliteLedger
+
+        return SqliteLedger.from_url(url, base_dir=base_dir)
+    if url.startswith(("postgresql://", "postgres://")):
+        from cronplan.ledger_postgres import PostgresLedger
+
+        return PostgresLedger(url)
+    from cronplan.errors import ConfigError
+
+    raise ConfigError(
+        f"state: unsupported ledger URL {mask_dsn(url)!r} (use sqlite:///PATH, postgresql://... or env:VAR)"
+    )
+
+
+def mask_dsn(dsn: str) -> str:
+    """Hide the password of a URL-style or key=value DSN."""
+    import re
+
+    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn, flags=re.IGNORECASE)

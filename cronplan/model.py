@@ -1,0 +1,292 @@
+"""The vocabulary of cronplan as frozen values: Job, Schedule, Arm, Action, Plan, Run.
+
+Every datetime here is aware and in UTC. Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from cronplan.timefmt import dedup_key, format_ts
+
+# --------------------------------------------------------------------------- schedules
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A cron expression (5 fields, or 6 with seconds first) evaluated in ``tz``."""
+
+    expr: str
+    tz: str = "UTC"
+    kind: Literal["cron"] = "cron"
+
+
+@dataclass(frozen=True)
+class IntervalSchedule:
+    """Every ``seconds`` seconds from ``start_at`` (or from the Unix epoch), in UTC arithmetic."""
+
+    seconds: int
+    start_at: datetime | None = None
+    tz: str = "UTC"
+    kind: Literal["interval"] = "interval"
+
+
+@dataclass(frozen=True)
+class OnceSchedule:
+    """A single run at ``run_at`` (already resolved to UTC; a naive time was read in ``tz``)."""
+
+    run_at: datetime
+    tz: str = "UTC"
+    kind: Literal["once"] = "once"
+
+
+Schedule = CronSchedule | IntervalSchedule | OnceSchedule
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class CommandAction:
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    timeout_seconds: float = 3600.0
+    kind: Literal["command"] = "command"
+
+
+@dataclass(frozen=True)
+class HttpAction:
+    url: str
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    timeout_seconds: float = 3600.0
+    kind: Literal["http"] = "http"
+
+
+JobAction = CommandAction | HttpAction
+
+JobState = Literal["scheduled", "paused", "completed", "error"]
+CatchUp = Literal["once", "skip"]
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """One desired cron job, as read (once) from jobs.json by ``cronplan.jobsfile``.
+
+    ``spec`` is the job's planning-relevant definition (the job as written, runtime fields of the Hermes
+    format removed, the effective ``schedule.tz`` filled in); ``digest`` is its SHA-256 over canonical JSON.
+    ``raw`` is the job exactly as written; it is what a configured runner receives on stdin.
+    ``action`` is ``None`` when the configured runner runs the job.
+    """
+
+    id: str
+    schedule: Schedule
+    spec: Mapping[str, Any]
+    digest: str
+    raw: Mapping[str, Any]
+    name: str | None = None
+    enabled: bool = True
+    state: JobState = "scheduled"
+    repeat_times: int | None = None
+    catch_up: CatchUp = "once"
+    action: JobAction | None = None
+
+    @property
+    def tz(self) -> str:
+        return self.schedule.tz
+
+    @property
+    def inactive_reason(self) -> str | None:
+        """Why this job wants no arm regardless of time (``paused``, ``disabled``, ...), else None."""
+        if not self.enabled:
+            return "disabled"
+        if self.state == "paused":
+            return "paused"
+        if self.state == "completed":
+            return "completed"
+        return None
+
+    @property
+    def max_runs(self) -> int | None:
+        """Total runs allowed: ``repeat.times``; a ``once`` job runs once."""
+        if isinstance(self.schedule, OnceSchedule):
+            return 1 if self.repeat_times is None else min(1, self.repeat_times)
+        return self.repeat_times
+
+
+# --------------------------------------------------------------------------- arms & plans
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A live one-shot at the provider: "call back for ``job_id`` at ``fire_at``"."""
+
+    job_id: str
+    fire_at: datetime
+    callback_url: str | None = None
+    provider_ref: str | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        return dedup_key(self.job_id, self.fire_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "fire_at": format_ts(self.fire_at),
+            "callback_url": self.callback_url,
+            "provider_ref": self.provider_ref,
+        }
+
+
+ActionKind = Literal["arm", "rearm", "cancel", "skip"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field that changed between the job as last applied and the job now."""
+
+    path: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Action:
+    """One planned step for one job (or one extra arm of a job).
+
+    ``before`` is the live arm it replaces or cancels, ``after`` the arm it creates (None for cancel/skip).
+    ``job_digest`` is the spec digest of the job (None for an orphan); ``tz`` the job's zone for display.
+    """
+
+    action: ActionKind
+    job_id: str
+    reason: str
+    before: Arm | None = None
+    after: Arm | None = None
+    changes: tuple[Change, ...] = ()
+    job_digest: str | None = None
+    tz: str | None = None
+
+    @property
+    def is_change(self) -> bool:
+        return self.action != "skip"
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    arm: int = 0
+    rearm: int = 0
+    cancel: int = 0
+    skip: int = 0
+
+    @property
+    def changes(self) -> int:
+        return self.arm + self.rearm + self.cancel
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The actions that converge the live arms to jobs.json, in job-id order.
+
+    ``basis`` records what the plan depended on, per job id that has a non-skip action: the live arms of
+    that job and the fingerprint of its ledger entries (see ``cronplan.planfile``). ``lineage`` is the
+    ledger's lineage id. Both are used only for stale-plan detection.
+    """
+
+    provider: str
+    now: datetime
+    actions: tuple[Action, ...]
+    callback_url: str | None = None
+    basis: Mapping[str, Any] = field(default_factory=dict)
+    lineage: str | None = None
+
+    @property
+    def summary(self) -> PlanSummary:
+        counts = {"arm": 0, "rearm": 0, "cancel": 0, "skip": 0}
+        for a in self.actions:
+            counts[a.action] += 1
+        return PlanSummary(**counts)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(a.is_change for a in self.actions)
+
+
+# --------------------------------------------------------------------------- ledger values
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """The ledger's view of one job: the planner's input alongside jobs and arms.
+
+    ``applied_*`` is the job as last applied (None when never applied). ``last_fired_at`` is the latest
+    occurrence that was claimed; ``runs`` counts claimed occurrences (they count towards ``repeat``).
+    """
+
+    job_id: str
+    applied_spec: Mapping[str, Any] | None = None
+    applied_digest: str | None = None
+    applied_fire_at: datetime | None = None
+    applied_callback_url: str | None = None
+    last_fired_at: datetime | None = None
+    runs: int = 0
+    failures: int = 0
+
+
+RunStatus = Literal["claimed", "running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One claimed occurrence of a job and what became of it."""
+
+    job_id: str
+    fire_at: datetime
+    status: RunStatus
+    claimed_at: datetime
+    claimed_by: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    output_tail: str = ""
+    error: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    lock_id: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A raw HTTP request as a provider sent it (for ``verify``). Header names are lower-case."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class FireCall:
+    """An authenticated request to fire one occurrence."""
+
+    job_id: str
+    fire_at: datetime
