@@ -89,7 +89,9 @@ class Ledger(Protocol):
     def close(self) -> None: ...
 
 
-def open_ledger(url: str, *, base_dir: str | None = None, environ: Mapping[str, str] | None = None) -> Ledger:
+def open_ledger(
+    url: str, *, base_dir: str | None = None, environ: Mapping[str, str] | None = None
+) -> Ledger:
     """Open (creating on first use) the ledger named by a ``state:`` URL."""
     import os
 

@@ -23,7 +23,9 @@ def parse_ts(text: str, *, default_tz: object | None = None) -> datetime:
     """
     m = _RFC3339.match(text.strip()) if isinstance(text, str) else None
     if not m:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r} (expected e.g. 2026-11-27T09:00:00Z)")
+        raise ValueError(
+            f"not an RFC 3339 timestamp: {text!r} (expected e.g. 2026-11-27T09:00:00Z)"
+        )
     iso = text.strip().replace("z", "Z").replace("t", "T").replace(" ", "T", 1)
     if iso.endswith("Z"):
         iso = iso[:-1] + "+00:00"

@@ -88,8 +88,12 @@ pass_app = click.make_pass_decorator(AppContext)
     show_default=True,
     help="Colour output (honours NO_COLOR, FORCE_COLOR, TERM=dumb).",
 )
-@click.option("-v", "--verbose", count=True, help="More detail; -v also shows tracebacks of crashes.")
-@click.option("-q", "--quiet", is_flag=True, help="Only the product on stdout and errors on stderr.")
+@click.option(
+    "-v", "--verbose", count=True, help="More detail; -v also shows tracebacks of crashes."
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Only the product on stdout and errors on stderr."
+)
 @click.version_option(package_name="cronplan", prog_name="cronplan")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, color: str, verbose: int, quiet: bool) -> None:
@@ -111,9 +115,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
+    verbose = any(
+        a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args
+    )
     try:
-        cli.main(args=args, prog_name="cronplan", standalone_mode=False)
+        # With standalone_mode=False click returns the code of a ctx.exit(N) instead of exiting.
+        rv = cli.main(args=args, prog_name="cronplan", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
     except click.exceptions.Abort:
@@ -133,10 +141,7 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
-    except SystemExit as exc:  # a command that chose its own code (e.g. plan --detailed-exitcode)
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    except Exception as exc:  # noqa: BLE001 - the one place crashes are turned into exit 3
+    except Exception as exc:
         if verbose:
             import traceback
 
@@ -148,7 +153,6 @@ def run(argv: list[str] | None = None) -> int:
                 err=True,
             )
         return EXIT_INTERNAL
-    return 0
 
 
 def _error_text(exc: CronplanError) -> str:

@@ -1,3 +1,140 @@
-"""Commands: fire_cmds (registered on the root group)."""
+"""Commands: ``fire`` (handle one callback) and ``serve`` (HTTP endpoint + local timer loop)."""
 
 from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from cronplan.cli.base import AppContext, cli, pass_app
+from cronplan.errors import JobFailed, UsageError
+
+
+@cli.command("fire")
+@click.option(
+    "--job-id", metavar="ID", default=None, help="Job to fire (a trusted local invocation)."
+)
+@click.option(
+    "--fire-at", "fire_at_text", metavar="TS", default=None, help="Occurrence to fire (RFC 3339)."
+)
+@click.option(
+    "--request",
+    "request_path",
+    metavar="FILE|-",
+    default=None,
+    help="A raw HTTP request as the provider sent it; authenticated by the provider first.",
+)
+@click.option("--no-replan", is_flag=True, help="Do not re-arm the job after the run.")
+@click.option(
+    "--overdue",
+    is_flag=True,
+    help="Misfire backstop: fire every arm overdue beyond its grace window.",
+)
+@click.option("--now", "now_text", metavar="TS", default=None, help="Pin the clock (RFC 3339).")
+@pass_app
+def fire_command(
+    app: AppContext,
+    job_id: str | None,
+    fire_at_text: str | None,
+    request_path: str | None,
+    no_replan: bool,
+    overdue: bool,
+    now_text: str | None,
+) -> None:
+    """Handle one fire: authenticate, claim exactly once, run, record, re-arm.
+
+    A duplicate or stale fire is a successful no-op (exit 0); a job that ran and failed exits 1.
+    """
+    from cronplan import fire as firing
+    from cronplan.model import FireCall
+
+    modes = sum(
+        x
+        for x in (job_id is not None or fire_at_text is not None, request_path is not None, overdue)
+    )
+    if modes != 1:
+        raise UsageError("give exactly one of --job-id/--fire-at, --request FILE|-, or --overdue")
+    now = _parse_ts_option(now_text, "--now") if now_text else None
+    rt = app.runtime()
+
+    if overdue:
+        outcomes = firing.fire_overdue(rt, now=now)
+        for outcome in outcomes:
+            app.err(outcome.describe())
+            _show_output(app, outcome)
+        if not outcomes:
+            app.info("No overdue arms.")
+        failed = [o for o in outcomes if not o.ok]
+        if failed:
+            raise JobFailed(f"{len(failed)} of {len(outcomes)} overdue fire(s) failed")
+        return
+
+    if request_path is not None:
+        raw = sys.stdin.buffer.read() if request_path == "-" else _read_file(request_path)
+        # Authentication comes before anything else touches the jobs file or the ledger.
+        call = firing.authenticate(rt.provider, firing.parse_http_request(raw))
+    else:
+        if job_id is None or fire_at_text is None:
+            raise UsageError("--job-id and --fire-at go together")
+        call = FireCall(job_id, _parse_ts_option(fire_at_text, "--fire-at"))
+
+    outcome = firing.fire(rt, call, now=now, replan=not no_replan)
+    _show_output(app, outcome)
+    if not outcome.ok:
+        raise JobFailed(outcome.describe())
+    app.err(outcome.describe())
+
+
+def _parse_ts_option(text: str, flag: str) -> datetime:
+    from cronplan.timefmt import parse_ts
+
+    try:
+        return parse_ts(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
+
+
+def _read_file(path: str) -> bytes:
+    from cronplan.errors import CronplanError
+
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise CronplanError(f"cannot read raw request {path!r}: {exc.strerror or exc}") from None
+
+
+def _show_output(app: AppContext, outcome: Any) -> None:
+    result = getattr(outcome, "result", None)
+    if app.verbose and result is not None and result.output_tail:
+        app.err(result.output_tail.rstrip("\n"))
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8787, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.option(
+    "--shutdown-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="On SIGTERM/SIGINT, how long running jobs may finish before they are stopped.",
+)
+@pass_app
+def serve_command(app: AppContext, host: str, port: int, shutdown_timeout: float) -> None:
+    """Serve POST /api/cron/fire and GET /healthz; with the local provider, also run its timer loop."""
+    from cronplan.server import serve
+
+    rt = app.runtime()
+    serve(
+        rt,
+        host=host,
+        port=port,
+        shutdown_timeout=shutdown_timeout,
+        log=app.err,
+        verbose=app.verbose,
+    )

@@ -1,3 +1,427 @@
-"""Commands: plan_cmds (registered on the root group)."""
+"""Commands: plan, apply, show, status, force-unlock."""
 
 from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cronplan.cli.base import AppContext, cli, pass_app
+from cronplan.cli.common import ProgressReporter, load_jobs, now_option, parse_now
+from cronplan.errors import (
+    EXIT_CHANGES,
+    ApplyFailed,
+    CronplanError,
+    IntentMismatch,
+    StalePlanError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from cronplan.applier import ApplyResult
+    from cronplan.jobsfile import JobsFile
+    from cronplan.model import Plan
+    from cronplan.runtime import Runtime
+
+LOCK_LEASE_SECONDS = 120.0
+
+
+def _compute_plan(
+    rt: Runtime,
+    jobs_file: JobsFile,
+    now: datetime,
+    *,
+    targets: Sequence[str] = (),
+    excludes: Sequence[str] = (),
+    allow_empty: bool = False,
+) -> Plan:
+    from cronplan import planner
+
+    provider = rt.provider
+    arms = provider.list_arms()
+    ledger = rt.ledger
+    jobs = jobs_file.jobs
+    known = {j.id for j in jobs} | {a.job_id for a in arms}
+    unknown = sorted(set(targets) - known)
+    if unknown:
+        raise CronplanError(
+            f"--target names no job in {jobs_file.path} and no live arm: {', '.join(unknown)}"
+        )
+    return planner.plan(
+        jobs,
+        arms,
+        ledger.job_records(),
+        now,
+        provider=provider.name,
+        callback_url=rt.callback_url_for_arms,
+        targets=targets,
+        excludes=excludes,
+        allow_empty=allow_empty,
+        lineage=ledger.lineage(),
+    )
+
+
+def _render(plan: Plan, fmt: str, app: AppContext) -> str:
+    from cronplan import render
+
+    text: str
+    if fmt == "json":
+        text = render.render_json(plan)
+    elif fmt == "markdown":
+        text = render.render_markdown(plan)
+    else:
+        text = render.render_text(plan, color=app.color, verbose=app.verbose > 0)
+    return text
+
+
+def _echo(text: str) -> None:
+    click.echo(text, nl=not text.endswith("\n"))
+
+
+@contextmanager
+def _apply_lock(rt: Runtime, timeout: float) -> Iterator[None]:
+    holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
+    lock = rt.ledger.acquire_lock(holder, lease_seconds=LOCK_LEASE_SECONDS, timeout=timeout)
+    try:
+        yield
+    finally:
+        # A lock we could not release expires with its lease; the apply's own outcome matters more.
+        with suppress(CronplanError):
+            rt.ledger.release_lock(lock.lock_id)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@cli.command()
+@click.option(
+    "-f", "--file", "jobs_path", metavar="JOBS", help="Jobs file (default: from cronplan.yaml)."
+)
+@click.option(
+    "--out", "out", metavar="PLANFILE", help="Save the plan; `apply PLANFILE` executes exactly it."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error."
+)
+@now_option
+@click.option(
+    "--target", "targets", multiple=True, metavar="ID", help="Only plan this job (repeatable)."
+)
+@click.option(
+    "--exclude", "excludes", multiple=True, metavar="ID", help="Leave this job out (repeatable)."
+)
+@click.option("--allow-empty", is_flag=True, help="Allow an empty jobs.json to cancel every arm.")
+@pass_app
+def plan(
+    app: AppContext,
+    jobs_path: str | None,
+    out: str | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    now_text: str | None,
+    targets: tuple[str, ...],
+    excludes: tuple[str, ...],
+    allow_empty: bool,
+) -> None:
+    """Show the actions that would converge the live arms to jobs.json."""
+    now = parse_now(now_text)
+    rt = app.runtime()
+    jobs_file = load_jobs(app, rt, jobs_path)
+    result = _compute_plan(
+        rt, jobs_file, now, targets=targets, excludes=excludes, allow_empty=allow_empty
+    )
+    if out:
+        from cronplan.planfile import save_plan
+
+        save_plan(result, out)
+        app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
+    _echo(_render(result, fmt, app))
+    if detailed_exitcode and result.has_changes:
+        click.get_current_context().exit(EXIT_CHANGES)
+
+
+# --------------------------------------------------------------------------- apply
+
+
+@cli.command()
+@click.argument("planfile", required=False, metavar="[PLANFILE]")
+@click.option(
+    "-f", "--file", "jobs_path", metavar="JOBS", help="Jobs file (default: from cronplan.yaml)."
+)
+@click.option(
+    "--auto-approve", is_flag=True, help="Apply without asking (required off a terminal)."
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 256),
+    default=10,
+    show_default=True,
+    help="Provider calls in flight at once.",
+)
+@click.option(
+    "--expect-intent", metavar="DIGEST", help="Refuse unless the re-planned intent equals DIGEST."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the apply lock.",
+)
+@now_option
+@click.option("--allow-empty", is_flag=True, help="Allow an empty jobs.json to cancel every arm.")
+@pass_app
+def apply(
+    app: AppContext,
+    planfile: str | None,
+    jobs_path: str | None,
+    auto_approve: bool,
+    parallelism: int,
+    expect_intent: str | None,
+    fmt: str,
+    lock_timeout: float,
+    now_text: str | None,
+    allow_empty: bool,
+) -> None:
+    """Execute a plan through the provider (re-planning now, or exactly a saved PLANFILE)."""
+    from cronplan.applier import apply_plan
+    from cronplan.planfile import intent_digest
+
+    now = parse_now(now_text)
+    if planfile and expect_intent:
+        raise UsageError(
+            "--expect-intent re-plans now; it cannot be combined with a saved PLANFILE"
+        )
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if not planfile and not auto_approve and not interactive:
+        raise CronplanError(
+            "apply needs approval: not on a terminal, so pass --auto-approve "
+            "(or apply a saved plan: cronplan plan --out PLANFILE, then cronplan apply PLANFILE)"
+        )
+    rt = app.runtime()
+    jobs_file = load_jobs(app, rt, jobs_path)
+    with _apply_lock(rt, lock_timeout):
+        if planfile:
+            the_plan = _load_saved_plan(rt, planfile, jobs_file, now)
+        else:
+            the_plan = _compute_plan(rt, jobs_file, now, allow_empty=allow_empty)
+            if expect_intent is not None:
+                digest = intent_digest(the_plan)
+                if digest != expect_intent.strip():
+                    raise IntentMismatch(
+                        f"Plan has changed since it was approved: intent {digest} does not match the "
+                        f"expected {expect_intent.strip()}. Nothing was applied; review the new plan "
+                        "(cronplan plan) and approve it again."
+                    )
+        if fmt == "text":
+            _echo(_render(the_plan, "text", app))
+        if not the_plan.has_changes:
+            if fmt == "json":
+                _echo(_apply_json(the_plan, None))
+            return
+        if not planfile and not auto_approve:
+            answer = click.prompt(
+                "Do you want to apply these actions? Only 'yes' will be accepted",
+                default="",
+                show_default=False,
+                err=True,
+            )
+            if answer.strip() != "yes":
+                raise CronplanError("Apply cancelled: nothing was changed.")
+        jobs_by_id = jobs_file.by_id()
+        progress = ProgressReporter(the_plan.summary.changes, quiet=app.quiet)
+        result = apply_plan(
+            the_plan, rt.provider, rt.ledger, jobs_by_id, parallelism=parallelism, progress=progress
+        )
+    if fmt == "json":
+        _echo(_apply_json(the_plan, result))
+    else:
+        _report(app, result)
+    if result.failed:
+        raise ApplyFailed(
+            f"{len(result.failed)} of {len(result.failed) + len(result.done)} actions failed; "
+            "the others were applied. Run apply again to converge."
+        )
+
+
+def _load_saved_plan(rt: Runtime, planfile: str, jobs_file: JobsFile, now: datetime) -> Plan:
+    from cronplan.planfile import check_stale, load_plan
+
+    saved = load_plan(planfile)
+    provider = rt.provider
+    if saved.provider != provider.name:
+        raise StalePlanError(
+            f"Saved plan is stale: it was made for provider {saved.provider!r}, "
+            f"but the configured provider is {provider.name!r}"
+        )
+    ledger = rt.ledger
+    if saved.lineage is not None and saved.lineage != ledger.lineage():
+        raise StalePlanError(
+            "Saved plan is stale: it was made against a different ledger (lineage)"
+        )
+    jobs = jobs_file.by_id()
+    for action in saved.actions:
+        if action.is_change and action.job_digest is not None:
+            job = jobs.get(action.job_id)
+            if job is None or job.digest != action.job_digest:
+                raise StalePlanError(
+                    f"Saved plan is stale: job {action.job_id!r} changed in {jobs_file.path} since the plan "
+                    "was made; run cronplan plan again"
+                )
+    ids = list(saved.basis)
+    arms_now = [a for a in provider.list_arms() if a.job_id in saved.basis]
+    check_stale(saved, arms_now, ledger.job_records(ids), now)
+    return saved
+
+
+def _report(app: AppContext, result: ApplyResult) -> None:
+    counts = {"arm": 0, "rearm": 0, "cancel": 0}
+    for a in result.done:
+        if a.action in counts:
+            counts[a.action] += 1
+    for action, error in result.failed:
+        label = "re-arm" if action.action == "rearm" else action.action
+        click.echo(f"Error: {label} {action.job_id} failed: {error}", err=True)
+    line = f"{counts['arm']} armed, {counts['rearm']} re-armed, {counts['cancel']} cancelled" + (
+        f", {len(result.failed)} failed" if result.failed else ""
+    )
+    click.echo(("Apply failed: " if result.failed else "Apply complete: ") + line + ".")
+
+
+def _apply_json(the_plan: Plan, result: ApplyResult | None) -> str:
+    import json
+
+    from cronplan.planfile import plan_to_json
+
+    doc: dict[str, Any] = {"format_version": "1", "plan": plan_to_json(the_plan)}
+    if result is None:
+        doc["result"] = {"applied": [], "failed": []}
+    else:
+        doc["result"] = {
+            "applied": [{"job_id": a.job_id, "action": a.action} for a in result.done],
+            "failed": [
+                {"job_id": a.job_id, "action": a.action, "error": e} for a, e in result.failed
+            ],
+        }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+# --------------------------------------------------------------------------- show
+
+
+@cli.command()
+@click.argument("planfile", metavar="PLANFILE")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@pass_app
+def show(app: AppContext, planfile: str, fmt: str) -> None:
+    """Render a saved plan."""
+    from cronplan.planfile import load_plan
+
+    _echo(_render(load_plan(planfile), fmt, app))
+
+
+# --------------------------------------------------------------------------- status
+
+
+@cli.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@pass_app
+def status(app: AppContext, fmt: str) -> None:
+    """Per job: the armed fire time, the last run, runs completed and failures."""
+    import json
+
+    from cronplan.errors import ProviderError
+    from cronplan.timefmt import format_ts
+
+    rt = app.runtime()
+    jobs_file = load_jobs(app, rt, None)
+    ledger = rt.ledger
+    armed: dict[str, datetime] = {}
+    provider_note = None
+    try:
+        for arm in rt.provider.list_arms():
+            if arm.job_id not in armed or arm.fire_at < armed[arm.job_id]:
+                armed[arm.job_id] = arm.fire_at
+    except ProviderError as exc:
+        provider_note = f"arms unknown: {exc.message}"
+    ids = sorted({j.id for j in jobs_file.jobs} | set(armed))
+    rows: list[dict[str, Any]] = []
+    for job_id in ids:
+        runs = ledger.runs(job_id)
+        last = runs[0] if runs else None
+        rows.append(
+            {
+                "job_id": job_id,
+                "armed_fire_at": format_ts(armed[job_id]) if job_id in armed else None,
+                "last_run": None
+                if last is None
+                else {
+                    "fire_at": format_ts(last.fire_at),
+                    "status": last.status,
+                    "started_at": format_ts(last.started_at) if last.started_at else None,
+                    "finished_at": format_ts(last.finished_at) if last.finished_at else None,
+                    "duration_s": last.duration_s,
+                    "exit_code": last.exit_code,
+                },
+                "runs_completed": sum(1 for r in runs if r.status in ("succeeded", "failed")),
+                "failures": sum(1 for r in runs if r.status == "failed"),
+            }
+        )
+    if provider_note:
+        app.err(f"Warning: {provider_note}")
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": "1", "jobs": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("No jobs.")
+        return
+    width = max(len(r["job_id"]) for r in rows)
+    click.echo(f"{'JOB':<{width}}  {'ARMED (UTC)':<20}  {'LAST RUN':<34}  RUNS  FAILED")
+    for r in rows:
+        last = r["last_run"]
+        last_text = "-" if last is None else f"{last['fire_at']} {last['status']}"
+        if last is not None and last["duration_s"] is not None:
+            last_text += f" {last['duration_s']:.1f}s"
+        click.echo(
+            f"{r['job_id']:<{width}}  {r['armed_fire_at'] or '-':<20}  {last_text:<34}  "
+            f"{r['runs_completed']:>4}  {r['failures']:>6}"
+        )
+
+
+# --------------------------------------------------------------------------- force-unlock
+
+
+@cli.command("force-unlock")
+@click.argument("lock_id", metavar="LOCK_ID")
+@pass_app
+def force_unlock(app: AppContext, lock_id: str) -> None:
+    """Remove a stuck apply lock (the id is in the error of the apply that could not get it)."""
+    rt = app.runtime()
+    rt.ledger.force_unlock(lock_id)
+    click.echo(f"Lock {lock_id} removed. Make sure no apply is still running.")

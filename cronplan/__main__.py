@@ -1,0 +1,3 @@
+from cronplan.cli.base import main
+
+main()

@@ -1,0 +1,143 @@
+"""The applier: carry out a Plan through a provider, in parallel, idempotently.
+
+Every arm/re-arm is an upsert by job id at the provider (the same dedup key twice changes nothing), so an
+apply that was interrupted or partly failed converges when run again. Each action that succeeded is recorded
+in the ledger as the job "as last applied"; failures are collected, never raised mid-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from cronplan.errors import CronplanError
+from cronplan.ledger import Ledger
+from cronplan.model import Action, Job, Plan
+from cronplan.provider import Provider
+
+#: progress(done, total) — called from the applying thread after each action completes.
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ApplyResult:
+    done: list[Action] = field(default_factory=list)
+    failed: list[tuple[Action, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def executable_actions(plan: Plan) -> list[Action]:
+    """The actions that call the provider.
+
+    A cancel of a duplicate arm is left out when the same job also has an arm/re-arm: the provider keeps one
+    arm per job id, so that upsert already replaces the duplicates (and cancelling by job id afterwards
+    would remove the arm just made).
+    """
+    upserted = {a.job_id for a in plan.actions if a.action in ("arm", "rearm")}
+    return [
+        a
+        for a in plan.actions
+        if a.action in ("arm", "rearm") or (a.action == "cancel" and a.job_id not in upserted)
+    ]
+
+
+def apply_plan(
+    plan: Plan,
+    provider: Provider,
+    ledger: Ledger,
+    jobs_by_id: Mapping[str, Job],
+    *,
+    parallelism: int = 10,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Execute ``plan``; return what was done and what failed (with a one-line reason each)."""
+    todo = executable_actions(plan)
+    result = ApplyResult()
+    total = len(todo)
+    if not todo:
+        return result
+    cancelled_jobs: set[str] = set()
+    workers = max(1, min(parallelism, total))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-apply") as pool:
+        pending: dict[Future[None], Action] = {}
+        queue = iter(todo)
+
+        def submit_next() -> bool:
+            for action in queue:
+                if action.action == "cancel":
+                    # One cancel per job id is enough; cancel is idempotent and by job id.
+                    if action.job_id in cancelled_jobs:
+                        result.done.append(action)
+                        continue
+                    cancelled_jobs.add(action.job_id)
+                pending[pool.submit(_execute, provider, action)] = action
+                return True
+            return False
+
+        for _ in range(workers * 2):
+            if not submit_next():
+                break
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                action = pending.pop(fut)
+                error = _error_of(fut)
+                if error is None:
+                    try:
+                        _record(ledger, action, jobs_by_id.get(action.job_id))
+                    except CronplanError as exc:
+                        error = (
+                            f"applied at the provider, but recording in the ledger failed: {exc}"
+                        )
+                if error is None:
+                    result.done.append(action)
+                else:
+                    result.failed.append((action, error))
+                if progress is not None:
+                    progress(len(result.done) + len(result.failed), total)
+                submit_next()
+    result.done.sort(key=lambda a: a.job_id)
+    result.failed.sort(key=lambda f: f[0].job_id)
+    return result
+
+
+def _execute(provider: Provider, action: Action) -> None:
+    if action.action in ("arm", "rearm"):
+        assert action.after is not None
+        provider.arm(action.after)
+    elif action.action == "cancel":
+        provider.cancel(action.job_id)
+
+
+def _error_of(fut: Future[None]) -> str | None:
+    exc = fut.exception()
+    if exc is None:
+        return None
+    if isinstance(exc, CronplanError):
+        return exc.message
+    # A provider bug, not an expected failure: name its type so it can be reported.
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _record(ledger: Ledger, action: Action, job: Job | None) -> None:
+    if action.action in ("arm", "rearm") and job is not None and action.after is not None:
+        ledger.record_applied(
+            job.id,
+            spec=job.spec,
+            digest=job.digest,
+            fire_at=action.after.fire_at,
+            callback_url=action.after.callback_url,
+        )
+    elif action.action == "cancel":
+        if job is None:
+            ledger.record_applied(
+                action.job_id, spec=None, digest=None, fire_at=None, callback_url=None
+            )
+        else:
+            ledger.record_applied(
+                job.id, spec=job.spec, digest=job.digest, fire_at=None, callback_url=None
+            )

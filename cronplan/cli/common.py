@@ -1,0 +1,84 @@
+"""Small pieces shared by the command modules: --now parsing, loading jobs with CI annotations, progress."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cronplan.errors import ValidationError
+
+if TYPE_CHECKING:
+    from cronplan.cli.base import AppContext
+    from cronplan.jobsfile import JobsFile
+    from cronplan.runtime import Runtime
+
+
+def parse_now(value: str | None) -> datetime:
+    """``--now`` (RFC 3339) or the real clock; a malformed value is a usage error (exit 64)."""
+    from cronplan.timefmt import parse_ts, utcnow
+
+    if value is None:
+        return utcnow()
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--now'") from None
+
+
+def now_option(f: Any) -> Any:
+    return click.option(
+        "--now",
+        "now_text",
+        metavar="TS",
+        default=None,
+        help="Pin the clock (RFC 3339), for tests and reproducible CI output.",
+    )(f)
+
+
+def load_jobs(app: AppContext, rt: Runtime, path: str | None) -> JobsFile:
+    """Load jobs.json; under GitHub Actions also emit ``::error`` annotations for every problem."""
+    try:
+        return rt.load_jobs(path)
+    except ValidationError as exc:
+        if app.environ.get("GITHUB_ACTIONS") == "true":
+            from cronplan.annotations import github_annotations
+
+            for line in github_annotations(exc.problems):
+                click.echo(line)
+        raise
+
+
+class ProgressReporter:
+    """Progress of a long apply on stderr: a bar on a terminal, a line every few seconds off it."""
+
+    def __init__(self, total: int, *, quiet: bool, label: str = "Applying") -> None:
+        self.total = total
+        self.quiet = quiet or total < 20
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.last_line = self.started
+        self.width = 30
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if self.tty:
+            filled = int(self.width * done / max(total, 1))
+            bar = "#" * filled + "-" * (self.width - filled)
+            sys.stderr.write(f"\r{self.label} [{bar}] {done}/{total}")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        elif now - self.last_line >= 5 or done == total:
+            self.last_line = now
+            pct = 100 * done // max(total, 1)
+            sys.stderr.write(
+                f"{self.label}: {done}/{total} ({pct}%) after {now - self.started:.1f}s\n"
+            )
+            sys.stderr.flush()

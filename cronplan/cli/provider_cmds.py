@@ -1,0 +1,100 @@
+"""Commands: providers (registered on the root group)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from cronplan.cli.base import AppContext, cli, pass_app
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    name: str
+    source: str
+    version: str | None
+    available: bool
+    detail: str
+    configured: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "version": self.version,
+            "available": self.available,
+            "detail": self.detail,
+        }
+
+
+def provider_statuses(config: Any, environ: dict[str, str] | Any) -> list[ProviderStatus]:
+    """Every discovered provider, checked with its settings from ``config`` (no network)."""
+    from cronplan import registry
+    from cronplan.runtime import Runtime
+
+    rt = Runtime(config, environ=environ)
+    statuses: list[ProviderStatus] = []
+    for info in registry.discover(environ):
+        configured = info.name == config.provider
+        if info.error is not None:
+            statuses.append(
+                ProviderStatus(info.name, info.source, info.version, False, info.error, configured)
+            )
+            continue
+        available, detail = False, ""
+        try:
+            provider, _ = registry.construct(rt.provider_settings(info.name))
+        except Exception as exc:
+            detail = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        else:
+            try:
+                result = registry.check(provider)
+                available, detail = result.ok, result.detail
+            finally:
+                try:
+                    provider.close()
+                except Exception:
+                    pass
+        statuses.append(
+            ProviderStatus(info.name, info.source, info.version, available, detail, configured)
+        )
+    return statuses
+
+
+def render_text(statuses: list[ProviderStatus]) -> str:
+    rows = [("", "NAME", "SOURCE", "VERSION", "STATUS")]
+    for s in statuses:
+        state = "available" if s.available else "unavailable"
+        if s.detail:
+            state += f": {s.detail}"
+        rows.append(("*" if s.configured else "", s.name, s.source, s.version or "-", state))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4] for r in rows
+    ]
+    lines.append("(* = the configured provider)" if any(s.configured for s in statuses) else "")
+    return "\n".join(line.rstrip() for line in lines).rstrip() + "\n"
+
+
+@cli.command("providers")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@pass_app
+def providers_cmd(app: AppContext, fmt: str) -> None:
+    """List discovered providers: where each comes from, its version, and whether it is usable."""
+    config = app.load_config()
+    statuses = provider_statuses(config, dict(app.environ))
+    if fmt == "json":
+        doc = {"format_version": "1", "providers": [s.to_json() for s in statuses]}
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(render_text(statuses), nl=False)

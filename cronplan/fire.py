@@ -1,0 +1,396 @@
+"""The fire pipeline (SPEC §11): authenticate, claim exactly once, reject stale fires, run, record, re-arm.
+
+``claim`` and ``run_claimed`` are separate so that ``serve`` can answer ``202`` as soon as the claim is
+durable and run the job after the response; ``fire`` chains them for the command line and the timer loop.
+
+This module is on the cold path of every scale-to-zero callback: it imports only the model at load time and
+pulls in the jobs file loader, the planner and the runner when a fire actually needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from cronplan.errors import BadRequest, CronplanError
+from cronplan.model import Action, FireCall, HttpRequest, Job
+from cronplan.timefmt import dedup_key, format_ts, utcnow
+
+if TYPE_CHECKING:
+    from cronplan.provider import Provider
+    from cronplan.runner import RunResult
+    from cronplan.runtime import Runtime
+
+ClaimStatus = Literal["claimed", "duplicate", "stale"]
+OutcomeStatus = Literal["succeeded", "failed", "duplicate", "stale"]
+#: Why a fire was stale, for callers that react differently (``fire_overdue`` re-plans after ``missed``).
+StaleCode = Literal[
+    "unknown", "inactive", "exhausted", "not-occurrence", "superseded", "missed", ""
+]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to "may this fire run?": ``claimed`` (this caller owns the run) or a no-op."""
+
+    status: ClaimStatus
+    reason: str
+    call: FireCall
+    job: Job | None = None
+    code: StaleCode = ""
+
+    @property
+    def key(self) -> str:
+        return dedup_key(self.call.job_id, self.call.fire_at)
+
+
+@dataclass(frozen=True)
+class FireOutcome:
+    """What one fire did: ran (succeeded/failed) or was a no-op (duplicate/stale); and the re-arm."""
+
+    call: FireCall
+    status: OutcomeStatus
+    reason: str = ""
+    result: RunResult | None = None
+    rearm: tuple[Action, ...] = ()
+    rearm_error: str | None = None
+    next_fire_at: datetime | None = None
+    replanned: bool = False
+    code: StaleCode = ""
+
+    @property
+    def key(self) -> str:
+        return dedup_key(self.call.job_id, self.call.fire_at)
+
+    @property
+    def ok(self) -> bool:
+        """Exit 0: the job succeeded or the fire was a harmless no-op, and any re-arm worked."""
+        return self.status != "failed" and self.rearm_error is None
+
+    def describe(self) -> str:
+        """One line for stderr."""
+        if self.status in ("duplicate", "stale"):
+            line = f"{self.key}: {self.status} fire ignored: {self.reason}"
+        else:
+            assert self.result is not None
+            took = f"{self.result.duration_s:.3f} s"
+            if self.status == "succeeded":
+                line = f"{self.key}: succeeded in {took}"
+            else:
+                line = f"{self.key}: failed in {took}: {self.result.error}"
+        if self.rearm_error is not None:
+            line += f"; re-arm FAILED: {self.rearm_error}"
+        elif self.replanned:
+            nxt = format_ts(self.next_fire_at) if self.next_fire_at else "none (job is done)"
+            line += f"; next arm: {nxt}"
+        return line
+
+
+# --------------------------------------------------------------------------- authenticate
+
+
+def parse_http_request(data: bytes) -> HttpRequest:
+    """A raw HTTP/1.x request (request line, headers, blank line, body) as ``HttpRequest``.
+
+    Accepts CRLF or bare LF line ends (a request saved by hand); honours ``Content-Length`` when present.
+    Raises ``BadRequest`` for anything that is not a request.
+    """
+    head, sep, body = _split_head(data)
+    if not sep:
+        raise BadRequest("raw request has no blank line after its headers")
+    lines = head.decode("latin-1").splitlines()
+    if not lines or len(lines[0].split()) != 3:
+        raise BadRequest(
+            "raw request does not start with a request line like 'POST /api/cron/fire HTTP/1.1'"
+        )
+    method, target, version = lines[0].split()
+    if not version.upper().startswith("HTTP/"):
+        raise BadRequest(f"raw request line has no HTTP version: {lines[0][:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip() or name != name.strip():
+            raise BadRequest(f"malformed header line in raw request: {line[:80]!r}")
+        key = name.lower()
+        # Repeated headers are folded the way HTTP allows (comma-joined).
+        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    length = headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise BadRequest(f"bad Content-Length in raw request: {length[:20]!r}")
+        if int(length) > len(body):
+            raise BadRequest(
+                f"raw request body is shorter ({len(body)} bytes) than its Content-Length ({length})"
+            )
+        body = body[: int(length)]
+    path = target.split("?", 1)[0]
+    return HttpRequest(method=method.upper(), path=path, headers=headers, body=body)
+
+
+def _split_head(data: bytes) -> tuple[bytes, bool, bytes]:
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return data[:crlf], True, data[crlf + 4 :]
+    if lf >= 0:
+        return data[:lf], True, data[lf + 2 :]
+    return data, False, b""
+
+
+def authenticate(provider: Provider, request: HttpRequest) -> FireCall:
+    """The provider's verdict on a callback; ``AuthError``/``BadRequest`` from it pass through."""
+    return provider.verify(request)
+
+
+# --------------------------------------------------------------------------- claim
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def claim(
+    rt: Runtime, call: FireCall, *, now: datetime | None = None, holder: str | None = None
+) -> Claim:
+    """Decide and, when the fire is current, atomically claim ``(job_id, fire_at)`` in the ledger.
+
+    Staleness is checked *before* claiming, so a stale fire writes nothing; the claim itself is the one
+    atomic step, so of any number of concurrent callers exactly one gets ``claimed``. jobs.json is read as
+    it is now.
+    """
+    from cronplan import schedule as sched
+
+    now = now or utcnow()
+    job = rt.load_jobs().by_id().get(call.job_id)
+    if job is None:
+        return Claim("stale", f"job {call.job_id!r} is not in jobs.json", call, None, "unknown")
+    ledger = rt.ledger
+    existing = ledger.get_run(call.job_id, call.fire_at)
+    if existing is not None:
+        return Claim("duplicate", f"already claimed ({existing.status})", call, job)
+    inactive = job.inactive_reason
+    if inactive is not None:
+        return Claim("stale", f"job is {inactive}", call, job, "inactive")
+    record = ledger.job_records([job.id]).get(job.id)
+    runs = record.runs if record is not None else 0
+    if job.max_runs is not None and runs >= job.max_runs:
+        return Claim("stale", f"repeat exhausted ({runs}/{job.max_runs})", call, job, "exhausted")
+    if not sched.is_occurrence(job.schedule, call.fire_at):
+        return Claim(
+            "stale",
+            f"{format_ts(call.fire_at)} is not an occurrence of the job's current schedule "
+            "(changed after arming?)",
+            call,
+            job,
+            "not-occurrence",
+        )
+    if (
+        record is not None
+        and record.last_fired_at is not None
+        and record.last_fired_at > call.fire_at
+    ):
+        return Claim(
+            "stale",
+            f"superseded: the later occurrence {format_ts(record.last_fired_at)} already fired",
+            call,
+            job,
+            "superseded",
+        )
+    late = (now - call.fire_at).total_seconds()
+    if job.catch_up == "skip" and late > sched.grace_seconds(job.schedule, call.fire_at):
+        return Claim(
+            "stale",
+            f"missed by {late:.0f} s, beyond the grace window (catch_up: skip)",
+            call,
+            job,
+            "missed",
+        )
+    if not ledger.claim(call.job_id, call.fire_at, holder or _holder()):
+        return Claim("duplicate", "claimed by another caller", call, job)
+    return Claim("claimed", "", call, job)
+
+
+# --------------------------------------------------------------------------- run, record, re-arm
+
+
+def run_claimed(
+    rt: Runtime,
+    claimed: Claim,
+    *,
+    replan: bool = True,
+    now: datetime | None = None,
+    provider: Provider | None = None,
+    cancel: threading.Event | None = None,
+) -> FireOutcome:
+    """Run a claimed occurrence, record it, and re-arm the job (unless ``replan`` is False).
+
+    ``now`` pins the clock of the re-plan (``--now``); by default it is the real time after the run.
+    ``provider`` is where the job is re-armed (default: the configured one; ``serve``'s fallback passes
+    the local provider). ``cancel`` stops a running command (``serve`` shutting down).
+    """
+    from cronplan.runner import RunResult, run_job
+
+    if claimed.status != "claimed" or claimed.job is None:
+        raise ValueError("run_claimed needs a won claim")
+    job, call = claimed.job, claimed.call
+    ledger = rt.ledger
+    started = utcnow()
+    ledger.update_run(job.id, call.fire_at, status="running", started_at=started)
+    try:
+        result = run_job(
+            job,
+            runner_argv=rt.config.runner,
+            fire_at=call.fire_at,
+            base_dir=rt.config.base_dir,
+            cancel=cancel,
+        )
+    except BaseException as exc:
+        # A bug in running must not leave a claimed run without an end; record it, then let it surface.
+        result = RunResult(
+            "failed", None, "", f"cronplan could not run the job: {exc!r}", started, utcnow()
+        )
+        record_result(rt, call, result)
+        raise
+    record_result(rt, call, result)
+
+    outcome = FireOutcome(call, result.status, result=result)
+    if not replan:
+        return outcome
+    actions, next_at, error = replan_job(rt, job, now=now or utcnow(), provider=provider)
+    if error is not None:
+        # The run stands as it was; the failed re-arm is noted on it so `status` shows why nothing is armed.
+        failed = RunResult(
+            result.status,
+            result.exit_code,
+            result.output_tail,
+            "; ".join(e for e in (result.error, f"re-arm failed: {error}") if e),
+            result.started_at,
+            result.finished_at,
+        )
+        record_result(rt, call, failed)
+    return FireOutcome(
+        call,
+        result.status,
+        result=result,
+        rearm=actions,
+        rearm_error=error,
+        next_fire_at=next_at,
+        replanned=True,
+    )
+
+
+def record_result(rt: Runtime, call: FireCall, result: RunResult) -> None:
+    rt.ledger.update_run(
+        call.job_id,
+        call.fire_at,
+        status=result.status,
+        started_at=result.started_at,
+        finished_at=result.finished_at,
+        exit_code=result.exit_code,
+        output_tail=result.output_tail,
+        error=result.error,
+    )
+
+
+def replan_job(
+    rt: Runtime, job: Job, *, now: datetime, provider: Provider | None = None
+) -> tuple[tuple[Action, ...], datetime | None, str | None]:
+    """Plan this one job against its live arms and ledger record, and apply the result.
+
+    Returns the actions carried out, the fire_at the job is armed at afterwards (None when done), and an
+    error message when the re-arm failed (never raises for a provider or ledger error).
+    """
+    from cronplan.applier import apply_plan
+    from cronplan.planner import plan
+
+    try:
+        prov = provider if provider is not None else rt.provider
+        arms = [a for a in prov.list_arms() if a.job_id == job.id]
+        records = rt.ledger.job_records([job.id])
+        callback = rt.config.callback_url if prov.calls_back else None
+        the_plan = plan([job], arms, records, now, provider=prov.name, callback_url=callback)
+        result = apply_plan(the_plan, prov, rt.ledger, {job.id: job}, parallelism=1)
+    except CronplanError as exc:
+        return (), None, exc.message
+    if result.failed:
+        return tuple(result.done), None, "; ".join(f"{a.action}: {why}" for a, why in result.failed)
+    next_at: datetime | None = None
+    for action in the_plan.actions:
+        if action.action in ("arm", "rearm") and action.after is not None:
+            next_at = action.after.fire_at
+        elif action.action == "skip" and action.before is not None:
+            next_at = action.before.fire_at
+    return tuple(result.done), next_at, None
+
+
+def fire(
+    rt: Runtime,
+    call: FireCall,
+    *,
+    now: datetime | None = None,
+    replan: bool = True,
+    provider: Provider | None = None,
+) -> FireOutcome:
+    """Claim, run, record and re-arm one occurrence; a duplicate or stale fire is a no-op outcome."""
+    c = claim(rt, call, now=now)
+    if c.status != "claimed":
+        return FireOutcome(call, c.status, c.reason, code=c.code)
+    return run_claimed(rt, c, replan=replan, now=now, provider=provider)
+
+
+def fire_overdue(
+    rt: Runtime, *, now: datetime | None = None, provider: Provider | None = None
+) -> list[FireOutcome]:
+    """The misfire backstop: fire every live arm overdue beyond its grace window.
+
+    Each overdue arm goes through the normal claim, so if the provider does deliver it later that fire is a
+    duplicate no-op. An overdue arm whose occurrence was already claimed (a fire that died before it could
+    re-arm) or that is beyond grace with ``catch_up: skip`` is not run; its job is re-planned so it moves on.
+    """
+    from cronplan import schedule as sched
+
+    now = now or utcnow()
+    prov = provider if provider is not None else rt.provider
+    jobs = rt.load_jobs().by_id()
+    outcomes: list[FireOutcome] = []
+    for arm in sorted(prov.list_arms(), key=lambda a: (a.fire_at, a.job_id)):
+        job = jobs.get(arm.job_id)
+        if job is None:
+            continue  # an orphan arm: `plan`/`apply` cancel it; firing it would be wrong
+        late = (now - arm.fire_at).total_seconds()
+        if late <= sched.grace_seconds(job.schedule, arm.fire_at):
+            continue
+        outcome = fire(rt, FireCall(arm.job_id, arm.fire_at), now=now, provider=prov)
+        if outcome.status == "duplicate" or outcome.code == "missed":
+            actions, next_at, error = replan_job(rt, job, now=now, provider=prov)
+            outcome = FireOutcome(
+                outcome.call,
+                outcome.status,
+                outcome.reason,
+                rearm=actions,
+                rearm_error=error,
+                next_fire_at=next_at,
+                replanned=True,
+                code=outcome.code,
+            )
+        outcomes.append(outcome)
+    return outcomes
+
+
+__all__ = [
+    "Claim",
+    "FireOutcome",
+    "authenticate",
+    "claim",
+    "fire",
+    "fire_overdue",
+    "parse_http_request",
+    "replan_job",
+    "run_claimed",
+]

@@ -1,0 +1,546 @@
+"""The PostgreSQL ledger: one run ledger shared by many machines (``state: postgresql://...``).
+
+Exactly-once across machines rests on the primary key of ``cronplan_runs``: a claim is an
+``INSERT ... ON CONFLICT DO NOTHING RETURNING`` in autocommit, so exactly one claimant gets a row back and
+the row is durable before ``claim`` returns. The apply lock is a lease row that an expired lease hands
+over. The schema is created and migrated on first use under a transaction-scoped advisory lock, so many
+processes starting at once migrate it exactly once.
+
+psycopg is imported lazily: ``cronplan fire`` on a SQLite ledger never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from cronplan.errors import LedgerError, LockError
+from cronplan.ledger import mask_dsn
+from cronplan.model import JobRecord, LockInfo, Run, RunStatus
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+UTC = timezone.utc
+
+#: Key of the advisory lock held while migrating ("cronplan" in ASCII, as a bigint).
+MIGRATION_LOCK_KEY = 0x63726F6E706C616E
+APPLY_LOCK_NAME = "apply"
+CONNECT_TIMEOUT_S = 10
+POOL_TIMEOUT_S = 10.0
+POOL_MAX_SIZE = 10
+
+# Each migration runs once, in order, in the transaction that holds the advisory lock. Append only: a
+# released migration is never edited, a change is a new entry.
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE cronplan_meta (
+                key text PRIMARY KEY,
+                value text NOT NULL
+            )""",
+            "CREATE SEQUENCE cronplan_serial",
+            """CREATE TABLE cronplan_jobs (
+                job_id text PRIMARY KEY,
+                spec jsonb,
+                digest text,
+                fire_at timestamptz,
+                callback_url text,
+                applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
+            )""",
+            """CREATE TABLE cronplan_runs (
+                job_id text NOT NULL,
+                fire_at timestamptz NOT NULL,
+                status text NOT NULL
+                    CHECK (status IN ('claimed', 'running', 'succeeded', 'failed')),
+                claimed_at timestamptz NOT NULL,
+                claimed_by text NOT NULL DEFAULT '',
+                started_at timestamptz,
+                finished_at timestamptz,
+                exit_code integer,
+                output_tail text NOT NULL DEFAULT '',
+                error text,
+                PRIMARY KEY (job_id, fire_at)
+            )""",
+            "CREATE INDEX cronplan_runs_by_fire_at ON cronplan_runs (fire_at DESC)",
+            """CREATE TABLE cronplan_locks (
+                name text PRIMARY KEY,
+                lock_id text NOT NULL UNIQUE,
+                holder text NOT NULL,
+                acquired_at timestamptz NOT NULL,
+                expires_at timestamptz NOT NULL
+            )""",
+            # The lineage is born with the schema, so every process sees the same one.
+            "INSERT INTO cronplan_meta (key, value) VALUES ('lineage', replace(gen_random_uuid()::text, '-', ''))",
+        ),
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+_RUN_COLUMNS = (
+    "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code,"
+    " output_tail, error"
+)
+
+# Without a handler of its own, the pool's reconnect warnings reach logging's last-resort handler and
+# land on stderr; cronplan reports connection problems once, as a LedgerError.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be an aware datetime")
+    return value.astimezone(UTC)
+
+
+class PostgresLedger:
+    """``cronplan.ledger.Ledger`` on PostgreSQL, through a psycopg connection pool. Thread-safe."""
+
+    def __init__(self, dsn: str, *, max_size: int = POOL_MAX_SIZE, timeout: float = POOL_TIMEOUT_S):
+        self._dsn = dsn
+        self._where = mask_dsn(dsn)
+        self._secrets = _dsn_secrets(dsn)
+        self._max_size = max_size
+        self._timeout = timeout
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._open_lock = threading.Lock()
+        self._closed = False
+        self._lineage: str | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresLedger({self._where!r})"
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        from psycopg.conninfo import conninfo_to_dict
+
+        given = conninfo_to_dict(self._dsn)
+        extra: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in given:
+            extra["connect_timeout"] = CONNECT_TIMEOUT_S
+        if "application_name" not in given:
+            extra["application_name"] = "cronplan"
+        return extra
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        return psycopg.connect(self._dsn, **self._connect_kwargs())
+
+    def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        pool = self._pool
+        if pool is not None:
+            return pool
+        with self._open_lock:
+            if self._closed:
+                raise LedgerError(f"PostgreSQL ledger {self._where} is closed")
+            if self._pool is None:
+                self._pool = self._open_pool()
+            return self._pool
+
+    def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        import psycopg
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        # A direct first connection gives a clear reason when the server is unreachable (the pool would
+        # only say it timed out), and carries the migration.
+        try:
+            with self._connect() as conn:
+                self._migrate(conn)
+        except psycopg.Error as exc:
+            raise self._error("connect to", exc) from None
+        kwargs = self._connect_kwargs()
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self._dsn,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=self._max_size,
+            open=False,
+            # Dead connections (a restarted server) are replaced on checkout instead of failing a call.
+            check=ConnectionPool.check_connection,
+            timeout=self._timeout,
+            name="cronplan-ledger",
+        )
+        try:
+            pool.open(wait=True, timeout=self._timeout)
+        except PoolTimeout:
+            pool.close()
+            raise LedgerError(
+                f"PostgreSQL ledger {self._where}: no connection within {self._timeout:g} s"
+            ) from None
+        return pool
+
+    @contextmanager
+    def _conn(self, what: str) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection; any database failure becomes one ``LedgerError``."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        pool = self._get_pool()
+        try:
+            with pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise self._unreachable(what) from None
+        except psycopg.Error as exc:
+            raise self._error(what, exc) from None
+
+    def _unreachable(self, what: str) -> LedgerError:
+        """Why no pooled connection came: ask the server directly for the real reason."""
+        import psycopg
+
+        try:
+            with self._connect():
+                pass
+        except psycopg.Error as exc:
+            return self._error(what, exc)
+        return LedgerError(
+            f"PostgreSQL ledger {self._where}: could not {what}: no free connection within "
+            f"{self._timeout:g} s"
+        )
+
+    def _error(self, what: str, exc: BaseException) -> LedgerError:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        for secret in self._secrets:
+            reason = reason.replace(secret, "***")
+        return LedgerError(f"PostgreSQL ledger {self._where}: could not {what}: {reason}")
+
+    # ------------------------------------------------------------------ schema
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        if self._schema_version(conn) == SCHEMA_VERSION:
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS cronplan_schema_migrations ("
+                " version integer PRIMARY KEY,"
+                " description text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+            )
+            current = self._schema_version(conn)
+            if current > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"PostgreSQL ledger {self._where} has schema version {current}, newer than this "
+                    f"cronplan understands ({SCHEMA_VERSION}); upgrade cronplan"
+                )
+            for version, description, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO cronplan_schema_migrations (version, description) VALUES (%s, %s)",
+                    (version, description),
+                )
+
+    @staticmethod
+    def _schema_version(conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute(
+            "SELECT to_regclass('cronplan_schema_migrations') IS NOT NULL"
+        ).fetchone()
+        if not row or not row[0]:
+            return 0
+        row = conn.execute(
+            "SELECT coalesce(max(version), 0) FROM cronplan_schema_migrations"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ identity
+
+    def lineage(self) -> str:
+        if self._lineage is None:
+            with self._conn("read the lineage") as conn:
+                row = conn.execute(
+                    "SELECT value FROM cronplan_meta WHERE key = 'lineage'"
+                ).fetchone()
+            if row is None:
+                raise LedgerError(f"PostgreSQL ledger {self._where} has no lineage row")
+            self._lineage = str(row[0])
+        return self._lineage
+
+    def serial(self) -> int:
+        with self._conn("read the serial") as conn:
+            row = conn.execute("SELECT last_value, is_called FROM cronplan_serial").fetchone()
+        if row is None or not row[1]:
+            return 0
+        return int(row[0])
+
+    # ------------------------------------------------------------------ jobs as last applied
+
+    def job_records(self, job_ids: Iterable[str] | None = None) -> dict[str, JobRecord]:
+        ids = None if job_ids is None else sorted(set(job_ids))
+        if ids is not None and not ids:
+            return {}
+        run_filter = "" if ids is None else "WHERE job_id = ANY(%(ids)s)"
+        job_filter = "" if ids is None else "WHERE job_id = ANY(%(ids)s)"
+        sql = f"""
+            WITH r AS (
+                SELECT job_id, max(fire_at) AS last_fired, count(*) AS runs,
+                       count(*) FILTER (WHERE status = 'failed') AS failures
+                FROM cronplan_runs {run_filter} GROUP BY job_id
+            ), j AS (
+                SELECT job_id, spec, digest, fire_at, callback_url FROM cronplan_jobs {job_filter}
+            )
+            SELECT coalesce(j.job_id, r.job_id), j.spec, j.digest, j.fire_at, j.callback_url,
+                   r.last_fired, coalesce(r.runs, 0), coalesce(r.failures, 0)
+            FROM j FULL OUTER JOIN r ON r.job_id = j.job_id
+        """
+        with self._conn("read job records") as conn:
+            rows = conn.execute(sql, {"ids": ids}).fetchall()
+        out: dict[str, JobRecord] = {}
+        for job_id, spec, digest, fire_at, callback_url, last_fired, runs, failures in rows:
+            out[job_id] = JobRecord(
+                job_id=job_id,
+                applied_spec=spec,
+                applied_digest=digest,
+                applied_fire_at=_utc(fire_at),
+                applied_callback_url=callback_url,
+                last_fired_at=_utc(last_fired),
+                runs=int(runs),
+                failures=int(failures),
+            )
+        return dict(sorted(out.items()))
+
+    def record_applied(
+        self,
+        job_id: str,
+        *,
+        spec: Mapping[str, Any] | None,
+        digest: str | None,
+        fire_at: datetime | None,
+        callback_url: str | None,
+    ) -> None:
+        from psycopg.types.json import Jsonb
+
+        when = None if fire_at is None else _aware(fire_at, "fire_at")
+        if spec is None:
+            # Forgetting an orphan: its runs stay (they are history), the applied spec goes.
+            sql = "DELETE FROM cronplan_jobs WHERE job_id = %s"
+            params: Sequence[Any] = (job_id,)
+        else:
+            sql = """
+                INSERT INTO cronplan_jobs (job_id, spec, digest, fire_at, callback_url, applied_at)
+                VALUES (%s, %s, %s, %s, %s, clock_timestamp())
+                ON CONFLICT (job_id) DO UPDATE SET spec = EXCLUDED.spec, digest = EXCLUDED.digest,
+                    fire_at = EXCLUDED.fire_at, callback_url = EXCLUDED.callback_url,
+                    applied_at = EXCLUDED.applied_at
+            """
+            params = (job_id, Jsonb(json.loads(json.dumps(dict(spec)))), digest, when, callback_url)
+        with self._conn(f"record job {job_id!r} as applied") as conn, conn.transaction():
+            conn.execute(sql, params)
+            conn.execute("SELECT nextval('cronplan_serial')")
+
+    # ------------------------------------------------------------------ runs
+
+    def claim(self, job_id: str, fire_at: datetime, holder: str) -> bool:
+        when = _aware(fire_at, "fire_at")
+        with self._conn(f"claim {job_id} at {when.isoformat()}") as conn:
+            # Autocommit: the row is durable once the statement returns, before anything runs.
+            row = conn.execute(
+                """
+                INSERT INTO cronplan_runs (job_id, fire_at, status, claimed_at, claimed_by)
+                VALUES (%s, %s, 'claimed', clock_timestamp(), %s)
+                ON CONFLICT (job_id, fire_at) DO NOTHING
+                RETURNING nextval('cronplan_serial')
+                """,
+                (job_id, when, holder),
+            ).fetchone()
+        return row is not None
+
+    def update_run(
+        self,
+        job_id: str,
+        fire_at: datetime,
+        *,
+        status: RunStatus,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        output_tail: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        when = _aware(fire_at, "fire_at")
+        started = None if started_at is None else _aware(started_at, "started_at")
+        finished = None if finished_at is None else _aware(finished_at, "finished_at")
+        with self._conn(f"record the run of {job_id}") as conn:
+            row = conn.execute(
+                """
+                UPDATE cronplan_runs SET status = %s,
+                    started_at = coalesce(%s, started_at),
+                    finished_at = coalesce(%s, finished_at),
+                    exit_code = coalesce(%s, exit_code),
+                    output_tail = coalesce(%s, output_tail),
+                    error = coalesce(%s, error)
+                WHERE job_id = %s AND fire_at = %s
+                RETURNING nextval('cronplan_serial')
+                """,
+                (status, started, finished, exit_code, output_tail, error, job_id, when),
+            ).fetchone()
+        if row is None:
+            raise LedgerError(
+                f"PostgreSQL ledger {self._where}: no claimed run of {job_id} at {when.isoformat()}"
+            )
+
+    def get_run(self, job_id: str, fire_at: datetime) -> Run | None:
+        when = _aware(fire_at, "fire_at")
+        with self._conn(f"read the run of {job_id}") as conn:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM cronplan_runs WHERE job_id = %s AND fire_at = %s",
+                (job_id, when),
+            ).fetchone()
+        return None if row is None else _run(row)
+
+    def runs(self, job_id: str | None = None, *, limit: int | None = None) -> list[Run]:
+        where = "" if job_id is None else "WHERE job_id = %(job_id)s"
+        cap = "" if limit is None else "LIMIT %(limit)s"
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM cronplan_runs {where} ORDER BY fire_at DESC, job_id {cap}"
+        )
+        with self._conn("read runs") as conn:
+            rows = conn.execute(sql, {"job_id": job_id, "limit": limit}).fetchall()
+        return [_run(r) for r in rows]
+
+    # ------------------------------------------------------------------ the apply lock
+
+    def acquire_lock(self, holder: str, *, lease_seconds: float, timeout: float) -> LockInfo:
+        deadline = time.monotonic() + max(0.0, timeout)
+        lock_id = uuid.uuid4().hex
+        delay = 0.05
+        while True:
+            with self._conn("take the apply lock") as conn:
+                # The database clock decides expiry, so machines with skewed clocks agree on it.
+                row = conn.execute(
+                    """
+                    INSERT INTO cronplan_locks (name, lock_id, holder, acquired_at, expires_at)
+                    VALUES (%s, %s, %s, clock_timestamp(),
+                            clock_timestamp() + make_interval(secs => %s))
+                    ON CONFLICT (name) DO UPDATE SET lock_id = EXCLUDED.lock_id,
+                        holder = EXCLUDED.holder, acquired_at = EXCLUDED.acquired_at,
+                        expires_at = EXCLUDED.expires_at
+                    WHERE cronplan_locks.expires_at <= clock_timestamp()
+                    RETURNING lock_id, holder, acquired_at, expires_at
+                    """,
+                    (APPLY_LOCK_NAME, lock_id, holder, float(lease_seconds)),
+                ).fetchone()
+            if row is not None:
+                return _lock(row)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                current = self.current_lock()
+                if current is None:
+                    continue  # released between our attempt and now: try once more
+                raise LockError(
+                    f"the apply lock is held by {current.holder} (lock id {current.lock_id}, "
+                    f"since {_ts(current.acquired_at)}, lease until {_ts(current.expires_at)}); "
+                    f"wait for it, raise --lock-timeout, or run `cronplan force-unlock "
+                    f"{current.lock_id}` if that apply is gone"
+                )
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.5)
+
+    def renew_lock(self, lock_id: str, *, lease_seconds: float) -> None:
+        with self._conn("renew the apply lock") as conn:
+            row = conn.execute(
+                """
+                UPDATE cronplan_locks
+                SET expires_at = clock_timestamp() + make_interval(secs => %s)
+                WHERE lock_id = %s RETURNING lock_id
+                """,
+                (float(lease_seconds), lock_id),
+            ).fetchone()
+        if row is None:
+            raise LockError(
+                f"the apply lock {lock_id} is no longer held (its lease expired or it was force-unlocked)"
+            )
+
+    def release_lock(self, lock_id: str) -> None:
+        with self._conn("release the apply lock") as conn:
+            conn.execute("DELETE FROM cronplan_locks WHERE lock_id = %s", (lock_id,))
+
+    def force_unlock(self, lock_id: str) -> None:
+        with self._conn("force-unlock the apply lock") as conn:
+            row = conn.execute(
+                "DELETE FROM cronplan_locks WHERE lock_id = %s RETURNING lock_id", (lock_id,)
+            ).fetchone()
+        if row is None:
+            current = self.current_lock()
+            held = f"; the lock held now has id {current.lock_id}" if current else ""
+            raise LockError(f"no apply lock with id {lock_id} is held{held}")
+
+    def current_lock(self) -> LockInfo | None:
+        with self._conn("read the apply lock") as conn:
+            row = conn.execute(
+                "SELECT lock_id, holder, acquired_at, expires_at FROM cronplan_locks"
+                " WHERE name = %s AND expires_at > clock_timestamp()",
+                (APPLY_LOCK_NAME,),
+            ).fetchone()
+        return None if row is None else _lock(row)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        with self._open_lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+
+def _run(row: Sequence[Any]) -> Run:
+    job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error = row
+    return Run(
+        job_id=job_id,
+        fire_at=fire_at.astimezone(UTC),
+        status=status,
+        claimed_at=claimed_at.astimezone(UTC),
+        claimed_by=claimed_by,
+        started_at=_utc(started),
+        finished_at=_utc(finished),
+        exit_code=exit_code,
+        output_tail=tail or "",
+        error=error,
+    )
+
+
+def _lock(row: Sequence[Any]) -> LockInfo:
+    lock_id, holder, acquired_at, expires_at = row
+    return LockInfo(
+        lock_id=lock_id,
+        holder=holder,
+        acquired_at=acquired_at.astimezone(UTC),
+        expires_at=expires_at.astimezone(UTC),
+    )
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dsn_secrets(dsn: str) -> tuple[str, ...]:
+    """The password in a DSN, so it can be scrubbed from server messages (which quote the DSN rarely)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        password = conninfo_to_dict(dsn).get("password")
+    except Exception:  # a malformed DSN is reported by connect, not here
+        return ()
+    return (str(password),) if password else ()
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresLedger"]

@@ -1,0 +1,410 @@
+"""The run ledger in one SQLite file (``state: sqlite:///PATH``), safe for many processes and threads.
+
+Four tables, a shape a PostgreSQL backend repeats column for column:
+
+- ``meta``: one row — the lineage id (fixed at creation), the serial (bumped by every state write) and the
+  schema version (a newer file than this code understands is refused, never silently misread).
+- ``jobs``: each job as last applied (spec JSON, digest, fire_at, callback_url, applied_at).
+- ``runs``: one row per claimed occurrence; ``(job_id, fire_at)`` is unique, and a claim is an
+  insert-if-absent on that key, so across processes exactly one claimant's insert takes effect.
+- ``lock``: at most one row, the apply lock as a lease (id, holder, acquired_at, expires_at).
+
+Instants are integer microseconds since the epoch (see ``cronplan._sqlite``). Lock leases do not bump the
+serial: a lease is not state, and bumping it would make every apply look like a change of state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cronplan._sqlite import (
+    Database,
+    from_us,
+    now_us,
+    opt_from_us,
+    sqlite_path_from_url,
+    to_us,
+)
+from cronplan.errors import ConfigError, LedgerError, LockError
+from cronplan.model import JobRecord, LockInfo, Run, RunStatus
+from cronplan.timefmt import format_ts
+
+SCHEMA_VERSION = 1
+# Bound on the number of ids in one ``IN (...)`` list (SQLite allows 32,766 host parameters).
+_CHUNK = 5000
+_RUN_STATUSES = ("claimed", "running", "succeeded", "failed")
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS meta (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        lineage TEXT NOT NULL,
+        serial INTEGER NOT NULL,
+        schema_version INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        job_id TEXT PRIMARY KEY,
+        spec TEXT,
+        digest TEXT,
+        fire_at INTEGER,
+        callback_url TEXT,
+        applied_at INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        job_id TEXT NOT NULL,
+        fire_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        claimed_at INTEGER NOT NULL,
+        claimed_by TEXT NOT NULL DEFAULT '',
+        started_at INTEGER,
+        finished_at INTEGER,
+        exit_code INTEGER,
+        output_tail TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        UNIQUE (job_id, fire_at)
+    )""",
+    "CREATE INDEX IF NOT EXISTS runs_by_fire_at ON runs (fire_at)",
+    """CREATE TABLE IF NOT EXISTS lock (
+        name TEXT PRIMARY KEY CHECK (name = 'apply'),
+        lock_id TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        acquired_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    )""",
+)
+
+_RUN_COLUMNS = (
+    "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code, output_tail, error"
+)
+
+
+def _init_schema(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO meta (id, lineage, serial, schema_version) VALUES (1, ?, 0, ?)"
+        " ON CONFLICT (id) DO NOTHING",
+        (uuid.uuid4().hex, SCHEMA_VERSION),
+    )
+    (version,) = conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger was written by a newer cronplan (schema version {version}; this one reads up to "
+            f"{SCHEMA_VERSION}); upgrade cronplan"
+        )
+
+
+def default_holder() -> str:
+    """Who holds a lock or claim: ``host:pid``, enough to find the process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _bump(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE meta SET serial = serial + 1 WHERE id = 1")
+
+
+def _row_to_run(row: tuple[Any, ...]) -> Run:
+    job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error = row
+    return Run(
+        job_id=job_id,
+        fire_at=from_us(fire_at),
+        status=status,
+        claimed_at=from_us(claimed_at),
+        claimed_by=claimed_by,
+        started_at=opt_from_us(started),
+        finished_at=opt_from_us(finished),
+        exit_code=exit_code,
+        output_tail=tail,
+        error=error,
+    )
+
+
+def _lock_info(row: tuple[Any, ...]) -> LockInfo:
+    lock_id, holder, acquired_at, expires_at = row
+    return LockInfo(
+        lock_id=lock_id, holder=holder, acquired_at=from_us(acquired_at), expires_at=from_us(expires_at)
+    )
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+class SqliteLedger:
+    """``cronplan.ledger.Ledger`` on one SQLite file. Thread-safe; safe for concurrent processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db = Database(self.path, what="ledger", error=LedgerError, init=_init_schema)
+
+    @classmethod
+    def from_url(cls, url: str, *, base_dir: str | Path | None = None) -> SqliteLedger:
+        """``sqlite:///REL`` (against ``base_dir``, default the current directory) or ``sqlite:////ABS``."""
+        try:
+            return cls(sqlite_path_from_url(url, base_dir=base_dir))
+        except ValueError as exc:
+            raise ConfigError(f"state: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"SqliteLedger({self.path!r})"
+
+    # ------------------------------------------------------------------ identity
+
+    def lineage(self) -> str:
+        with self._db.read() as conn:
+            (value,) = conn.execute("SELECT lineage FROM meta WHERE id = 1").fetchone()
+        return str(value)
+
+    def serial(self) -> int:
+        with self._db.read() as conn:
+            (value,) = conn.execute("SELECT serial FROM meta WHERE id = 1").fetchone()
+        return int(value)
+
+    # ------------------------------------------------------------------ jobs as last applied
+
+    def job_records(self, job_ids: Iterable[str] | None = None) -> dict[str, JobRecord]:
+        applied: dict[str, tuple[Any, ...]] = {}
+        stats: dict[str, tuple[int, int, int]] = {}
+        jobs_sql = "SELECT job_id, spec, digest, fire_at, callback_url FROM jobs"
+        runs_sql = (
+            "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status = 'failed') FROM runs{where} GROUP BY job_id"
+        )
+        with self._db.read() as conn:
+            if job_ids is None:
+                for row in conn.execute(jobs_sql):
+                    applied[row[0]] = row
+                for job_id, last, count, failed in conn.execute(runs_sql.format(where="")):
+                    stats[job_id] = (last, count, failed or 0)
+            else:
+                wanted = sorted(set(job_ids))
+                for chunk in _chunks(wanted):
+                    marks = ",".join("?" * len(chunk))
+                    for row in conn.execute(f"{jobs_sql} WHERE job_id IN ({marks})", chunk):
+                        applied[row[0]] = row
+                    where = f" WHERE job_id IN ({marks})"
+                    for job_id, last, count, failed in conn.execute(runs_sql.format(where=where), chunk):
+                        stats[job_id] = (last, count, failed or 0)
+        records: dict[str, JobRecord] = {}
+        for job_id in sorted(applied.keys() | stats.keys()):
+            row = applied.get(job_id)
+            last, count, failed = stats.get(job_id, (None, 0, 0))
+            records[job_id] = JobRecord(
+                job_id=job_id,
+                applied_spec=None if row is None or row[1] is None else json.loads(row[1]),
+                applied_digest=None if row is None else row[2],
+                applied_fire_at=None if row is None else opt_from_us(row[3]),
+                applied_callback_url=None if row is None else row[4],
+                last_fired_at=opt_from_us(last),
+                runs=count,
+                failures=failed,
+            )
+        return records
+
+    def record_applied(
+        self,
+        job_id: str,
+        *,
+        spec: Mapping[str, Any] | None,
+        digest: str | None,
+        fire_at: datetime | None,
+        callback_url: str | None,
+    ) -> None:
+        self.record_applied_many([(job_id, spec, digest, fire_at, callback_url)])
+
+    def record_applied_many(
+        self,
+        entries: Iterable[
+            tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
+        ],
+    ) -> None:
+        """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``.
+
+        A fast path for bulk applies; one serial bump for the batch.
+        """
+        upserts: list[tuple[Any, ...]] = []
+        deletes: list[tuple[str]] = []
+        at = now_us()
+        for job_id, spec, digest, fire_at, callback_url in entries:
+            if spec is None:
+                deletes.append((job_id,))
+                continue
+            text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+            fire = None if fire_at is None else to_us(fire_at)
+            upserts.append((job_id, text, digest, fire, callback_url, at))
+        if not upserts and not deletes:
+            return
+        with self._db.write() as conn:
+            conn.executemany(
+                "INSERT INTO jobs (job_id, spec, digest, fire_at, callback_url, applied_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (job_id) DO UPDATE SET spec = excluded.spec, digest = excluded.digest,"
+                " fire_at = excluded.fire_at, callback_url = excluded.callback_url,"
+                " applied_at = excluded.applied_at",
+                upserts,
+            )
+            conn.executemany("DELETE FROM jobs WHERE job_id = ?", deletes)
+            _bump(conn)
+
+    # ------------------------------------------------------------------ runs
+
+    def claim(self, job_id: str, fire_at: datetime, holder: str) -> bool:
+        with self._db.write(durable=True) as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (job_id, fire_at, status, claimed_at, claimed_by)"
+                " VALUES (?, ?, 'claimed', ?, ?) ON CONFLICT (job_id, fire_at) DO NOTHING",
+                (job_id, to_us(fire_at), now_us(), holder),
+            )
+            won = cur.rowcount == 1
+            if won:
+                _bump(conn)
+        return won
+
+    def update_run(
+        self,
+        job_id: str,
+        fire_at: datetime,
+        *,
+        status: RunStatus,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        output_tail: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Set the run's status and any field given; fields left as None keep their value."""
+        if status not in _RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "UPDATE runs SET status = ?, started_at = COALESCE(?, started_at),"
+                " finished_at = COALESCE(?, finished_at), exit_code = COALESCE(?, exit_code),"
+                " output_tail = COALESCE(?, output_tail), error = COALESCE(?, error)"
+                " WHERE job_id = ? AND fire_at = ?",
+                (
+                    status,
+                    None if started_at is None else to_us(started_at),
+                    None if finished_at is None else to_us(finished_at),
+                    exit_code,
+                    output_tail,
+                    error,
+                    job_id,
+                    to_us(fire_at),
+                ),
+            )
+            if cur.rowcount != 1:
+                raise LedgerError(
+                    f"no claimed run of job {job_id!r} at {format_ts(fire_at)} to update (claim it first)"
+                )
+            _bump(conn)
+
+    def get_run(self, job_id: str, fire_at: datetime) -> Run | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE job_id = ? AND fire_at = ?",
+                (job_id, to_us(fire_at)),
+            ).fetchone()
+        return None if row is None else _row_to_run(row)
+
+    def runs(self, job_id: str | None = None, *, limit: int | None = None) -> list[Run]:
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        params: list[Any] = []
+        if job_id is not None:
+            sql += " WHERE job_id = ?"
+            params.append(job_id)
+        sql += " ORDER BY fire_at DESC, job_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(0, int(limit)))
+        with self._db.read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_row_to_run(r) for r in rows]
+
+    # ------------------------------------------------------------------ the apply lock
+
+    def acquire_lock(self, holder: str, *, lease_seconds: float, timeout: float) -> LockInfo:
+        deadline = time.monotonic() + max(0.0, timeout)
+        pause = 0.02
+        while True:
+            with self._db.write() as conn:
+                now = now_us()
+                row = conn.execute(
+                    "SELECT lock_id, holder, acquired_at, expires_at FROM lock WHERE name = 'apply'"
+                ).fetchone()
+                if row is None or row[3] <= now:
+                    info = (uuid.uuid4().hex, holder, now, now + int(lease_seconds * 1_000_000))
+                    conn.execute(
+                        "INSERT INTO lock (name, lock_id, holder, acquired_at, expires_at)"
+                        " VALUES ('apply', ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                        " lock_id = excluded.lock_id, holder = excluded.holder,"
+                        " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+                        info,
+                    )
+                    return _lock_info(info)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockError(_held_message(_lock_info(row), timeout))
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 1.5, 0.25)
+
+    def renew_lock(self, lock_id: str, *, lease_seconds: float) -> None:
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "UPDATE lock SET expires_at = ? WHERE name = 'apply' AND lock_id = ?",
+                (now_us() + int(lease_seconds * 1_000_000), lock_id),
+            )
+            if cur.rowcount != 1:
+                raise LockError(
+                    f"the apply lock {lock_id} is no longer held (it expired and was taken over, or was "
+                    "force-unlocked); stop and re-run"
+                )
+
+    def release_lock(self, lock_id: str) -> None:
+        # Only our own lease: if it expired and someone else took over, theirs must survive.
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM lock WHERE name = 'apply' AND lock_id = ?", (lock_id,))
+
+    def force_unlock(self, lock_id: str) -> None:
+        with self._db.write() as conn:
+            cur = conn.execute("DELETE FROM lock WHERE name = 'apply' AND lock_id = ?", (lock_id,))
+            if cur.rowcount == 1:
+                return
+            row = conn.execute(
+                "SELECT lock_id, holder, acquired_at, expires_at FROM lock WHERE name = 'apply'"
+            ).fetchone()
+        if row is None:
+            raise LockError(f"no apply lock with id {lock_id} is held (the lock is free)")
+        current = _lock_info(row)
+        raise LockError(
+            f"no apply lock with id {lock_id} is held; the current lock is {current.lock_id} "
+            f"(held by {current.holder} since {format_ts(current.acquired_at)})"
+        )
+
+    def current_lock(self) -> LockInfo | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT lock_id, holder, acquired_at, expires_at FROM lock WHERE name = 'apply'"
+                " AND expires_at > ?",
+                (now_us(),),
+            ).fetchone()
+        return None if row is None else _lock_info(row)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _held_message(info: LockInfo, timeout: float) -> str:
+    return (
+        f"the apply lock is held by {info.holder} since {format_ts(info.acquired_at)} "
+        f"(lock id {info.lock_id}, lease until {format_ts(info.expires_at)}); gave up after waiting "
+        f"{timeout:g} s. Wait for that apply to finish or raise --lock-timeout; if that process is gone, "
+        f"run: cronplan force-unlock {info.lock_id}"
+    )

@@ -1,0 +1,514 @@
+"""The plan as a document: JSON form, saved plan files, the intent digest, and stale-plan detection.
+
+A saved plan (``plan --out FILE``) is the approval for ``apply FILE``. It carries, per job with a change,
+the *basis* the plan was computed from (that job's live arms and a fingerprint of its ledger entry) so that
+``apply`` can refuse a plan whose inputs changed — and only those inputs: a fire of an unrelated job never
+makes a saved plan stale.
+
+The document format is ``format_version`` "1" (SPEC §8, ``schemas/plan.schema.json``). It evolves
+additively: readers ignore keys they do not know, and a ``1.N`` minor version is read as "1".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from cronplan.errors import CronplanError, StalePlanError
+from cronplan.model import Action, ActionKind, Arm, Change, JobRecord, Plan
+from cronplan.timefmt import format_ts, parse_ts
+
+FORMAT_VERSION = "1"
+
+_ACTION_KINDS: tuple[ActionKind, ...] = ("arm", "rearm", "cancel", "skip")
+# Within one job id (duplicate arms give a job several actions) the main action comes first.
+_ACTION_RANK = {"arm": 0, "rearm": 1, "skip": 2, "cancel": 3}
+
+# --------------------------------------------------------------------------- order
+
+
+def action_sort_key(action: Action) -> tuple[str, int, str, str, str]:
+    """Plan order: by job id, then the main action before extra-arm cancels, then the times, then reason."""
+    return (
+        action.job_id,
+        _ACTION_RANK[action.action],
+        format_ts(action.before.fire_at) if action.before is not None else "",
+        format_ts(action.after.fire_at) if action.after is not None else "",
+        action.reason,
+    )
+
+
+def ordered_actions(plan: Plan) -> list[Action]:
+    """The plan's actions in the one deterministic order every output uses."""
+    return sorted(plan.actions, key=action_sort_key)
+
+
+# --------------------------------------------------------------------------- plan -> JSON
+
+
+def _jsonable(value: Any) -> Any:
+    """Field values of a change as plain JSON (a spec read from JSON already is; tuples become lists)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _before_json(arm: Arm | None) -> dict[str, Any] | None:
+    if arm is None:
+        return None
+    return {
+        "fire_at": format_ts(arm.fire_at),
+        "callback_url": arm.callback_url,
+        "provider_ref": arm.provider_ref,
+    }
+
+
+def _after_json(arm: Arm | None) -> dict[str, Any] | None:
+    if arm is None:
+        return None
+    doc: dict[str, Any] = {
+        "fire_at": format_ts(arm.fire_at),
+        "callback_url": arm.callback_url,
+        "dedup_key": arm.dedup_key,
+    }
+    if arm.provider_ref is not None:  # the planner never sets one; kept so the round trip is exact
+        doc["provider_ref"] = arm.provider_ref
+    return doc
+
+
+def action_to_json(action: Action) -> dict[str, Any]:
+    return {
+        "action": action.action,
+        "job_id": action.job_id,
+        "reason": action.reason,
+        "before": _before_json(action.before),
+        "after": _after_json(action.after),
+        "changes": [
+            {"path": c.path, "before": _jsonable(c.before), "after": _jsonable(c.after)}
+            for c in action.changes
+        ],
+        "job_digest": action.job_digest,
+        "tz": action.tz,
+    }
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan as the SPEC §8 document. Key order and action order are fixed (byte-stable output)."""
+    summary = plan.summary
+    return {
+        "format_version": FORMAT_VERSION,
+        "provider": plan.provider,
+        "now": format_ts(plan.now),
+        "callback_url": plan.callback_url,
+        "summary": {
+            "arm": summary.arm,
+            "rearm": summary.rearm,
+            "cancel": summary.cancel,
+            "skip": summary.skip,
+        },
+        "intent_digest": intent_digest(plan),
+        "actions": [action_to_json(a) for a in ordered_actions(plan)],
+        "lineage": plan.lineage,
+        "basis": {job_id: _jsonable(plan.basis[job_id]) for job_id in sorted(plan.basis)},
+    }
+
+
+def dumps_plan(plan: Plan) -> str:
+    """The JSON text of a plan: what ``--format json`` prints and what ``--out`` writes."""
+    return json.dumps(plan_to_json(plan), indent=2) + "\n"
+
+
+# --------------------------------------------------------------------------- JSON -> plan
+
+
+class _Shape:
+    """Reads a plan document, raising one CronplanError that names the source and the JSON pointer."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, pointer: str, message: str) -> CronplanError:
+        where = f" at {pointer}" if pointer else ""
+        return CronplanError(f"{self.source}: not a valid cronplan plan{where}: {message}")
+
+    def obj(self, value: Any, pointer: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(pointer, f"expected an object, got {_kind(value)}")
+        return value
+
+    def key(self, doc: dict[str, Any], name: str, pointer: str) -> Any:
+        if name not in doc:
+            raise self.fail(pointer, f"missing key {name!r}")
+        return doc[name]
+
+    def text(self, value: Any, pointer: str, *, nullable: bool = False) -> str | None:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str):
+            want = "a string or null" if nullable else "a string"
+            raise self.fail(pointer, f"expected {want}, got {_kind(value)}")
+        return value
+
+    def req_text(self, value: Any, pointer: str) -> str:
+        return cast(str, self.text(value, pointer))
+
+    def opt_text(self, doc: dict[str, Any], name: str, pointer: str) -> str | None:
+        return self.text(doc.get(name), f"{pointer}/{name}", nullable=True)
+
+    def ts(self, value: Any, pointer: str) -> datetime:
+        text = self.req_text(value, pointer)
+        try:
+            return parse_ts(text)
+        except ValueError as exc:
+            raise self.fail(pointer, str(exc)) from None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
+    )
+
+
+def _check_version(doc: dict[str, Any], shape: _Shape) -> None:
+    if "format_version" not in doc:
+        raise CronplanError(f"{shape.source}: not a cronplan plan file (no format_version)")
+    version = doc["format_version"]
+    if not isinstance(version, str) or not re.fullmatch(r"\d+(\.\d+)?", version):
+        raise shape.fail("/format_version", f"unknown format_version {version!r}")
+    major = int(version.split(".")[0])
+    if major > int(FORMAT_VERSION):
+        raise CronplanError(
+            f"{shape.source}: plan format_version {version} is newer than this cronplan reads "
+            f"({FORMAT_VERSION}); upgrade cronplan, or run cronplan plan again with this version"
+        )
+    if major < int(FORMAT_VERSION):
+        raise shape.fail("/format_version", f"unsupported format_version {version!r}")
+
+
+def _arm_from(shape: _Shape, job_id: str, value: Any, pointer: str) -> Arm | None:
+    if value is None:
+        return None
+    doc = shape.obj(value, pointer)
+    return Arm(
+        job_id=job_id,
+        fire_at=shape.ts(shape.key(doc, "fire_at", pointer), f"{pointer}/fire_at"),
+        callback_url=shape.opt_text(doc, "callback_url", pointer),
+        provider_ref=shape.opt_text(doc, "provider_ref", pointer),
+    )
+
+
+def _action_from(shape: _Shape, value: Any, pointer: str) -> Action:
+    doc = shape.obj(value, pointer)
+    kind = shape.key(doc, "action", pointer)
+    if kind not in _ACTION_KINDS:
+        raise shape.fail(
+            f"{pointer}/action", f"unknown action {kind!r} (expected arm|rearm|cancel|skip)"
+        )
+    job_id = shape.req_text(shape.key(doc, "job_id", pointer), f"{pointer}/job_id")
+    reason = shape.req_text(shape.key(doc, "reason", pointer), f"{pointer}/reason")
+    before = _arm_from(shape, job_id, doc.get("before"), f"{pointer}/before")
+    after = _arm_from(shape, job_id, doc.get("after"), f"{pointer}/after")
+    if kind in ("arm", "rearm") and after is None:
+        raise shape.fail(f"{pointer}/after", f"an {kind} action needs the arm it creates")
+    if kind == "cancel" and before is None:
+        raise shape.fail(f"{pointer}/before", "a cancel action needs the arm it cancels")
+    raw_changes = doc.get("changes", [])
+    if not isinstance(raw_changes, list):
+        raise shape.fail(f"{pointer}/changes", f"expected an array, got {_kind(raw_changes)}")
+    changes = []
+    for i, item in enumerate(raw_changes):
+        cp = f"{pointer}/changes/{i}"
+        c = shape.obj(item, cp)
+        path = shape.req_text(shape.key(c, "path", cp), f"{cp}/path")
+        changes.append(Change(path, c.get("before"), c.get("after")))
+    return Action(
+        action=kind,
+        job_id=job_id,
+        reason=reason,
+        before=before,
+        after=after,
+        changes=tuple(changes),
+        job_digest=shape.opt_text(doc, "job_digest", pointer),
+        tz=shape.opt_text(doc, "tz", pointer),
+    )
+
+
+def plan_from_json(doc: Any, *, source: str = "plan document") -> Plan:
+    """Rebuild a Plan from its document; ``source`` (the file name) prefixes every error.
+
+    ``summary`` and ``intent_digest`` are derived values and are recomputed, not read.
+    """
+    shape = _Shape(source)
+    if not isinstance(doc, dict):
+        raise CronplanError(f"{source}: not a cronplan plan file (expected a JSON object)")
+    _check_version(doc, shape)
+    provider = shape.req_text(shape.key(doc, "provider", ""), "/provider")
+    now = shape.ts(shape.key(doc, "now", ""), "/now")
+    raw_actions = shape.key(doc, "actions", "")
+    if not isinstance(raw_actions, list):
+        raise shape.fail("/actions", f"expected an array, got {_kind(raw_actions)}")
+    actions = [_action_from(shape, a, f"/actions/{i}") for i, a in enumerate(raw_actions)]
+    basis = shape.obj(doc.get("basis", {}), "/basis")
+    for job_id, entry in basis.items():
+        shape.obj(entry, f"/basis/{job_id}")
+    return Plan(
+        provider=provider,
+        now=now,
+        actions=tuple(sorted(actions, key=action_sort_key)),
+        callback_url=shape.opt_text(doc, "callback_url", ""),
+        basis=dict(basis),
+        lineage=shape.opt_text(doc, "lineage", ""),
+    )
+
+
+# --------------------------------------------------------------------------- intent digest
+
+# A time of day (09:00, 09:00:30), a date, or a full timestamp, with an optional zone suffix.
+_TIME_TOKEN = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|\b\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+)
+# A duration such as "3m", "90 s", "2 hours" (lateness grows as time passes).
+_DURATION = re.compile(
+    r"\b\d+(?:\.\d+)?\s?(?:ms|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\b"
+)
+# Reasons that differ only because time passed between two plans of the same inputs.
+_ARMED = ("already armed", "due, awaiting fire")
+_UNARMED = ("missing", "catch-up of missed", "missed beyond grace")
+
+
+def normalize_reason(action: ActionKind, reason: str) -> str:
+    """The part of a reason that does not depend on when the plan was made (see ``intent_digest``)."""
+    text = _DURATION.sub("", _TIME_TOKEN.sub("", reason))
+    text = re.sub(r"\(\s*\)", "", text)
+    text = re.sub(r"\s+", " ", text).strip().rstrip(" ,;:")
+    if action == "skip" and text.startswith(_ARMED):
+        return "armed"
+    if action == "arm" and text.startswith(_UNARMED):
+        return "unarmed"
+    return text
+
+
+def intent_digest(plan: Plan) -> str:
+    """SHA-256 (hex) of what the plan intends to do, independent of when it was made.
+
+    It covers, for every action (skips included), the tuple ``(job_id, action, normalized reason,
+    job_digest)``, sorted, as canonical JSON. It does not cover fire times, ``now``, the basis or the
+    provider refs, so a plan approved in a pull request still matches when re-planned after time moved on.
+
+    Reason normalization (``normalize_reason``):
+    - time tokens are removed: times of day (``09:00``, ``09:00:30``), dates, RFC 3339 timestamps (also
+      inside a dedup key), durations (``3m``, ``90 s``); empty parentheses and dangling punctuation go too —
+      ``catch-up of missed 09:00`` becomes ``catch-up of missed``;
+    - a skip that is ``already armed`` or ``due, awaiting fire`` becomes ``armed`` (an arm that was in the
+      future at plan time is due at apply time);
+    - an arm that is ``missing``, ``catch-up of missed …`` or ``missed … beyond grace …`` becomes
+      ``unarmed`` (the same missing arm, seen before or after its occurrence passed).
+
+    It changes when a job's spec digest changes, when a job gains or loses an action, or when an action's
+    kind or its (normalized) reason changes.
+    """
+    items = sorted(
+        [a.job_id, a.action, normalize_reason(a.action, a.reason), a.job_digest or ""]
+        for a in plan.actions
+    )
+    canonical = json.dumps(items, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- basis & staleness
+
+_NO_RECORD = "none"
+
+
+def record_fingerprint(record: JobRecord | None) -> str:
+    """A stable hash of a job's ledger entry (``"none"`` when the ledger holds nothing for the job)."""
+    if record is None:
+        return _NO_RECORD
+    fields = {
+        "job_id": record.job_id,
+        "applied_spec": _jsonable(record.applied_spec),
+        "applied_digest": record.applied_digest,
+        "applied_fire_at": _ts_or_none(record.applied_fire_at),
+        "applied_callback_url": record.applied_callback_url,
+        "last_fired_at": _ts_or_none(record.last_fired_at),
+        "runs": record.runs,
+        "failures": record.failures,
+    }
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _ts_or_none(t: datetime | None) -> str | None:
+    return None if t is None else format_ts(t)
+
+
+def _arm_basis(arm: Arm) -> dict[str, Any]:
+    return {
+        "fire_at": format_ts(arm.fire_at),
+        "callback_url": arm.callback_url,
+        "provider_ref": arm.provider_ref,
+    }
+
+
+def basis_entry(arms_of_job: Iterable[Arm], record: JobRecord | None) -> dict[str, Any]:
+    """What a job's planned action depended on: its live arms (sorted) and its ledger fingerprint."""
+    arms = sorted(
+        (_arm_basis(a) for a in arms_of_job),
+        key=lambda d: (d["fire_at"], d["callback_url"] or "", d["provider_ref"] or ""),
+    )
+    return {"arms": arms, "record": record_fingerprint(record)}
+
+
+def _describe_arms(arms: Any) -> str:
+    if not isinstance(arms, list) or not arms:
+        return "none"
+    return ", ".join(str(a.get("fire_at")) if isinstance(a, dict) else "?" for a in arms)
+
+
+_MAX_LISTED = 5
+
+
+def check_stale(
+    plan: Plan,
+    arms_now: Sequence[Arm],
+    records_now: Mapping[str, JobRecord],
+    now: datetime,
+    *,
+    lineage_now: str | None = None,
+) -> None:
+    """Refuse a saved plan whose inputs changed; return None when it may be applied as it is.
+
+    Checked, for the jobs the plan changes (those in ``plan.basis``) only: their live arms, their ledger
+    entries, and that no planned ``fire_at`` in the future at plan time is in the past now. A catch-up arm
+    (planned at or before ``plan.now`` on purpose) stays valid. When ``lineage_now`` is given and the plan
+    recorded a lineage, a different ledger is stale too. Raises ``StalePlanError``.
+    """
+    problems: list[str] = []
+    if lineage_now is not None and plan.lineage is not None and lineage_now != plan.lineage:
+        problems.append("it was made against a different state ledger (lineage changed)")
+
+    live: dict[str, list[Arm]] = defaultdict(list)
+    for arm in arms_now:
+        if arm.job_id in plan.basis:
+            live[arm.job_id].append(arm)
+
+    for job_id in sorted(plan.basis):
+        then = plan.basis[job_id]
+        current = basis_entry(live.get(job_id, ()), records_now.get(job_id))
+        then_arms = then.get("arms") if isinstance(then, Mapping) else None
+        then_record = then.get("record") if isinstance(then, Mapping) else None
+        if then_arms != current["arms"]:
+            problems.append(
+                f"the live arms of job {job_id} changed "
+                f"(planned against {_describe_arms(then_arms)}, now {_describe_arms(current['arms'])})"
+            )
+        if then_record != current["record"]:
+            problems.append(
+                f"the ledger entry of job {job_id} changed (it fired or was applied since)"
+            )
+
+    changed = {a.job_id for a in plan.actions if a.is_change}
+    for job_id in sorted(changed - set(plan.basis)):
+        problems.append(f"the plan records no basis for job {job_id}")
+
+    for action in ordered_actions(plan):
+        after = action.after
+        if after is None or not action.is_change:
+            continue
+        if plan.now < after.fire_at < now:
+            problems.append(
+                f"job {action.job_id} was planned to fire at {format_ts(after.fire_at)}, "
+                "which is now in the past"
+            )
+
+    if problems:
+        shown = problems[:_MAX_LISTED]
+        if len(problems) > _MAX_LISTED:
+            shown.append(f"and {len(problems) - _MAX_LISTED} more")
+        raise StalePlanError(f"Saved plan is stale: {'; '.join(shown)}; run cronplan plan again")
+
+
+# --------------------------------------------------------------------------- files
+
+
+def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
+    """Write the plan document atomically (temp file in the same directory, then rename)."""
+    target = Path(path)
+    text = dumps_plan(plan)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise CronplanError(f"Cannot write plan file {target}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp creates 0600; a plan is no secret and CI uploads it as an artifact.
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise CronplanError(f"Cannot write plan file {target}: {exc.strerror or exc}") from None
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    """Read a saved plan; every error names the file and says what is wrong with it."""
+    target = Path(path)
+    try:
+        raw = target.read_bytes()
+    except FileNotFoundError:
+        raise CronplanError(f"Plan file not found: {target}") from None
+    except IsADirectoryError:
+        raise CronplanError(f"Plan file {target} is a directory, not a saved plan") from None
+    except OSError as exc:
+        raise CronplanError(f"Cannot read plan file {target}: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CronplanError(f"{target}: not a cronplan plan file (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise CronplanError(
+            f"{target}: not a cronplan plan file (invalid JSON at line {exc.lineno}, "
+            f"column {exc.colno}: {exc.msg})"
+        ) from None
+    return plan_from_json(doc, source=str(target))
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "action_sort_key",
+    "action_to_json",
+    "basis_entry",
+    "check_stale",
+    "dumps_plan",
+    "intent_digest",
+    "load_plan",
+    "normalize_reason",
+    "ordered_actions",
+    "plan_from_json",
+    "plan_to_json",
+    "record_fingerprint",
+    "save_plan",
+]

@@ -1,0 +1,308 @@
+"""The planner: a pure function from (jobs, live arms, ledger records, now) to a Plan.
+
+Every planning rule of cronplan lives in this file. Nothing here does I/O; the same inputs give the same
+Plan. The rules, in the order they are applied to one job:
+
+1. A job that is disabled, paused or completed, or whose ``repeat`` is exhausted, wants no arm.
+2. The *anchor* is the last claimed occurrence of a job the ledger holds an arm for. A job with no anchor
+   (never fired, or not armed: paused, cancelled, re-added) has no missed occurrences: it wants its first
+   occurrence at or after now. Otherwise it wants the first occurrence after the anchor.
+3. Occurrences after the anchor that are already in the past were missed. The most recent missed one is
+   armed at its own (past) time — the provider fires it at once: one catch-up run, never a burst — when it
+   is within the grace window, or beyond it with ``catch_up: once``. With ``catch_up: skip`` beyond grace the
+   next future occurrence is armed.
+4. A live arm that is due (in the past, within grace), not yet claimed and an occurrence of the current
+   schedule is left alone: ``skip: due, awaiting fire``.
+5. The live arm at the desired time is kept; any other live arms of the job are cancelled.
+6. A re-arm's reason comes from comparing the job as last applied with the job now (field by field).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from cronplan import schedule as sched
+from cronplan.errors import EmptyJobsRefused
+from cronplan.model import Action, Arm, Change, Job, JobRecord, Plan
+
+# --------------------------------------------------------------------------- desired arm of one job
+
+
+def desired(job: Job, record: JobRecord | None, now: datetime) -> tuple[datetime | None, str]:
+    """The ``fire_at`` this job should be armed at now (or None), and why."""
+    inactive = job.inactive_reason
+    if inactive is not None:
+        return None, inactive
+    runs = record.runs if record is not None else 0
+    max_runs = job.max_runs
+    if max_runs is not None and runs >= max_runs:
+        return None, f"repeat exhausted ({runs}/{max_runs})"
+
+    anchor = _anchor(record)
+    if anchor is None or anchor >= now:
+        first = sched.next_after(job.schedule, now, inclusive=True)
+        return (first, "missing") if first is not None else (None, "no future occurrence")
+
+    first = sched.next_after(job.schedule, anchor, inclusive=False)
+    if first is None:
+        return None, "no future occurrence"
+    if first >= now:
+        return first, "missing"
+
+    # Occurrences were missed: ``first`` is in the past. Arm the most recent missed one, or skip ahead.
+    missed = sched.previous_before(job.schedule, now, inclusive=False) or first
+    late = (now - missed).total_seconds()
+    if late <= sched.grace_seconds(job.schedule, missed) or job.catch_up == "once":
+        return missed, f"catch-up of missed {_local_hm(missed, job.tz)}"
+    upcoming = sched.next_after(job.schedule, now, inclusive=True)
+    if upcoming is None:
+        return (
+            None,
+            f"missed {_local_hm(missed, job.tz)} beyond grace (catch_up: skip); no future occurrence",
+        )
+    return upcoming, f"missed {_local_hm(missed, job.tz)} beyond grace (catch_up: skip)"
+
+
+def _anchor(record: JobRecord | None) -> datetime | None:
+    """The last claimed occurrence, when the job is armed per the ledger; occurrences after it count as missed.
+
+    A job that never fired has no missed occurrences (SPEC §6). Neither has a job the ledger holds no arm
+    for (paused, cancelled, removed and re-added): resuming it starts from now, it does not catch up.
+    """
+    if record is None or record.last_fired_at is None or record.applied_fire_at is None:
+        return None
+    return record.last_fired_at
+
+
+def _local_hm(t: datetime, tz: str) -> str:
+    local = t.astimezone(sched.zone(tz))
+    return local.strftime("%H:%M:%S" if local.second else "%H:%M")
+
+
+def is_due(arm: Arm, job: Job, record: JobRecord | None, now: datetime) -> bool:
+    """A live arm in the past, within grace, not yet claimed, and an occurrence of the current schedule."""
+    if arm.fire_at > now:
+        return False
+    if (
+        record is not None
+        and record.last_fired_at is not None
+        and arm.fire_at <= record.last_fired_at
+    ):
+        return False
+    if (now - arm.fire_at).total_seconds() > sched.grace_seconds(job.schedule, arm.fire_at):
+        return False
+    return bool(sched.is_occurrence(job.schedule, arm.fire_at))
+
+
+# --------------------------------------------------------------------------- the whole plan
+
+
+def plan(
+    jobs: Sequence[Job],
+    arms: Sequence[Arm],
+    records: Mapping[str, JobRecord],
+    now: datetime,
+    *,
+    provider: str,
+    callback_url: str | None,
+    targets: Collection[str] = (),
+    excludes: Collection[str] = (),
+    allow_empty: bool = False,
+    lineage: str | None = None,
+) -> Plan:
+    """Compute the actions that converge ``arms`` to ``jobs``. Pure; deterministic in its inputs."""
+    from cronplan.planfile import basis_entry
+
+    if not jobs and arms and not allow_empty:
+        raise EmptyJobsRefused(
+            f"jobs.json has no jobs but {len(arms)} arm(s) are live; refusing to cancel them all "
+            "(a broken checkout?). Pass --allow-empty if cancelling every arm is intended."
+        )
+    by_id = {job.id: job for job in jobs}
+    live: dict[str, list[Arm]] = defaultdict(list)
+    for arm in arms:
+        live[arm.job_id].append(arm)
+
+    wanted = set(targets)
+    excluded = set(excludes)
+    ids = sorted(set(by_id) | set(live))
+    actions: list[Action] = []
+    basis: dict[str, Any] = {}
+    for job_id in ids:
+        if (wanted and job_id not in wanted) or job_id in excluded:
+            continue
+        job_arms = sorted(live.get(job_id, ()), key=lambda a: (a.fire_at, a.provider_ref or ""))
+        record = records.get(job_id)
+        job = by_id.get(job_id)
+        if job is None:
+            new = [
+                Action("cancel", job_id, "not in jobs.json (orphan)", before=a) for a in job_arms
+            ]
+        else:
+            new = _plan_job(job, job_arms, record, now, callback_url)
+        actions.extend(new)
+        if any(a.is_change for a in new):
+            basis[job_id] = basis_entry(job_arms, record)
+    return Plan(
+        provider=provider,
+        now=now,
+        actions=tuple(actions),
+        callback_url=callback_url,
+        basis=basis,
+        lineage=lineage,
+    )
+
+
+def _plan_job(
+    job: Job, job_arms: list[Arm], record: JobRecord | None, now: datetime, callback_url: str | None
+) -> list[Action]:
+    target, why = desired(job, record, now)
+    common: dict[str, Any] = {"job_digest": job.digest, "tz": job.tz}
+
+    if target is None:
+        if not job_arms:
+            return [Action("skip", job.id, why, **common)]
+        return [Action("cancel", job.id, why, before=a, **common) for a in job_arms]
+
+    after = Arm(job.id, target, callback_url)
+    if not job_arms:
+        return [Action("arm", job.id, why, after=after, **common)]
+
+    keep = next((a for a in job_arms if a.fire_at == target), None)
+    if keep is None:
+        due = next((a for a in job_arms if is_due(a, job, record, now)), None)
+        if due is not None:
+            keep = due
+            main = Action("skip", job.id, "due, awaiting fire", before=due, **common)
+        else:
+            keep = job_arms[0]
+            reason, changes = _rearm_reason(job, keep, record, callback_url, why, now)
+            main = Action(
+                "rearm", job.id, reason, before=keep, after=after, changes=changes, **common
+            )
+    elif _callback_changed(keep, record, callback_url):
+        changes = (Change("callback_url", _applied_callback(keep, record), callback_url),)
+        main = Action(
+            "rearm", job.id, "callback changed", before=keep, after=after, changes=changes, **common
+        )
+    else:
+        reason = "due, awaiting fire" if keep.fire_at <= now else "already armed"
+        main = Action("skip", job.id, reason, before=keep, **common)
+
+    extras = [a for a in job_arms if a is not keep]
+    if extras and main.action == "skip":
+        # A provider holds one arm per job id: re-arming the keeper replaces the extra ones.
+        main = Action(
+            "rearm",
+            job.id,
+            f"duplicate arms: keeping {keep.dedup_key}",
+            before=keep,
+            after=Arm(job.id, keep.fire_at, callback_url),
+            **common,
+        )
+    dupes = [Action("cancel", job.id, "duplicate arm", before=a, **common) for a in extras]
+    return [main, *dupes]
+
+
+def _applied_callback(arm: Arm, record: JobRecord | None) -> str | None:
+    if arm.callback_url is not None:
+        return arm.callback_url
+    return record.applied_callback_url if record is not None else None
+
+
+def _callback_changed(arm: Arm, record: JobRecord | None, callback_url: str | None) -> bool:
+    if callback_url is None:
+        return False
+    current = _applied_callback(arm, record)
+    return current is not None and current != callback_url
+
+
+def _rearm_reason(
+    job: Job,
+    live: Arm,
+    record: JobRecord | None,
+    callback_url: str | None,
+    why: str,
+    now: datetime,
+) -> tuple[str, tuple[Change, ...]]:
+    if (
+        record is not None
+        and record.applied_digest is not None
+        and record.applied_digest != job.digest
+    ):
+        changes = spec_changes(record.applied_spec or {}, job.spec)
+        touched_schedule = any(
+            c.path == "schedule" or c.path.startswith("schedule.") for c in changes
+        )
+        return ("schedule changed" if touched_schedule else "job changed"), changes
+    if _callback_changed(live, record, callback_url):
+        return "callback changed", (
+            Change("callback_url", _applied_callback(live, record), callback_url),
+        )
+    if record is None or record.applied_fire_at is None or record.applied_fire_at != live.fire_at:
+        return "drift: arm changed outside cronplan", ()
+    if record.last_fired_at is not None and live.fire_at <= record.last_fired_at:
+        return f"arm of {_local_hm(live.fire_at, job.tz)} already fired; next occurrence", ()
+    if why.startswith(("catch-up", "missed")):
+        return why, ()
+    if live.fire_at < now:
+        return f"arm of {_local_hm(live.fire_at, job.tz)} passed beyond grace without a fire", ()
+    return "next occurrence moved", ()
+
+
+# --------------------------------------------------------------------------- field-level changes
+
+
+def spec_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Change, ...]:
+    """The fields that differ between two job specs, as dotted paths, in a stable order."""
+    from deepdiff import DeepDiff  # lazy: only a re-arm of a changed job pays for it
+
+    diff = DeepDiff(dict(before), dict(after), ignore_order=False, verbose_level=2)
+    found: dict[str, Change] = {}
+    for kind, entries in diff.items():
+        if not isinstance(entries, Mapping):
+            for path in _iter_paths(entries):
+                found[_dotted(path)] = Change(_dotted(path), None, None)
+            continue
+        for path, value in entries.items():
+            dotted = _dotted(path)
+            if kind in ("values_changed", "type_changes"):
+                found[dotted] = Change(dotted, value.get("old_value"), value.get("new_value"))
+            elif kind in ("dictionary_item_added", "iterable_item_added", "attribute_added"):
+                found[dotted] = Change(dotted, None, value)
+            elif kind in ("dictionary_item_removed", "iterable_item_removed", "attribute_removed"):
+                found[dotted] = Change(dotted, value, None)
+            else:
+                found[dotted] = Change(dotted, None, None)
+    return tuple(found[k] for k in sorted(found))
+
+
+def _iter_paths(entries: Iterable[Any]) -> Iterable[str]:
+    for e in entries:
+        yield str(e)
+
+
+def _dotted(path: str) -> str:
+    """``root['schedule']['expr']`` / ``root['command'][1]`` → ``schedule.expr`` / ``command[1]``."""
+    out = path[4:] if path.startswith("root") else path
+    parts: list[str] = []
+    i = 0
+    while i < len(out):
+        if out.startswith("['", i):
+            end = out.index("']", i)
+            parts.append("." + out[i + 2 : end])
+            i = end + 2
+        elif out[i] == "[":
+            end = out.index("]", i)
+            parts.append(out[i : end + 1])
+            i = end + 1
+        else:
+            parts.append(out[i])
+            i += 1
+    return "".join(parts).lstrip(".")
+
+
+__all__ = ["desired", "is_due", "plan", "spec_changes"]

@@ -1,0 +1,107 @@
+"""Pieces shared by the text and markdown renderers: symbols, times, change values, the summary line."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronplan.model import Action, Plan
+from cronplan.timefmt import format_ts
+
+SYMBOLS = {"arm": "+", "rearm": "~", "cancel": "-", "skip": "="}
+LABELS = {"arm": "arm", "rearm": "re-arm", "cancel": "cancel", "skip": "unchanged"}
+ARROW = "\u2192"
+ELLIPSIS = "\u2026"
+NO_CHANGES = "No changes. Arms match jobs.json."
+# Long field values (a changed prompt, a script) would drown the plan; the JSON plan has them in full.
+VALUE_LIMIT = 120
+# A re-arm of a job whose every field changed stays readable; the rest are counted.
+CHANGES_LIMIT = 20
+
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Zulu", "Etc/Zulu", "GMT"})
+
+
+def summary_line(plan: Plan) -> str:
+    """The last line of every plan output (SPEC §8)."""
+    s = plan.summary
+    if s.changes == 0:
+        return NO_CHANGES
+    return f"Plan: {s.arm} to arm, {s.rearm} to re-arm, {s.cancel} to cancel, {s.skip} unchanged."
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_time(t: datetime, tz: str | None) -> str | None:
+    """``10:00 Europe/Berlin`` (with the date when it differs from the UTC date), or None for UTC."""
+    if not tz or tz in _UTC_NAMES:
+        return None
+    zone = _zone(tz)
+    if zone is None:
+        return None
+    local = t.astimezone(zone)
+    clock = local.strftime("%H:%M:%S" if local.second else "%H:%M")
+    if local.date() != t.date():
+        clock = f"{local.strftime('%Y-%m-%d')} {clock}"
+    return f"{clock} {tz}"
+
+
+def fire_time(t: datetime, tz: str | None) -> str:
+    """``2026-11-27T09:00:00Z (10:00 Europe/Berlin)``."""
+    local = local_time(t, tz)
+    return f"{format_ts(t)} ({local})" if local else format_ts(t)
+
+
+def when(action: Action) -> str:
+    """The fire time(s) an action is about: the new one, ``old → new`` for a re-arm, the cancelled one."""
+    before, after = action.before, action.after
+    if action.action == "rearm" and before is not None and after is not None:
+        if before.fire_at == after.fire_at:
+            return fire_time(after.fire_at, action.tz)
+        return f"{format_ts(before.fire_at)} {ARROW} {fire_time(after.fire_at, action.tz)}"
+    arm = after if action.action in ("arm", "rearm") else (before or after)
+    return fire_time(arm.fire_at, action.tz) if arm is not None else ""
+
+
+def reason_text(action: Action, plan: Plan) -> str:
+    """The reason as shown: a cancel says why; an arm in the past says it fires at once."""
+    if action.action == "cancel":
+        return f"# (because {action.reason})"
+    after = action.after
+    if action.is_change and after is not None and after.fire_at <= plan.now:
+        return f"{action.reason}; fires at once"
+    return action.reason
+
+
+def format_value(value: Any, limit: int = VALUE_LIMIT) -> str:
+    """A field value as compact JSON on one line, shortened past ``limit`` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + ELLIPSIS
+    return text
+
+
+def change_lines(action: Action, limit: int = CHANGES_LIMIT) -> list[str]:
+    """``path: before → after`` for each changed field (at most ``limit``, then a count)."""
+    lines = [
+        f"{c.path}: {format_value(c.before)} {ARROW} {format_value(c.after)}"
+        for c in action.changes[:limit]
+    ]
+    if len(action.changes) > limit:
+        lines.append(f"{ELLIPSIS} {len(action.changes) - limit} more changed fields")
+    return lines
+
+
+def id_width(actions: list[Action], cap: int = 40) -> int:
+    return min(cap, max((len(a.job_id) for a in actions), default=0))

@@ -1,0 +1,82 @@
+"""The plan for a terminal: one line per change, Terraform-style symbols, a summary line last."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cronplan.model import Action, Plan
+from cronplan.planfile import intent_digest, ordered_actions
+from cronplan.render.common import (
+    LABELS,
+    SYMBOLS,
+    change_lines,
+    id_width,
+    reason_text,
+    summary_line,
+    when,
+)
+from cronplan.timefmt import format_ts
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_COLORS = {"arm": "\x1b[32m", "rearm": "\x1b[33m", "cancel": "\x1b[31m", "skip": "\x1b[2m"}
+_WARN = "\x1b[1;33m"
+_ORDER = ("arm", "rearm", "cancel", "skip")
+
+
+def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
+    """The plan as text. ANSI colors only when ``color``; skips are listed only when ``verbose``."""
+
+    def paint(code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if color else text
+
+    actions = ordered_actions(plan)
+    shown = [a for a in actions if a.is_change or verbose]
+    out: list[str] = []
+    if verbose:
+        out.append(
+            f"Provider: {plan.provider}   now: {format_ts(plan.now)}   intent: {intent_digest(plan)}"
+        )
+        out.append("")
+
+    if shown:
+        used = [k for k in _ORDER if any(a.action == k for a in shown)]
+        out.append("Actions are shown with these symbols:")
+        out.extend(f"  {paint(_COLORS[k], SYMBOLS[k])} {LABELS[k]}" for k in used)
+        out.append("")
+        if plan.has_changes:
+            out.append("cronplan will perform the following actions:")
+        else:
+            out.append("cronplan will leave every job as it is:")
+        out.append("")
+        width = id_width(shown)
+        for action in shown:
+            out.extend(_action_lines(action, plan, width, paint))
+        out.append("")
+
+    cancels = [a for a in actions if a.action == "cancel"]
+    if cancels:
+        noun = "arm" if len(cancels) == 1 else "arms"
+        out.append(
+            f"{paint(_WARN, 'Warning:')} {len(cancels)} {noun} will be cancelled; "
+            "those occurrences will not fire."
+        )
+        out.append("")
+
+    line = summary_line(plan)
+    out.append(paint(_BOLD, line) if plan.has_changes else line)
+    return "\n".join(out) + "\n"
+
+
+def _action_lines(
+    action: Action, plan: Plan, width: int, paint: Callable[[str, str], str]
+) -> list[str]:
+    symbol = paint(_COLORS[action.action], SYMBOLS[action.action])
+    parts = [action.job_id.ljust(width)]
+    moment = when(action)
+    if moment:
+        parts.append(moment)
+    parts.append(reason_text(action, plan))
+    lines = [f"  {symbol} {'  '.join(parts)}".rstrip()]
+    lines.extend(f"      {c}" for c in change_lines(action))
+    return lines

@@ -1,0 +1,80 @@
+"""Wiring: from a Config to the jobs file, the ledger and the provider, each made lazily and closed once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from cronplan.config import Config
+from cronplan.provider import Provider, ProviderSettings
+
+if TYPE_CHECKING:
+    from cronplan.jobsfile import JobsFile
+    from cronplan.ledger import Ledger
+
+
+class Runtime:
+    def __init__(self, config: Config, *, environ: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
+        self._ledger: Ledger | None = None
+        self._provider: Provider | None = None
+
+    def load_jobs(self, path: str | None = None) -> JobsFile:
+        """Read and validate jobs.json as it is now (``path`` overrides the configured one)."""
+        from pathlib import Path
+
+        from cronplan.jobsfile import load_jobs
+
+        return load_jobs(
+            Path(path) if path else self.config.jobs_path, default_tz=self.config.timezone
+        )
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            from cronplan.ledger import open_ledger
+
+            self._ledger = open_ledger(
+                self.config.state, base_dir=str(self.config.base_dir), environ=self.environ
+            )
+        return self._ledger
+
+    def provider_settings(self, name: str | None = None) -> ProviderSettings:
+        name = name or self.config.provider
+        return ProviderSettings(
+            name=name,
+            options=dict(self.config.provider_options(name)),
+            callback_url=self.config.callback_url,
+            base_dir=self.config.base_dir,
+            environ=self.environ,
+        )
+
+    @property
+    def provider(self) -> Provider:
+        """The configured provider, resolved and checked; ``ProviderUnavailable`` otherwise."""
+        if self._provider is None:
+            from cronplan.registry import resolve
+
+            self._provider = resolve(self.provider_settings())
+        return self._provider
+
+    def local_provider(self) -> Provider:
+        """The built-in local provider of this project (serve's fallback)."""
+        from cronplan.local import LocalProvider
+
+        return LocalProvider(self.provider_settings("local"))
+
+    @property
+    def callback_url_for_arms(self) -> str | None:
+        """What planned arms carry as callback_url: None for a provider that calls no URL."""
+        return self.config.callback_url if self.provider.calls_back else None
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
+            self._provider = None
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None

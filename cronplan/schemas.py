@@ -1,0 +1,56 @@
+"""Where the JSON Schemas live, and loading them once per process.
+
+The repository's ``schemas/`` directory is the single source. A wheel carries it as package data under
+``cronplan/schemas/`` (pyproject force-includes it); an editable install or a checkout finds it next to
+the package. Compiled validators are cached: compiling is the expensive part.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cronplan.errors import CronplanError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def schemas_dir() -> Path:
+    """The directory holding ``*.schema.json``: package data first, then the checkout's ``schemas/``."""
+    for candidate in (_PACKAGE_DIR / "schemas", _PACKAGE_DIR.parent / "schemas"):
+        if (candidate / "jobs.schema.json").is_file():
+            return candidate
+    raise CronplanError(
+        "cronplan's JSON Schemas are missing from this installation "
+        f"(looked in {_PACKAGE_DIR / 'schemas'} and {_PACKAGE_DIR.parent / 'schemas'}); reinstall cronplan"
+    )
+
+
+def schema_path(name: str) -> Path:
+    """Path of schema ``name`` (``jobs``, ``config``, ``plan``)."""
+    return schemas_dir() / f"{name}.schema.json"
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict[str, Any]:
+    with schema_path(name).open(encoding="utf-8") as fh:
+        doc: dict[str, Any] = json.load(fh)
+    return doc
+
+
+@lru_cache(maxsize=None)
+def fast_validator(name: str) -> Any:
+    """A compiled ``jsonschema_rs`` validator: answers "valid?" quickly, for the happy path."""
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(load_schema(name))
+
+
+@lru_cache(maxsize=None)
+def detailed_validator(name: str) -> Any:
+    """A ``jsonschema`` Draft 2020-12 validator: slow, but its errors carry paths for the report."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(load_schema(name))

@@ -1,0 +1,517 @@
+"""``cronplan serve``: the HTTP callback endpoint, and the local provider's timer loop.
+
+The HTTP side is a minimal raw ASGI application served by uvicorn (see docs/fire.md for why): two routes,
+``POST /api/cron/fire`` and ``GET /healthz``. A fire request is authenticated by the provider, claimed in the
+ledger, and answered ``202`` only once the claim is durable; the job then runs on a worker thread, after
+the response. Duplicates and stale fires are ``200`` no-ops, bad authentication ``401``, a malformed body
+``400``.
+
+With the ``local`` provider (or when the configured provider is unavailable and serve falls back to it)
+the timer loop fires arms through the same claim → run → record → re-arm pipeline.
+
+Shutdown (SIGTERM/SIGINT): stop accepting requests and stop the timer, let running jobs finish within
+``shutdown_timeout``, then stop the rest; every claimed run ends with a record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cronplan import fire as firing
+from cronplan.errors import AuthError, BadRequest, CronplanError, ProviderUnavailable
+from cronplan.model import Arm, FireCall, HttpRequest
+from cronplan.timefmt import dedup_key, utcnow
+
+if TYPE_CHECKING:
+    from cronplan.provider import Provider
+    from cronplan.runtime import Runtime
+    from cronplan.timer import TimerLoop
+
+Log = Callable[[str], None]
+
+FIRE_PATH = "/api/cron/fire"
+HEALTH_PATH = "/healthz"
+MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_WORKERS = 16
+
+
+@dataclass
+class _InFlight:
+    claim: firing.Claim
+    future: Future[None] | None = None
+    started: bool = False
+
+
+class FireService:
+    """The fire pipeline shared by the HTTP endpoint and the timer loop, with its worker pool."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        verifier: Provider | None,
+        arm_provider: Provider,
+        log: Log,
+        workers: int = DEFAULT_WORKERS,
+        unavailable_reason: str | None = None,
+    ) -> None:
+        self.rt = rt
+        self.verifier = verifier
+        self.arm_provider = arm_provider
+        self.log = log
+        self.unavailable_reason = unavailable_reason
+        self.timer: TimerLoop | None = None
+        self.cancel = (
+            threading.Event()
+        )  # set at the end of the shutdown grace: running commands stop
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-job")
+        self._lock = threading.Lock()
+        self._inflight: dict[str, _InFlight] = {}
+        self._accepting = True
+
+    # ------------------------------------------------------------------ the HTTP fire
+
+    def handle_fire(self, request: HttpRequest) -> tuple[int, dict[str, Any]]:
+        """Authenticate, claim and schedule one fire request; return (status code, JSON body)."""
+        if not self._accepting:
+            return 503, {"error": "shutting down; retry later"}
+        if self.verifier is None:
+            return 503, {
+                "error": "the configured provider is unavailable, so callbacks cannot be verified: "
+                f"{self.unavailable_reason or 'unknown reason'}"
+            }
+        try:
+            call = firing.authenticate(self.verifier, request)
+        except AuthError as exc:
+            return 401, {"error": exc.message}
+        except BadRequest as exc:
+            return 400, {"error": exc.message}
+        except CronplanError as exc:
+            # The verifier could not decide (e.g. its key set is unreachable): let the provider retry.
+            return 503, {"error": exc.message}
+        try:
+            claimed = firing.claim(self.rt, call)
+        except CronplanError as exc:
+            self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: cannot claim: {exc.message}")
+            return 503, {"error": exc.message}
+        key = claimed.key
+        if claimed.status != "claimed":
+            self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
+            return 200, {"status": claimed.status, "dedup_key": key, "reason": claimed.reason}
+        # The claim is durable (committed) at this point; only now may the provider be told 202.
+        self.submit(claimed)
+        return 202, {"status": "accepted", "dedup_key": key}
+
+    # ------------------------------------------------------------------ the timer's fire
+
+    def fire_arm(self, arm: Arm) -> None:
+        """Called by the timer loop for a due arm: claim on a worker, run there too."""
+        if not self._accepting:
+            return
+        # A RuntimeError means the pool is shutting down: the arm stays and fires after a restart.
+        with contextlib.suppress(RuntimeError):
+            self._pool.submit(self._claim_and_run, FireCall(arm.job_id, arm.fire_at))
+
+    def _claim_and_run(self, call: FireCall) -> None:
+        key = dedup_key(call.job_id, call.fire_at)
+        try:
+            claimed = firing.claim(self.rt, call)
+        except CronplanError as exc:
+            self.log(f"{key}: cannot claim: {exc.message}")
+            return
+        if claimed.status == "claimed":
+            with self._lock:
+                if not self._accepting:
+                    # Claimed while shutdown began: record it rather than leave it half-done.
+                    self._record_not_started(claimed)
+                    return
+                self._inflight[key] = _InFlight(claimed, started=True)
+            self._run(claimed)
+            return
+        self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
+        if claimed.status == "duplicate" and claimed.job is not None and not self._is_inflight(key):
+            # Someone claimed this arm but never re-armed the job (a fire that died mid-way): move it on.
+            _, _, error = firing.replan_job(
+                self.rt, claimed.job, now=utcnow(), provider=self.arm_provider
+            )
+            if error:
+                self.log(f"{key}: re-arm after duplicate FAILED: {error}")
+            self._wake_timer()
+
+    # ------------------------------------------------------------------ running
+
+    def submit(self, claimed: firing.Claim) -> None:
+        entry = _InFlight(claimed)
+        with self._lock:
+            self._inflight[claimed.key] = entry
+            try:
+                entry.future = self._pool.submit(self._run_submitted, claimed)
+            except RuntimeError:
+                # Shut down between the claim and here: record the run so it is not left dangling.
+                del self._inflight[claimed.key]
+                self._record_not_started(claimed)
+
+    def _run_submitted(self, claimed: firing.Claim) -> None:
+        with self._lock:
+            entry = self._inflight.get(claimed.key)
+            if entry is not None:
+                entry.started = True
+        self._run(claimed)
+
+    def _run(self, claimed: firing.Claim) -> None:
+        key = claimed.key
+        try:
+            outcome = firing.run_claimed(
+                self.rt, claimed, provider=self.arm_provider, cancel=self.cancel
+            )
+            self.log(outcome.describe())
+        except Exception as exc:  # a worker must report, never die silently
+            self.log(f"{key}: internal error while running: {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+            self._wake_timer()
+
+    def _is_inflight(self, key: str) -> bool:
+        with self._lock:
+            return key in self._inflight
+
+    def _wake_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.wake()
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    def _record_not_started(self, claimed: firing.Claim) -> None:
+        from cronplan.runner import RunResult
+
+        now = utcnow()
+        result = RunResult(
+            "failed", None, "", "not run: cronplan serve was shutting down", now, now
+        )
+        try:
+            firing.record_result(self.rt, claimed.call, result)
+        except CronplanError as exc:
+            self.log(f"{claimed.key}: could not record the unstarted run: {exc.message}")
+            return
+        if claimed.job is not None:
+            firing.replan_job(self.rt, claimed.job, now=now, provider=self.arm_provider)
+        self.log(f"{claimed.key}: not run (shutting down); recorded as failed")
+
+    # ------------------------------------------------------------------ shutdown
+
+    def stop_accepting(self) -> None:
+        with self._lock:
+            self._accepting = False
+
+    def shutdown(self, timeout: float) -> None:
+        """Let running jobs finish within ``timeout``; stop the rest; record whatever was claimed."""
+        self.stop_accepting()
+        with self._lock:
+            entries = list(self._inflight.values())
+        # Queued runs that have not started are not started now: each is recorded as failed.
+        for entry in entries:
+            if entry.future is not None and entry.future.cancel():
+                with self._lock:
+                    self._inflight.pop(entry.claim.key, None)
+                self._record_not_started(entry.claim)
+        if not self._wait_idle(timeout):
+            running = self.in_flight()
+            self.log(f"shutdown: stopping {running} job(s) still running after {timeout:g} s")
+            self.cancel.set()
+            from cronplan.runner import KILL_GRACE_SECONDS
+
+            self._wait_idle(KILL_GRACE_SECONDS + 3.0)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            leftovers = list(self._inflight.values())
+            self._inflight.clear()
+        for entry in leftovers:
+            # A run that would not stop (an HTTP job stuck past its timeout): its claim gets an end anyway.
+            from cronplan.runner import RunResult
+
+            now = utcnow()
+            result = RunResult(
+                "failed",
+                None,
+                "",
+                "interrupted: cronplan serve shut down before it finished",
+                now,
+                now,
+            )
+            try:
+                firing.record_result(self.rt, entry.claim.call, result)
+            except CronplanError as exc:
+                self.log(f"{entry.claim.key}: could not record the interrupted run: {exc.message}")
+
+    def _wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.in_flight():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+
+# --------------------------------------------------------------------------- ASGI
+
+
+class FireApp:
+    """The raw ASGI application: two routes, JSON answers, blocking work on threads."""
+
+    def __init__(self, service: FireService, *, provider_name: str, timer: bool) -> None:
+        self.service = service
+        self.provider_name = provider_name
+        self.timer = timer
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope.get("path", ""), scope.get("method", "GET").upper()
+        if path == HEALTH_PATH:
+            if method not in ("GET", "HEAD"):
+                await _json(send, 405, {"error": "use GET"}, allow="GET")
+                return
+            await _json(
+                send,
+                200,
+                {
+                    "status": "ok",
+                    "provider": self.provider_name,
+                    "timer": self.timer,
+                    "fallback": self.service.unavailable_reason is not None,
+                    "in_flight": self.service.in_flight(),
+                },
+            )
+            return
+        if path != FIRE_PATH:
+            await _json(send, 404, {"error": f"no such path; fires go to POST {FIRE_PATH}"})
+            return
+        if method != "POST":
+            await _json(send, 405, {"error": "use POST"}, allow="POST")
+            return
+        body = await _read_body(receive, MAX_BODY_BYTES)
+        if body is None:
+            await _json(send, 413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
+            return
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", []):
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        request = HttpRequest(method=method, path=path, headers=headers, body=body)
+        loop = asyncio.get_running_loop()
+        status, doc = await loop.run_in_executor(None, self.service.handle_fire, request)
+        await _json(send, status, doc)
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _read_body(receive: Any, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _json(send: Any, status: int, doc: dict[str, Any], *, allow: str | None = None) -> None:
+    payload = json.dumps(doc, sort_keys=True).encode("utf-8") + b"\n"
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if allow:
+        headers.append((b"allow", allow.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CronplanError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, socktype, proto, _, addr = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise CronplanError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _arm_locally(rt: Runtime, local: Provider, log: Log) -> None:
+    """The fallback: plan jobs.json against the local provider and apply, so every job has a trigger."""
+    from cronplan.applier import apply_plan
+    from cronplan.planner import plan
+
+    jobs = rt.load_jobs()
+    records = rt.ledger.job_records([j.id for j in jobs.jobs])
+    the_plan = plan(
+        list(jobs.jobs),
+        local.list_arms(),
+        records,
+        utcnow(),
+        provider=local.name,
+        callback_url=None,
+        allow_empty=True,
+    )
+    result = apply_plan(the_plan, local, rt.ledger, jobs.by_id())
+    s = the_plan.summary
+    log(
+        f"fallback: armed jobs.json on the local provider ({s.arm} to arm, {s.rearm} re-armed, "
+        f"{s.cancel} cancelled, {s.skip} unchanged)"
+    )
+    for action, why in result.failed:
+        log(f"fallback: {action.action} {action.job_id} FAILED: {why}")
+
+
+def serve(
+    rt: Runtime,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    shutdown_timeout: float = 30.0,
+    log: Log,
+    verbose: int = 0,
+    workers: int = DEFAULT_WORKERS,
+) -> None:
+    """Run until SIGTERM/SIGINT. Raises ``CronplanError`` when it cannot start (port in use, bad config)."""
+    import uvicorn
+
+    from cronplan.timer import TimerLoop
+
+    rt.load_jobs()  # a broken jobs.json is reported now, not at the first fire
+    rt.ledger.lineage()  # open (and create) the ledger before serving: claims must not fail on first use
+    verifier: Provider | None
+    unavailable: str | None = None
+    try:
+        verifier = rt.provider
+        arm_provider = verifier
+    except ProviderUnavailable as exc:
+        unavailable = exc.message
+        verifier = None
+        arm_provider = rt.local_provider()
+        banner = "!" * 78
+        log(banner)
+        log(
+            f"WARNING: the configured provider {rt.config.provider!r} is unavailable: {exc.message}"
+        )
+        log("WARNING: falling back to the LOCAL provider and its timer loop so jobs keep firing.")
+        log("WARNING: fire requests over HTTP are refused (503) until the provider is fixed.")
+        log(banner)
+    use_timer = arm_provider.name == "local"
+
+    service = FireService(
+        rt,
+        verifier=verifier,
+        arm_provider=arm_provider,
+        log=log,
+        workers=workers,
+        unavailable_reason=unavailable,
+    )
+    if unavailable is not None:
+        try:
+            _arm_locally(rt, arm_provider, log)
+        except CronplanError as exc:
+            log(f"fallback: could not arm jobs.json locally: {exc.message}")
+
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    app = FireApp(service, provider_name=arm_provider.name, timer=use_timer)
+    config = uvicorn.Config(
+        app,
+        log_level="info" if verbose else "warning",
+        access_log=bool(verbose),
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    stop = threading.Event()
+    interrupts = {"count": 0}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        interrupts["count"] += 1
+        if interrupts["count"] > 1:
+            service.cancel.set()  # a second signal: stop running jobs now
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    http_thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="cronplan-http", daemon=True
+    )
+    timer: TimerLoop | None = None
+    try:
+        http_thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and http_thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not server.started:
+            raise CronplanError(f"the HTTP server did not start on {host}:{bound_port}")
+        if use_timer:
+            local = arm_provider
+            timer = TimerLoop(local, service.fire_arm, on_error=log)  # type: ignore[arg-type]
+            service.timer = timer
+            timer.start()
+        mode = "with the local timer loop" if use_timer else f"for provider {arm_provider.name!r}"
+        log(f"cronplan serve: listening on http://{host}:{bound_port} {mode} (POST {FIRE_PATH})")
+        while not stop.wait(0.5):
+            if not http_thread.is_alive():
+                log("cronplan serve: the HTTP server stopped unexpectedly; shutting down")
+                break
+    finally:
+        log("cronplan serve: shutting down")
+        service.stop_accepting()
+        if timer is not None:
+            timer.stop()
+        server.should_exit = True
+        http_thread.join(10)
+        service.shutdown(shutdown_timeout)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+        log("cronplan serve: stopped")
+
+
+__all__ = ["FIRE_PATH", "HEALTH_PATH", "FireApp", "FireService", "serve"]

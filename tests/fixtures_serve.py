@@ -1,0 +1,3 @@
+"""Fixtures: serve (plugin module listed in tests/conftest.py)."""
+
+from __future__ import annotations

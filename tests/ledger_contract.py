@@ -1,0 +1,414 @@
+"""The ledger test suite every backend passes (SPEC §12).
+
+Subclass ``LedgerContract`` in a ``tests/test_ledger*.py`` module; the ``ledger`` / ``ledger_factory`` /
+``ledger_url`` fixtures (``tests/fixtures_ledger.py``) choose the backend. Nothing here knows which backend
+it talks to: cross-process tests open the store through ``cronplan.ledger.open_ledger(url)`` in real
+subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from cronplan.errors import LedgerError, LockError
+from cronplan.ledger import Ledger
+
+UTC = timezone.utc
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+SPEC = {"id": "a", "schedule": {"kind": "cron", "expr": "0 9 * * *", "tz": "UTC"}, "command": ["true"]}
+
+_RACE_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from datetime import datetime
+    from cronplan.ledger import open_ledger
+
+    url, base_dir, workdir, index, fire_at = sys.argv[1:6]
+    ledger = open_ledger(url, base_dir=base_dir)
+    ledger.serial()  # connected and schema in place before the start signal
+    open(os.path.join(workdir, f"ready-{index}"), "w").close()
+    go = os.path.join(workdir, "go")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            sys.exit("no start signal")
+        time.sleep(0.001)
+    won = ledger.claim("race", datetime.fromisoformat(fire_at), f"proc-{index}")
+    ledger.close()
+    print(json.dumps({"index": int(index), "won": won}))
+    """
+)
+
+
+def _race_subprocesses(
+    url: str, base_dir: Path, workdir: Path, count: int, fire_at: datetime
+) -> list[dict[str, object]]:
+    """``count`` processes claim the same occurrence at (nearly) the same instant; their answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACE_SCRIPT, url, str(base_dir), str(workdir), str(i), fire_at.isoformat()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
+    try:
+        deadline = time.monotonic() + 90
+        while len(list(workdir.glob("ready-*"))) < count:
+            if any(p.poll() not in (None, 0) for p in procs):
+                break
+            assert time.monotonic() < deadline, "racers did not get ready in time"
+            time.sleep(0.01)
+        (workdir / "go").touch()
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=90)
+            assert p.returncode == 0, err
+            results.append(json.loads(out))
+        return results
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+class LedgerContract:
+    """Behaviour every ``cronplan.ledger.Ledger`` backend must have."""
+
+    # ------------------------------------------------------------------ identity
+
+    def test_lineage_is_a_uuid_hex_and_stable_across_reopen(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        lineage = ledger.lineage()
+        assert len(lineage) == 32 and int(lineage, 16) >= 0
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        ledger.close()
+        again = ledger_factory()
+        assert again.lineage() == lineage
+
+    def test_serial_increases_with_every_state_write(self, ledger: Ledger) -> None:
+        seen = [ledger.serial()]
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        seen.append(ledger.serial())
+        assert ledger.claim("a", T0, "me")
+        seen.append(ledger.serial())
+        ledger.update_run("a", T0, status="running", started_at=T0)
+        seen.append(ledger.serial())
+        ledger.record_applied("a", spec=None, digest=None, fire_at=None, callback_url=None)
+        seen.append(ledger.serial())
+        assert seen == sorted(set(seen)), f"serial must strictly increase: {seen}"
+        # A lost claim writes nothing.
+        before = ledger.serial()
+        assert not ledger.claim("a", T0, "other")
+        assert ledger.serial() == before
+
+    def test_serial_is_shared_between_handles(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        other = ledger_factory()
+        before = other.serial()
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        assert other.serial() > before
+
+    # ------------------------------------------------------------------ claims
+
+    def test_claim_exactly_once_in_one_process(self, ledger: Ledger) -> None:
+        assert ledger.claim("a", T0, "first") is True
+        assert ledger.claim("a", T0, "first") is False
+        assert ledger.claim("a", T0, "second") is False
+        assert ledger.claim("a", T0 + timedelta(minutes=1), "second") is True
+        assert ledger.claim("b", T0, "second") is True
+        run = ledger.get_run("a", T0)
+        assert run is not None and run.claimed_by == "first" and run.status == "claimed"
+
+    def test_claim_compares_instants_not_strings(self, ledger: Ledger) -> None:
+        berlin = timezone(timedelta(hours=1))
+        assert ledger.claim("a", T0.astimezone(berlin), "first")
+        assert not ledger.claim("a", T0, "second")
+        run = ledger.get_run("a", T0)
+        assert run is not None and run.fire_at == T0 and run.fire_at.utcoffset() == timedelta(0)
+
+    def test_claim_is_visible_to_another_handle_at_once(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        before = datetime.now(UTC)
+        assert ledger.claim("a", T0, "host:1")
+        other = ledger_factory()
+        run = other.get_run("a", T0)
+        assert run is not None
+        assert run.claimed_by == "host:1"
+        assert before - timedelta(seconds=1) <= run.claimed_at <= datetime.now(UTC) + timedelta(seconds=1)
+        assert not other.claim("a", T0, "host:2")
+
+    def test_claim_exactly_once_across_threads(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        handles = [ledger] + [ledger_factory() for _ in range(3)]
+        results: list[bool] = []
+        lock = threading.Lock()
+        start = threading.Barrier(16)
+
+        def racer(i: int) -> None:
+            start.wait(timeout=10)
+            won = handles[i % len(handles)].claim("race", T0, f"thread-{i}")
+            with lock:
+                results.append(won)
+
+        threads = [threading.Thread(target=racer, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(results) == 16
+        assert results.count(True) == 1
+
+    @pytest.mark.timeout(180)
+    def test_claim_exactly_once_across_20_processes(
+        self, ledger: Ledger, ledger_url: str, tmp_path: Path
+    ) -> None:
+        ledger.serial()  # the store exists before the race, as in production
+        results = _race_subprocesses(ledger_url, tmp_path, tmp_path / "race", 20, T0)
+        winners = [r for r in results if r["won"]]
+        assert len(results) == 20
+        assert len(winners) == 1, results
+        run = ledger.get_run("race", T0)
+        assert run is not None and run.claimed_by == f"proc-{winners[0]['index']}"
+        assert ledger.job_records(["race"])["race"].runs == 1
+
+    # ------------------------------------------------------------------ runs
+
+    def test_update_run_keeps_fields_not_given(self, ledger: Ledger) -> None:
+        assert ledger.claim("a", T0, "me")
+        started = T0 + timedelta(seconds=1, microseconds=250)
+        ledger.update_run("a", T0, status="running", started_at=started)
+        finished = started + timedelta(seconds=2.5)
+        ledger.update_run(
+            "a", T0, status="failed", finished_at=finished, exit_code=3, output_tail="boom\n", error="exit 3"
+        )
+        run = ledger.get_run("a", T0)
+        assert run is not None
+        assert run.status == "failed"
+        assert run.started_at == started  # microseconds survive
+        assert run.finished_at == finished
+        assert run.exit_code == 3 and run.output_tail == "boom\n" and run.error == "exit 3"
+        assert run.duration_s == 2.5
+
+    def test_update_run_of_an_unclaimed_occurrence_is_an_error(self, ledger: Ledger) -> None:
+        with pytest.raises(LedgerError, match="claim"):
+            ledger.update_run("nope", T0, status="running")
+
+    def test_get_run_of_unknown_occurrence_is_none(self, ledger: Ledger) -> None:
+        assert ledger.get_run("a", T0) is None
+
+    def test_runs_newest_first_filtered_and_limited(self, ledger: Ledger) -> None:
+        for i in (2, 0, 3, 1):
+            assert ledger.claim("a", T0 + timedelta(hours=i), "me")
+        assert ledger.claim("b", T0 + timedelta(hours=1, minutes=30), "me")
+        all_runs = ledger.runs()
+        assert [(r.job_id, r.fire_at) for r in all_runs] == [
+            ("a", T0 + timedelta(hours=3)),
+            ("a", T0 + timedelta(hours=2)),
+            ("b", T0 + timedelta(hours=1, minutes=30)),
+            ("a", T0 + timedelta(hours=1)),
+            ("a", T0),
+        ]
+        assert [r.fire_at for r in ledger.runs("a", limit=2)] == [
+            T0 + timedelta(hours=3),
+            T0 + timedelta(hours=2),
+        ]
+        assert [r.job_id for r in ledger.runs("b")] == ["b"]
+        assert ledger.runs("zzz") == []
+
+    # ------------------------------------------------------------------ jobs as last applied
+
+    def test_job_records_combine_applied_jobs_and_runs(self, ledger: Ledger) -> None:
+        ledger.record_applied(
+            "a", spec=SPEC, digest="d1", fire_at=T0 + timedelta(hours=3), callback_url="http://127.0.0.1:1"
+        )
+        ledger.record_applied("b", spec={"id": "b"}, digest="d2", fire_at=None, callback_url=None)
+        for i, status in enumerate(["succeeded", "failed", "running"]):
+            fire = T0 + timedelta(hours=i)
+            assert ledger.claim("a", fire, "me")
+            ledger.update_run("a", fire, status=status)  # type: ignore[arg-type]
+        assert ledger.claim("c", T0, "me")  # runs but never applied (fired, then removed)
+
+        records = ledger.job_records()
+        assert sorted(records) == ["a", "b", "c"]
+        a = records["a"]
+        assert a.applied_spec == SPEC and a.applied_digest == "d1"
+        assert a.applied_fire_at == T0 + timedelta(hours=3)
+        assert a.applied_callback_url == "http://127.0.0.1:1"
+        assert a.last_fired_at == T0 + timedelta(hours=2)
+        assert (a.runs, a.failures) == (3, 1)
+        b = records["b"]
+        assert (b.applied_digest, b.applied_fire_at, b.last_fired_at, b.runs, b.failures) == (
+            "d2",
+            None,
+            None,
+            0,
+            0,
+        )
+        c = records["c"]
+        assert c.applied_spec is None and c.applied_digest is None
+        assert (c.last_fired_at, c.runs) == (T0, 1)
+
+        some = ledger.job_records(["a", "c", "unknown"])
+        assert sorted(some) == ["a", "c"]
+        assert some["a"] == a
+        assert ledger.job_records([]) == {}
+
+    def test_record_applied_overwrites(self, ledger: Ledger) -> None:
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        spec2 = {**SPEC, "command": ["false"]}
+        ledger.record_applied("a", spec=spec2, digest="d2", fire_at=T0 + timedelta(days=1), callback_url="u")
+        rec = ledger.job_records(["a"])["a"]
+        assert (rec.applied_spec, rec.applied_digest, rec.applied_fire_at, rec.applied_callback_url) == (
+            spec2,
+            "d2",
+            T0 + timedelta(days=1),
+            "u",
+        )
+
+    def test_record_applied_without_spec_forgets_the_job(self, ledger: Ledger) -> None:
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        ledger.record_applied("b", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        assert ledger.claim("b", T0, "me")
+        for job in ("a", "b", "never-applied"):
+            ledger.record_applied(job, spec=None, digest=None, fire_at=None, callback_url=None)
+        records = ledger.job_records()
+        assert "a" not in records
+        assert records["b"].applied_spec is None and records["b"].applied_digest is None
+        assert records["b"].runs == 1  # the run history stays
+
+    def test_job_records_for_many_ids(self, ledger: Ledger) -> None:
+        count = 12_000  # more than fits in one IN list of most backends
+        record_many = getattr(ledger, "record_applied_many", None)
+        entries = [(f"job-{i:05d}", {"id": f"job-{i:05d}"}, f"d{i}", T0, None) for i in range(count)]
+        if record_many is not None:
+            record_many(entries)
+        else:
+            for job_id, spec, digest, fire_at, cb in entries:
+                ledger.record_applied(job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=cb)
+        for i in range(0, count, 1000):
+            assert ledger.claim(f"job-{i:05d}", T0, "me")
+        ids = [f"job-{i:05d}" for i in range(count)] + ["missing"]
+        started = time.perf_counter()
+        records = ledger.job_records(ids)
+        elapsed = time.perf_counter() - started
+        assert len(records) == count
+        assert records["job-05000"].runs == 1 and records["job-05001"].runs == 0
+        assert records["job-11999"].applied_digest == "d11999"
+        assert elapsed < 5, f"job_records of {count} ids took {elapsed:.2f}s"
+
+    def test_concurrent_writers_lose_no_update(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        handles = [ledger, ledger, ledger_factory(), ledger_factory()]
+        before = ledger.serial()
+
+        def writer(w: int) -> None:
+            for i in range(50):
+                handles[w % len(handles)].record_applied(
+                    f"w{w}-{i}", spec={"w": w, "i": i}, digest=str(i), fire_at=T0, callback_url=None
+                )
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        records = ledger.job_records()
+        assert len(records) == 400
+        assert records["w7-49"].applied_spec == {"w": 7, "i": 49}
+        assert ledger.serial() - before >= 400
+
+    # ------------------------------------------------------------------ the apply lock
+
+    def test_lock_acquire_and_describe(self, ledger: Ledger) -> None:
+        assert ledger.current_lock() is None
+        info = ledger.acquire_lock("ci:42", lease_seconds=60, timeout=0)
+        assert info.holder == "ci:42" and info.lock_id
+        assert timedelta(seconds=59) <= info.expires_at - info.acquired_at <= timedelta(seconds=61)
+        assert ledger.current_lock() == info
+        ledger.release_lock(info.lock_id)
+        assert ledger.current_lock() is None
+
+    def test_lock_held_elsewhere_fails_with_holder_id_and_force_unlock_hint(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        info = ledger.acquire_lock("laptop:1234", lease_seconds=60, timeout=0)
+        other = ledger_factory()
+        with pytest.raises(LockError) as exc:
+            other.acquire_lock("ci:1", lease_seconds=60, timeout=0)
+        message = str(exc.value)
+        assert "laptop:1234" in message
+        assert info.lock_id in message
+        assert f"cronplan force-unlock {info.lock_id}" in message
+        assert info.acquired_at.strftime("%Y-%m-%dT%H:%M:%S") in message
+
+    def test_lock_waits_for_release(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
+        info = ledger.acquire_lock("first", lease_seconds=60, timeout=0)
+        timer = threading.Timer(0.4, ledger.release_lock, args=(info.lock_id,))
+        timer.start()
+        other = ledger_factory()
+        started = time.monotonic()
+        got = other.acquire_lock("second", lease_seconds=60, timeout=10)
+        waited = time.monotonic() - started
+        timer.join()
+        assert got.holder == "second" and got.lock_id != info.lock_id
+        assert 0.3 <= waited < 5
+
+    def test_lock_timeout_is_honoured(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
+        ledger.acquire_lock("first", lease_seconds=60, timeout=0)
+        other = ledger_factory()
+        started = time.monotonic()
+        with pytest.raises(LockError):
+            other.acquire_lock("second", lease_seconds=60, timeout=0.6)
+        waited = time.monotonic() - started
+        assert 0.55 <= waited < 3
+
+    def test_expired_lease_is_taken_over(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
+        stale = ledger.acquire_lock("crashed", lease_seconds=0.3, timeout=0)
+        other = ledger_factory()
+        got = other.acquire_lock("next", lease_seconds=60, timeout=5)
+        assert got.holder == "next" and got.lock_id != stale.lock_id
+        # The crashed holder coming back must not release or renew the new holder's lease.
+        ledger.release_lock(stale.lock_id)
+        assert ledger.current_lock() == got
+        with pytest.raises(LockError):
+            ledger.renew_lock(stale.lock_id, lease_seconds=60)
+
+    def test_renew_extends_the_lease(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
+        info = ledger.acquire_lock("me", lease_seconds=0.5, timeout=0)
+        ledger.renew_lock(info.lock_id, lease_seconds=60)
+        time.sleep(0.7)
+        with pytest.raises(LockError):
+            ledger_factory().acquire_lock("other", lease_seconds=60, timeout=0)
+        current = ledger.current_lock()
+        assert current is not None and current.lock_id == info.lock_id
+
+    def test_force_unlock(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
+        info = ledger.acquire_lock("gone:1", lease_seconds=600, timeout=0)
+        admin = ledger_factory()
+        with pytest.raises(LockError, match="no apply lock with id wrong-id"):
+            admin.force_unlock("wrong-id")
+        assert ledger.current_lock() == info
+        admin.force_unlock(info.lock_id)
+        assert ledger.current_lock() is None
+        with pytest.raises(LockError):
+            admin.force_unlock(info.lock_id)
+        assert admin.acquire_lock("new", lease_seconds=60, timeout=0).holder == "new"

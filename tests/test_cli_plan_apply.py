@@ -1,0 +1,280 @@
+"""plan / apply / show / status scenarios against the real local provider and SQLite ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+NOW = "2026-11-26T12:00:00Z"
+LATER = "2026-11-26T12:07:00Z"
+
+
+def job(job_id: str, expr: str = "0 9 * * *", **fields):
+    return {"id": job_id, "schedule": {"kind": "cron", "expr": expr}, "command": ["true"], **fields}
+
+
+def local_arms(project) -> dict[str, str]:
+    """The local provider's live arms, read through the provider itself."""
+    from cronplan.local import LocalProvider
+    from cronplan.provider import ProviderSettings
+    from cronplan.timefmt import format_ts
+
+    if not (project.root / ".cronplan" / "local.db").exists():
+        return {}
+    provider = LocalProvider(ProviderSettings(name="local", base_dir=project.root))
+    try:
+        return {a.job_id: format_ts(a.fire_at) for a in provider.list_arms()}
+    finally:
+        provider.close()
+
+
+def test_full_cycle_arm_rearm_cancel_no_changes(project):
+    project.write_jobs([job("a"), job("b", "30 6 * * *")])
+    r = project.cli("plan", "--now", NOW)
+    assert r.exit_code == 0, r.stderr
+    assert "+ a" in r.stdout and "+ b" in r.stdout
+    assert r.stdout.rstrip().endswith("Plan: 2 to arm, 0 to re-arm, 0 to cancel, 0 unchanged.")
+
+    r = project.cli("apply", "--auto-approve", "--now", NOW)
+    assert r.exit_code == 0, r.stderr
+    assert "Apply complete: 2 armed, 0 re-armed, 0 cancelled." in r.stdout
+    assert set(local_arms(project)) == {"a", "b"}
+
+    r = project.cli("plan", "--now", NOW, "--detailed-exitcode")
+    assert (r.exit_code, r.stdout.strip().splitlines()[-1]) == (
+        0,
+        "No changes. Arms match jobs.json.",
+    )
+
+    project.write_jobs([job("a", "15 9 * * *")])  # a changes, b removed
+    r = project.cli("plan", "--now", NOW, "--detailed-exitcode")
+    assert r.exit_code == 2
+    assert "~ a" in r.stdout and "schedule.expr" in r.stdout
+    assert "- b" in r.stdout and "orphan" in r.stdout
+
+    r = project.cli("apply", "--auto-approve", "--now", NOW)
+    assert r.exit_code == 0, r.stderr
+    assert local_arms(project) == {"a": "2026-11-27T09:15:00Z"}
+
+    r = project.cli("plan", "--now", NOW, "--detailed-exitcode")
+    assert r.exit_code == 0, r.stdout
+
+
+def test_plan_json_is_byte_identical_and_matches_schema(project):
+    import jsonschema
+
+    project.write_jobs([job("a"), job("b", "*/5 * * * *")])
+    one = project.cli("plan", "--now", NOW, "--format", "json")
+    two = project.cli("plan", "--now", NOW, "--format", "json")
+    assert one.exit_code == 0 and one.stdout == two.stdout
+    doc = json.loads(one.stdout)
+    schema = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert doc["provider"] == "local"
+    assert doc["summary"] == {"arm": 2, "rearm": 0, "cancel": 0, "skip": 0}
+    assert all(a["after"]["callback_url"] is None for a in doc["actions"])
+
+
+def test_saved_plan_is_applied_exactly(project, tmp_path):
+    project.write_jobs([job("a"), job("b")])
+    out = tmp_path / "plan.json"
+    r = project.cli("plan", "--now", NOW, "--out", str(out))
+    assert r.exit_code == 0 and out.exists()
+    shown = project.cli("show", str(out))
+    assert "Plan: 2 to arm" in shown.stdout
+    r = project.cli("apply", str(out), "--now", NOW)
+    assert r.exit_code == 0, r.stderr
+    assert set(local_arms(project)) == {"a", "b"}
+
+
+def test_saved_plan_is_refused_when_stale(project, tmp_path):
+    project.write_jobs([job("a"), job("b")])
+    out = tmp_path / "plan.json"
+    assert project.cli("plan", "--now", NOW, "--out", str(out)).exit_code == 0
+    # Someone else applies in between: the live arms of the planned jobs changed.
+    assert project.cli("apply", "--auto-approve", "--now", NOW).exit_code == 0
+    r = project.cli("apply", str(out), "--now", NOW)
+    assert r.exit_code == 1
+    assert "Saved plan is stale" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_saved_plan_not_stale_for_unrelated_job_changes(project, tmp_path):
+    project.write_jobs([job("a"), job("b")])
+    assert project.cli("apply", "--auto-approve", "--now", NOW).exit_code == 0
+    project.write_jobs([job("a", "0 10 * * *"), job("b")])
+    out = tmp_path / "plan.json"
+    assert project.cli("plan", "--now", NOW, "--out", str(out)).exit_code == 0
+    # b fires (a ledger write for an unrelated job) — the plan only depended on a.
+    r = project.cli(
+        "fire",
+        "--job-id",
+        "b",
+        "--fire-at",
+        "2026-11-27T09:00:00Z",
+        "--no-replan",
+        "--now",
+        "2026-11-27T09:00:01Z",
+    )
+    assert r.exit_code == 0, r.stderr
+    r = project.cli("apply", str(out), "--now", NOW)
+    assert r.exit_code == 0, r.stderr
+
+
+def test_saved_plan_refused_when_planned_time_passed(project, tmp_path):
+    project.write_jobs([job("a", "*/5 * * * *")])
+    out = tmp_path / "plan.json"
+    assert project.cli("plan", "--now", NOW, "--out", str(out)).exit_code == 0
+    r = project.cli("apply", str(out), "--now", "2026-11-26T12:30:00Z")
+    assert r.exit_code == 1 and "Saved plan is stale" in r.stderr
+
+
+def test_expect_intent_accepted_after_time_moved_refused_after_job_changed(project):
+    project.write_jobs([job("a", "*/5 * * * *"), job("b")])
+    doc = json.loads(project.cli("plan", "--now", NOW, "--format", "json").stdout)
+    digest = doc["intent_digest"]
+    assert len(digest) >= 16
+    # Time moved on: fire times differ, the intent does not.
+    r = project.cli("apply", "--auto-approve", "--expect-intent", digest, "--now", LATER)
+    assert r.exit_code == 0, r.stderr
+
+    project.write_jobs([job("a", "*/5 * * * *"), job("b", "0 10 * * *")])
+    doc = json.loads(project.cli("plan", "--now", NOW, "--format", "json").stdout)
+    project.write_jobs([job("a", "*/5 * * * *"), job("b", "0 11 * * *")])
+    r = project.cli(
+        "apply", "--auto-approve", "--expect-intent", doc["intent_digest"], "--now", NOW
+    )
+    assert r.exit_code == 1
+    assert "Plan has changed" in r.stderr
+
+
+def test_apply_off_terminal_requires_auto_approve(project):
+    project.write_jobs([job("a")])
+    r = project.run("apply", "--now", NOW)
+    assert r.exit_code == 1
+    assert "--auto-approve" in r.stderr
+    assert local_arms(project) == {}
+
+
+def test_exit_codes(project):
+    project.write_jobs([job("a")])
+    assert project.run("plan", "--now", NOW).exit_code == 0
+    assert project.run("plan", "--now", NOW, "--detailed-exitcode").exit_code == 2
+    assert project.run("plan", "--now", "yesterday").exit_code == 64
+    assert project.run("plan", "--bogus").exit_code == 64
+    (project.root / "jobs.json").write_text('{"jobs": [{"id": "a"}]}')
+    r = project.run("plan", "--now", NOW)
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert "jobs.json:1:" in r.stderr
+
+
+def test_empty_jobs_guard(project):
+    project.write_jobs([job("a")])
+    assert project.cli("apply", "--auto-approve", "--now", NOW).exit_code == 0
+    project.write_jobs([])
+    r = project.cli("plan", "--now", NOW)
+    assert r.exit_code == 1 and "--allow-empty" in r.stderr
+    r = project.cli("apply", "--auto-approve", "--allow-empty", "--now", NOW)
+    assert r.exit_code == 0 and local_arms(project) == {}
+
+
+def test_target_and_exclude(project):
+    project.write_jobs([job("a"), job("b"), job("c")])
+    r = project.cli("apply", "--auto-approve", "--now", NOW, "--format", "text")
+    assert r.exit_code == 0
+    project.write_jobs([job("a", "0 1 * * *"), job("b", "0 2 * * *"), job("c", "0 3 * * *")])
+    r = project.cli("plan", "--now", NOW, "--target", "b", "--format", "json")
+    assert [a["job_id"] for a in json.loads(r.stdout)["actions"]] == ["b"]
+    r = project.cli("plan", "--now", NOW, "--exclude", "b", "--format", "json")
+    assert [a["job_id"] for a in json.loads(r.stdout)["actions"]] == ["a", "c"]
+    r = project.cli("plan", "--now", NOW, "--target", "nope")
+    assert r.exit_code == 1 and "nope" in r.stderr
+
+
+def test_status_json(project):
+    project.write_jobs([job("a")])
+    assert project.cli("apply", "--auto-approve", "--now", NOW).exit_code == 0
+    r = project.cli("status", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert doc["format_version"] == "1"
+    assert doc["jobs"] == [
+        {
+            "job_id": "a",
+            "armed_fire_at": "2026-11-27T09:00:00Z",
+            "last_run": None,
+            "runs_completed": 0,
+            "failures": 0,
+        }
+    ]
+
+
+def _spawn_apply(project, *extra):
+    env = dict(os.environ)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cronplan",
+            "--config",
+            str(project.config),
+            "apply",
+            "--auto-approve",
+            "--now",
+            NOW,
+            *extra,
+        ],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.mark.slow
+def test_two_concurrent_applies_one_waits_or_fails_cleanly(project):
+    project.write_jobs([job(f"j{i:04d}", f"{i % 60} {i % 24} * * *") for i in range(1500)])
+    procs = [_spawn_apply(project), _spawn_apply(project)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) in ([0, 0], [0, 1]), outs
+    for code, (_out, err) in zip(codes, outs, strict=True):
+        if code == 1:
+            assert "lock" in err.lower() and "Traceback" not in err
+    # Whoever won applied everything once; a second apply (if it got the lock later) found no changes.
+    arms = local_arms(project)
+    assert len(arms) == 1500
+    assert project.cli("plan", "--now", NOW, "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.slow
+def test_apply_killed_midway_then_apply_again_converges(project):
+    n = 4000
+    project.write_jobs([job(f"j{i:04d}", f"{i % 60} {i % 24} * * *") for i in range(n)])
+    proc = _spawn_apply(project, "--parallelism", "2")
+    db = project.root / ".cronplan" / "local.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if 0 < len(local_arms(project)) < n:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    partial = len(local_arms(project))
+    assert db.exists() and partial < n
+    # The dead apply's lock lease blocks a new apply until it expires or is force-unlocked.
+    r = project.cli("apply", "--auto-approve", "--now", NOW)
+    if r.exit_code == 1 and "force-unlock" in r.stderr:
+        lock_id = r.stderr.split("force-unlock ")[1].split()[0].strip("`'\".,")
+        assert project.cli("force-unlock", lock_id).exit_code == 0
+        r = project.cli("apply", "--auto-approve", "--now", NOW)
+    assert r.exit_code == 0, r.stderr
+    assert len(local_arms(project)) == n
+    assert project.cli("plan", "--now", NOW, "--detailed-exitcode").exit_code == 0
