@@ -26,7 +26,7 @@ def main() -> None:
         jobs = write_project(root, n)
         baseline = best_of(lambda: json.loads(jobs.read_text()))
         t0 = time.perf_counter()
-        cronplan(root, "apply", "--auto-approve", "--now", NOW, "-q")
+        cronplan(root, "-q", "apply", "--auto-approve", "--now", NOW)
         elapsed = time.perf_counter() - t0
         again = cronplan(root, "plan", "--now", NOW, "--detailed-exitcode")
         assert again.returncode == 0, "apply did not converge"

@@ -25,7 +25,7 @@ def main() -> None:
         root = Path(tmp)
         jobs = write_project(root, n)
         t0 = time.perf_counter()
-        cronplan(root, "apply", "--auto-approve", "--parallelism", "16", "--now", NOW, "-q")
+        cronplan(root, "-q", "apply", "--auto-approve", "--parallelism", "16", "--now", NOW)
         setup = time.perf_counter() - t0
 
         def load() -> object:

@@ -43,6 +43,19 @@ def opt_from_us(value: int | None) -> datetime | None:
     return None if value is None else from_us(value)
 
 
+def instant_reader() -> Callable[[int], datetime]:
+    """``from_us`` remembering its results: bulk reads see the same fire times many times over."""
+    seen: dict[int, datetime] = {}
+
+    def read(value: int) -> datetime:
+        found = seen.get(value)
+        if found is None:
+            found = seen[value] = from_us(value)
+        return found
+
+    return read
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -141,14 +154,15 @@ class Database:
             try:
                 if durable:
                     conn.execute("PRAGMA synchronous = FULL")
-                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield conn
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
                 finally:
                     if durable:
                         conn.execute("PRAGMA synchronous = NORMAL")
@@ -182,7 +196,9 @@ def sqlite_path_from_url(url: str, *, base_dir: str | Path | None) -> str:
     """The file named by ``sqlite:///REL`` (against ``base_dir``), ``sqlite:////ABS`` or ``sqlite:///:memory:``."""
     prefix = "sqlite:///"
     if not url.startswith(prefix):
-        raise ValueError(f"not a sqlite URL: {url!r} (expected sqlite:///PATH or sqlite:////ABSOLUTE/PATH)")
+        raise ValueError(
+            f"not a sqlite URL: {url!r} (expected sqlite:///PATH or sqlite:////ABSOLUTE/PATH)"
+        )
     rest = url[len(prefix) :]
     if not rest:
         raise ValueError(f"sqlite URL names no file: {url!r} (expected sqlite:///PATH)")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cronplan.errors import ConfigError
+
 DEFAULT_JOBS = "jobs.json"
 DEFAULT_PROVIDER = "local"
 DEFAULT_CALLBACK_URL = "http://127.0.0.1:8787"
@@ -41,9 +43,162 @@ class Config:
         return self.providers.get(name) or {}
 
 
+CONFIG_ENV = "CRONPLAN_CONFIG"
+DEFAULT_CONFIG_NAME = "cronplan.yaml"
+
+# Option names that hold a secret value, and where the secret belongs instead.
+_SECRET_KEYS = {
+    "token": "token_env",
+    "bearer_token": "token_env",
+    "access_token": "token_env",
+    "api_key": "token_env",
+    "apikey": "token_env",
+    "password": "an environment variable named by a *_env option",
+    "secret": "secret_env",
+    "webhook_secret": "secret_env",
+    "client_secret": "an environment variable named by a *_env option",
+    "private_key": "an environment variable named by a *_env option",
+}
+
+
+def find_config(path: str | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file to read: a named one (which must then exist) or ./cronplan.yaml if present."""
+    if path:
+        return Path(path)
+    from_env = environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env)
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
 def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> Config:
     """Find and load cronplan.yaml; raise ``ValidationError``/``ConfigError`` on a bad file.
 
-    Implemented in the foundation work; see module docstring for the lookup order.
+    Lookup: ``path`` (``--config``), else ``$CRONPLAN_CONFIG``, else ``./cronplan.yaml``; an explicitly
+    named file must exist. Without any file every default applies, relative to the current directory.
     """
-    raise NotImplementedError
+    import os
+
+    env = os.environ if environ is None else environ
+    found = find_config(path, env)
+    if found is None:
+        return Config(base_dir=Path.cwd())
+    try:
+        text = found.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        how = "--config" if path else f"${CONFIG_ENV}"
+        raise ConfigError(f"config file not found: {found} (named by {how})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a directory, not a file: {found}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file is not valid UTF-8: {found}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {found}: {exc.strerror or exc}") from None
+    from cronplan.jobsfile import display_path
+
+    return parse_config(
+        text, file=display_path(found), base_dir=found.resolve().parent, source=found
+    )
+
+
+def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = None) -> Config:
+    """Validate a cronplan.yaml text and build the Config (relative paths resolve against ``base_dir``)."""
+    from cronplan.errors import Problem, ValidationError
+    from cronplan.yamlio import YamlSyntaxError, load_yaml
+
+    try:
+        doc = load_yaml(text, file)
+    except YamlSyntaxError as exc:
+        raise ValidationError([exc.problem]) from None
+    if doc is None:
+        doc = {}
+    issues = _issues(doc)
+    if issues:
+        from cronplan.positions import yaml_positions
+        from cronplan.schema_errors import locate
+
+        raise ValidationError(locate(issues, yaml_positions(text), file))
+    if not isinstance(doc, dict):  # pragma: no cover - the schema guarantees an object
+        raise ValidationError([Problem(file, 1, 1, "", "expected a mapping of settings")])
+    providers = {
+        str(name): dict(options or {}) for name, options in (doc.get("providers") or {}).items()
+    }
+    runner = doc.get("runner")
+    return Config(
+        base_dir=base_dir,
+        source=source if source is not None else Path(file),
+        jobs=doc.get("jobs", DEFAULT_JOBS),
+        provider=doc.get("provider", DEFAULT_PROVIDER),
+        callback_url=doc.get("callback_url", DEFAULT_CALLBACK_URL),
+        timezone=doc.get("timezone", DEFAULT_TIMEZONE),
+        state=doc.get("state", DEFAULT_STATE),
+        runner=None if runner is None else tuple(runner),
+        providers=providers,
+    )
+
+
+def _issues(doc: Any) -> list[Any]:
+    from cronplan.schema_errors import Issue, schema_issues
+    from cronplan.schemas import detailed_validator, fast_validator
+    from cronplan.yamlio import json_compatible
+
+    doc, odd = json_compatible(doc)
+    issues: list[Issue] = [Issue(ptr, message, key=is_key) for ptr, is_key, message in odd]
+    try:
+        valid = bool(fast_validator("config").is_valid(doc))
+    except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold
+        valid = False
+    if not valid:
+        taken = {i.pointer for i in issues}
+        issues += [
+            i for i in schema_issues(detailed_validator("config"), doc) if i.pointer not in taken
+        ]
+    if not isinstance(doc, dict):
+        return issues or [Issue("", "expected a mapping of settings")]
+    taken = {i.pointer for i in issues}
+    tz = doc.get("timezone")
+    if isinstance(tz, str) and "/timezone" not in taken:
+        from cronplan.jobsfile import _zone, zone_hint
+
+        if _zone(tz) is None:
+            issues.append(Issue("/timezone", f"unknown timezone {tz!r}{zone_hint(tz)}"))
+    state = doc.get("state")
+    if isinstance(state, str) and _dsn_has_password(state):
+        issues.append(
+            Issue(
+                "/state",
+                "the state DSN contains a password; keep secrets out of cronplan.yaml: use "
+                "'state: env:CRONPLAN_STATE_DSN' (the whole DSN in that variable) or PGPASSWORD/~/.pgpass",
+            )
+        )
+    providers = doc.get("providers")
+    if isinstance(providers, dict):
+        for name, options in providers.items():
+            if not isinstance(options, dict):
+                continue
+            for key, value in options.items():
+                where = _SECRET_KEYS.get(str(key).lower())
+                if where and value not in (None, ""):
+                    issues.append(
+                        Issue(
+                            f"/providers/{name}/{key}",
+                            f"secrets never live in cronplan.yaml: remove '{key}' and put the value in "
+                            f"an environment variable, named here with {where}",
+                            key=True,
+                        )
+                    )
+    return issues
+
+
+def _dsn_has_password(dsn: str) -> bool:
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        return False
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        parts = urlsplit(dsn)
+        has_password = parts.password is not None
+    except ValueError:
+        return False
+    return has_password or "password" in parse_qs(parts.query)

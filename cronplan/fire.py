@@ -10,8 +10,8 @@ pulls in the jobs file loader, the planner and the runner when a fire actually n
 from __future__ import annotations
 
 import os
-import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
@@ -152,6 +152,8 @@ def authenticate(provider: Provider, request: HttpRequest) -> FireCall:
 
 
 def _holder() -> str:
+    import socket  # lazy: the CLI usually has it loaded already; the core fire path need not
+
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
@@ -227,22 +229,30 @@ def run_claimed(
     now: datetime | None = None,
     provider: Provider | None = None,
     cancel: threading.Event | None = None,
+    on_rearmed: Callable[[], None] | None = None,
 ) -> FireOutcome:
-    """Run a claimed occurrence, record it, and re-arm the job (unless ``replan`` is False).
+    """Run a claimed occurrence and record it; re-arm the job alongside (unless ``replan`` is False).
 
-    ``now`` pins the clock of the re-plan (``--now``); by default it is the real time after the run.
-    ``provider`` is where the job is re-armed (default: the configured one; ``serve``'s fallback passes
-    the local provider). ``cancel`` stops a running command (``serve`` shutting down).
+    The re-arm starts right after the claim, on its own thread, while the job runs: the next arm depends
+    only on the claim, never on how the run goes, so this gives the same arm as re-planning after the run,
+    but a crash or kill during a long run never leaves the job without its next arm, a long run never
+    delays the next occurrence, and the job starts without waiting for the provider. ``now`` pins the
+    clock of the re-plan (``--now``); by default it is the real time. ``provider`` is where the job is
+    re-armed (default: the configured one; ``serve``'s fallback passes the local provider). ``cancel``
+    stops a running command (``serve`` shutting down); ``on_rearmed`` is called once the re-arm is done.
     """
     from cronplan.runner import RunResult, run_job
 
     if claimed.status != "claimed" or claimed.job is None:
         raise ValueError("run_claimed needs a won claim")
     job, call = claimed.job, claimed.call
-    ledger = rt.ledger
+    rearm = _Rearm(rt, job, now=now, provider=provider, on_done=on_rearmed) if replan else None
+    if rearm is not None:
+        rearm.start()
+
     started = utcnow()
-    ledger.update_run(job.id, call.fire_at, status="running", started_at=started)
     try:
+        rt.ledger.update_run(job.id, call.fire_at, status="running", started_at=started)
         result = run_job(
             job,
             runner_argv=rt.config.runner,
@@ -251,41 +261,77 @@ def run_claimed(
             cancel=cancel,
         )
     except BaseException as exc:
-        # A bug in running must not leave a claimed run without an end; record it, then let it surface.
-        result = RunResult(
-            "failed", None, "", f"cronplan could not run the job: {exc!r}", started, utcnow()
-        )
-        record_result(rt, call, result)
+        # Being stopped, or a bug, must not leave a claimed run without an end: record it, then re-raise.
+        if isinstance(exc, KeyboardInterrupt):
+            why = "interrupted: cronplan was stopped while the job ran; process group killed"
+        else:
+            why = f"cronplan could not run the job: {type(exc).__name__}: {exc}"
+        result = RunResult("failed", None, "", why, started, utcnow())
+        error = rearm.wait()[2] if rearm is not None else None
+        record_result(rt, call, result, rearm_error=error)
         raise
-    record_result(rt, call, result)
-
-    outcome = FireOutcome(call, result.status, result=result)
-    if not replan:
-        return outcome
-    actions, next_at, error = replan_job(rt, job, now=now or utcnow(), provider=provider)
-    if error is not None:
-        # The run stands as it was; the failed re-arm is noted on it so `status` shows why nothing is armed.
-        failed = RunResult(
-            result.status,
-            result.exit_code,
-            result.output_tail,
-            "; ".join(e for e in (result.error, f"re-arm failed: {error}") if e),
-            result.started_at,
-            result.finished_at,
-        )
-        record_result(rt, call, failed)
+    actions, next_at, rearm_error = rearm.wait() if rearm is not None else ((), None, None)
+    record_result(rt, call, result, rearm_error=rearm_error)
     return FireOutcome(
         call,
         result.status,
         result=result,
         rearm=actions,
-        rearm_error=error,
+        rearm_error=rearm_error,
         next_fire_at=next_at,
-        replanned=True,
+        replanned=replan,
     )
 
 
-def record_result(rt: Runtime, call: FireCall, result: RunResult) -> None:
+class _Rearm:
+    """``replan_job`` on a thread of its own, so the job can run meanwhile."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        job: Job,
+        *,
+        now: datetime | None,
+        provider: Provider | None,
+        on_done: Callable[[], None] | None,
+    ) -> None:
+        self.rt, self.job, self.now, self.provider, self.on_done = rt, job, now, provider, on_done
+        self.result: tuple[tuple[Action, ...], datetime | None, str | None] = (
+            (),
+            None,
+            "re-arm did not finish",
+        )
+        # A daemon: a provider call hanging past its own timeouts must not keep a finished fire alive.
+        self.thread = threading.Thread(target=self._run, name="cronplan-rearm", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = replan_job(
+                self.rt, self.job, now=self.now or utcnow(), provider=self.provider
+            )
+        except (
+            Exception
+        ) as exc:  # a bug in planning must be reported on the run, not lost on a thread
+            self.result = ((), None, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            if self.on_done is not None:
+                self.on_done()
+
+    def wait(self) -> tuple[tuple[Action, ...], datetime | None, str | None]:
+        self.thread.join()
+        return self.result
+
+
+def record_result(
+    rt: Runtime, call: FireCall, result: RunResult, *, rearm_error: str | None = None
+) -> None:
+    """Write the end of a run. A failed re-arm is noted in its error so `status` shows why nothing is armed."""
+    error = result.error
+    if rearm_error is not None:
+        error = "; ".join(e for e in (error, f"re-arm failed: {rearm_error}") if e)
     rt.ledger.update_run(
         call.job_id,
         call.fire_at,
@@ -294,7 +340,7 @@ def record_result(rt: Runtime, call: FireCall, result: RunResult) -> None:
         finished_at=result.finished_at,
         exit_code=result.exit_code,
         output_tail=result.output_tail,
-        error=result.error,
+        error=error,
     )
 
 

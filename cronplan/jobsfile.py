@@ -7,15 +7,17 @@ file costs a small multiple of parsing it.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from cronplan.errors import ConfigError, Problem, ValidationError
@@ -65,12 +67,15 @@ def _canonical_encoder() -> Callable[[Any], str]:
     def default(value: Any) -> str:
         return str(value)
 
-    if enc.c_make_encoder is not None:
-        c_encode = enc.c_make_encoder(
-            None, default, enc.c_encode_basestring, None, ":", ",", True, False, True
-        )
+    make = getattr(enc, "c_make_encoder", None)
+    basestring = getattr(enc, "c_encode_basestring", None)
+    if make is not None and basestring is not None:
+        # (markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan)
+        c_encode = make(None, default, basestring, None, ":", ",", True, False, True)
         return lambda value: "".join(c_encode(value, 0))
-    slow = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default)
+    slow = json.JSONEncoder(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default
+    )
     return slow.encode
 
 
@@ -88,9 +93,13 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
 
 
 _new = object.__new__
+_T = TypeVar("_T")
+_UNSEEN: Any = object()
+# Stands for a job that passed every check (check_jobs builds no Job).
+_CHECKED = cast(Job, object())
 
 
-def _make(cls: type[Any], **values: Any) -> Any:
+def _make(cls: type[_T], **values: Any) -> _T:
     """Build a frozen dataclass without its generated ``__init__``: 100,000 jobs make the per-field
     ``object.__setattr__`` of frozen classes a visible cost. Callers pass every field (tested)."""
     obj = _new(cls)
@@ -113,6 +122,22 @@ def load_jobs(path: str | Path, *, default_tz: str = "UTC") -> JobsFile:
     Raises ``ValidationError`` with every problem located, or ``ConfigError`` when the file is missing.
     """
     path = Path(path)
+    text, fmt, name = _read(path)
+    jobs = parse_jobs(text, file=name, fmt=fmt, default_tz=default_tz)
+    return JobsFile(path=path, jobs=jobs)
+
+
+def check_jobs(path: str | Path, *, default_tz: str = "UTC") -> int:
+    """Validate ``path`` exactly as ``load_jobs`` does and return the number of jobs.
+
+    The same checks and the same problems, without building specs and digests that a pure check
+    (``cronplan validate``) never uses.
+    """
+    text, fmt, name = _read(Path(path))
+    return len(parse_jobs(text, file=name, fmt=fmt, default_tz=default_tz, build=False))
+
+
+def _read(path: Path) -> tuple[str, str, str]:
     name = display_path(path)
     try:
         data = path.read_bytes()
@@ -130,44 +155,72 @@ def load_jobs(path: str | Path, *, default_tz: str = "UTC") -> JobsFile:
         line = data[: exc.start].count(b"\n") + 1
         raise ValidationError([Problem(name, line, 1, "", "file is not valid UTF-8")]) from None
     fmt = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
-    jobs = parse_jobs(text, file=name, fmt=fmt, default_tz=default_tz)
-    return JobsFile(path=path, jobs=jobs)
+    return text, fmt, name
 
 
-def parse_jobs(text: str, *, file: str, fmt: str = "json", default_tz: str = "UTC") -> tuple[Job, ...]:
-    """Validate and build the jobs of a jobs-file text (``fmt``: ``json`` or ``yaml``)."""
+def parse_jobs(
+    text: str, *, file: str, fmt: str = "json", default_tz: str = "UTC", build: bool = True
+) -> tuple[Job, ...]:
+    """Validate and build the jobs of a jobs-file text (``fmt``: ``json`` or ``yaml``).
+
+    With ``build=False`` only the checks run; the result then has the right length but its items are
+    placeholders (see ``check_jobs``).
+    """
     default_zone = _zone(default_tz)
     if default_zone is None:
-        raise ConfigError(f"unknown default timezone {default_tz!r} (check 'timezone' in cronplan.yaml)")
-    doc = _parse(text, file, fmt)
+        raise ConfigError(
+            f"unknown default timezone {default_tz!r} (check 'timezone' in cronplan.yaml)"
+        )
+    with _no_gc():
+        doc = _parse(text, file, fmt)
 
     from cronplan.schemas import fast_validator
 
+    issues: list[Issue] = []
+    if fmt == "yaml":
+        from cronplan.yamlio import json_compatible
+
+        doc, odd = json_compatible(doc)
+        issues = [Issue(ptr, message, key=is_key) for ptr, is_key, message in odd]
     try:
         schema_ok = bool(fast_validator("jobs").is_valid(doc))
-    except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold (YAML edge cases)
+    except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold
         schema_ok = False
-
-    issues: list[Issue] = []
     if not schema_ok:
-        issues = _schema_issues(doc)
+        taken = {i.pointer for i in issues}
+        issues += [i for i in _schema_issues(doc) if i.pointer not in taken]
     if isinstance(doc, dict):
         raw_jobs, prefix = doc.get("jobs"), "/jobs"
     else:
         raw_jobs, prefix = doc, ""
     jobs: list[Job] = []
     if isinstance(raw_jobs, list):
-        builder = _Builder(default_tz, default_zone)
-        jobs, more = builder.build_all(raw_jobs, prefix)
+        builder = _Builder(default_tz, default_zone, build=build)
+        with _no_gc():
+            jobs, more = builder.build_all(raw_jobs, prefix)
         issues.extend(_not_shadowed(more, issues))
     if schema_ok and not issues:
         return tuple(jobs)
     if not issues:  # the fast and the detailed validator disagree: still never pass silently
         issues = [Issue("", "the file does not match the jobs schema")]
-    raise ValidationError(locate(issues, _index(text, fmt), file))
+    wanted = [i.pointer for i in issues] + [i.related for i in issues if i.related]
+    raise ValidationError(locate(issues, _index(text, fmt, wanted), file))
 
 
 # --------------------------------------------------------------------------- parsing
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Parsing and building allocate many objects and no cycles; with 100,000 jobs the cyclic
+    collector's repeated full passes over the growing heap cost more than the work itself."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _parse(text: str, file: str, fmt: str) -> Any:
@@ -179,48 +232,102 @@ def _parse(text: str, file: str, fmt: str) -> Any:
         except YamlSyntaxError as exc:
             raise ValidationError([exc.problem]) from None
         if doc is None:
-            raise ValidationError([Problem(file, 1, 1, "", "the file is empty; expected {jobs: [...]}")])
+            raise ValidationError(
+                [Problem(file, 1, 1, "", "the file is empty; expected {jobs: [...]}")]
+            )
         return doc
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant)
+    except _NotJson as exc:
+        m = re.search(r"-?" + exc.args[0], text)
+        line, col = _line_col(text, m.start() if m else 0)
+        raise ValidationError(
+            [Problem(file, line, col, "", f"invalid JSON: {exc.args[0]} is not a JSON number")]
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ValidationError([Problem(file, exc.lineno, exc.colno, "", f"invalid JSON: {exc.msg}")]) from None
+        raise ValidationError(
+            [Problem(file, exc.lineno, exc.colno, "", f"invalid JSON: {exc.msg}")]
+        ) from None
     except RecursionError:
-        raise ValidationError([Problem(file, 1, 1, "", "invalid JSON: nested too deeply")]) from None
+        raise ValidationError(
+            [Problem(file, 1, 1, "", "invalid JSON: nested too deeply")]
+        ) from None
 
 
-def _index(text: str, fmt: str) -> Any:
-    from cronplan.positions import json_positions, yaml_positions
+class _NotJson(ValueError):
+    pass
 
-    return yaml_positions(text) if fmt == "yaml" else json_positions(text)
+
+def _reject_constant(name: str) -> Any:
+    """Python's json reads NaN and Infinity; JSON has neither, and specs must survive a round trip."""
+    raise _NotJson(name)
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _index(text: str, fmt: str, wanted: list[str]) -> Any:
+    from cronplan.positions import json_positions_of, yaml_positions
+
+    return yaml_positions(text) if fmt == "yaml" else json_positions_of(text, wanted)
 
 
 def _schema_issues(doc: Any) -> list[Issue]:
-    from cronplan.schemas import load_schema
-
+    """The detailed report. ``jsonschema`` is slow, so it only looks at the top level and at the jobs
+    the compiled validator rejects: one bad job in 100,000 costs little more than the fast check."""
     if isinstance(doc, dict):
-        target = "document"
+        target, jobs, prefix = "document", doc.get("jobs"), "/jobs"
     elif isinstance(doc, list):
-        target = "jobList"
+        target, jobs, prefix = "jobList", doc, ""
     else:
-        return [Issue("", 'expected an object {"jobs": [...]} or a list of jobs, not ' + _what(doc))]
-    return schema_issues(_branch_validator(target), doc) if load_schema("jobs") else []
+        return [
+            Issue("", 'expected an object {"jobs": [...]} or a list of jobs, not ' + _what(doc))
+        ]
+    try:
+        if not isinstance(jobs, list):
+            return schema_issues(_branch_validator(target), doc)
+        top: Any = [] if isinstance(doc, list) else {**doc, "jobs": []}
+        issues = schema_issues(_branch_validator(target), top)
+        fast, detailed = _fast_job_validator(), _branch_validator("job")
+        for i, job in enumerate(jobs):
+            try:
+                ok = fast.is_valid(job)
+            except (ValueError, TypeError, OverflowError):
+                ok = False
+            if not ok:
+                issues += schema_issues(detailed, job, f"{prefix}/{i}")
+        return issues
+    except RecursionError:
+        return [Issue("", "the document is nested too deeply to check")]
 
 
 _BRANCHES: dict[str, Any] = {}
 
 
+def _subschema(target: str) -> dict[str, Any]:
+    from cronplan.schemas import load_schema
+
+    root = load_schema("jobs")
+    return {"$schema": root["$schema"], "$defs": root["$defs"], "$ref": f"#/$defs/{target}"}
+
+
 def _branch_validator(target: str) -> Any:
-    """A validator for one branch of the top-level union, so errors are not buried in anyOf context."""
+    """A detailed validator for one part of the schema, so errors are not buried in anyOf context."""
     if target not in _BRANCHES:
-        import jsonschema
+        from cronplan.schemas import jsonschema_module
 
-        from cronplan.schemas import load_schema
-
-        root = load_schema("jobs")
-        schema = {"$schema": root["$schema"], "$defs": root["$defs"], "$ref": f"#/$defs/{target}"}
-        _BRANCHES[target] = jsonschema.Draft202012Validator(schema)
+        _BRANCHES[target] = jsonschema_module().Draft202012Validator(_subschema(target))
     return _BRANCHES[target]
+
+
+def _fast_job_validator() -> Any:
+    if "fast:job" not in _BRANCHES:
+        import jsonschema_rs
+
+        _BRANCHES["fast:job"] = jsonschema_rs.validator_for(_subschema("job"))
+    return _BRANCHES["fast:job"]
 
 
 def _what(value: Any) -> str:
@@ -235,7 +342,9 @@ def _not_shadowed(semantic: list[Issue], schema: list[Issue]) -> list[Issue]:
         return semantic
     taken = [i.pointer for i in schema]
     return [
-        i for i in semantic if not any(t == i.pointer or t.startswith(i.pointer + "/") for t in taken)
+        i
+        for i in semantic
+        if not any(t == i.pointer or t.startswith(i.pointer + "/") for t in taken)
     ]
 
 
@@ -280,7 +389,7 @@ def _fallback_check_cron(expr: str) -> str | None:
         CronSim(expr, datetime.now(timezone.utc))
     except CronSimError as exc:
         return f"invalid cron expression {expr!r}: {exc}"
-    except Exception as exc:  # noqa: BLE001 - any parser failure is the expression's fault
+    except Exception as exc:
         return f"invalid cron expression {expr!r}: {exc}"
     return None
 
@@ -291,55 +400,88 @@ def _fallback_check_cron(expr: str) -> str | None:
 class _Builder:
     """Checks each job's meaning and builds it; caches per distinct cron expression and zone."""
 
-    def __init__(self, default_tz: str, default_zone: ZoneInfo) -> None:
+    def __init__(self, default_tz: str, default_zone: ZoneInfo, *, build: bool = True) -> None:
+        self.make_jobs = build
         self.default_tz = default_tz
         self.default_zone = default_zone
         self.check_cron = _cron_checker()
         self.cron_cache: dict[str, str | None] = {}
+        # Shared anchors (start_at) and batches of one-shots repeat the same texts.
+        self.instants: dict[tuple[str, tzinfo], datetime] = {}
 
     def build_all(self, raw_jobs: list[Any], prefix: str) -> tuple[list[Job], list[Issue]]:
         jobs: list[Job] = []
+        append = jobs.append
         issues: list[Issue] = []
         first_seen: dict[str, int] = {}
+        self.prefix = prefix
+        build = self.build
         for i, raw in enumerate(raw_jobs):
-            ptr = f"{prefix}/{i}"
-            if not isinstance(raw, dict):
+            if type(raw) is not dict:
                 continue  # the schema reports it
             jid = raw.get("id")
-            if isinstance(jid, str):
-                if jid in first_seen:
-                    issues.append(
-                        Issue(
-                            ptr + "/id",
-                            f"duplicate job id '{jid}' (first defined at line {{line}})",
-                            related=f"{prefix}/{first_seen[jid]}/id",
-                        )
+            if type(jid) is not str:
+                pass
+            elif jid in first_seen:
+                issues.append(
+                    Issue(
+                        f"{prefix}/{i}/id",
+                        f"duplicate job id '{jid}' (first defined at line {{line}})",
+                        related=f"{prefix}/{first_seen[jid]}/id",
                     )
-                else:
-                    first_seen[jid] = i
+                )
+            else:
+                first_seen[jid] = i
+            self.index = i
             try:
-                job = self.build(raw, ptr, issues)
+                job = build(raw, jid, issues)
             except (KeyError, TypeError, AttributeError, ValueError):
                 job = None  # malformed in a way the schema reports
             if job is not None:
-                jobs.append(job)
+                append(job)
         return jobs, issues
 
-    def build(self, raw: dict[str, Any], ptr: str, issues: list[Issue]) -> Job | None:
+    def ptr(self, suffix: str) -> str:
+        """The pointer of the job being built plus ``suffix``; only built when there is a problem."""
+        return f"{self.prefix}/{self.index}{suffix}"
+
+    def build(self, raw: dict[str, Any], jid: Any, issues: list[Issue]) -> Job | None:
         before = len(issues)
-        jid = raw.get("id")
         sched = raw["schedule"]
         tzname = sched.get("tz") or self.default_tz
-        zone = _zone(tzname) if isinstance(tzname, str) else None
+        zone = _ZONES.get(tzname) if type(tzname) is str else None
         if zone is None:
-            issues.append(Issue(ptr + "/schedule/tz", f"unknown timezone {tzname!r}{zone_hint(str(tzname))}"))
-        schedule = self._schedule(sched, tzname, zone or self.default_zone, ptr + "/schedule", issues)
-        action = self._action(raw, ptr, issues)
-        if len(issues) > before or schedule is None or not isinstance(jid, str) or not _ID.fullmatch(jid):
+            zone = _zone(tzname) if type(tzname) is str else None
+            if zone is None:
+                issues.append(
+                    Issue(
+                        self.ptr("/schedule/tz"),
+                        f"unknown timezone {tzname!r}{zone_hint(str(tzname))}",
+                    )
+                )
+                zone = self.default_zone
+        schedule = self._schedule(sched, tzname, zone, issues)
+        command = raw.get("command")
+        http = raw.get("http")
+        action = self._action(raw, command, http, issues)
+        if (
+            len(issues) > before
+            or schedule is None
+            or type(jid) is not str
+            or not _ID.fullmatch(jid)
+        ):
             return None
+        if not self.make_jobs:
+            return _CHECKED
 
-        spec = {k: v for k, v in raw.items() if k not in RUNTIME_FIELDS and k[:1] != "_"}
-        spec_sched = dict(sched)
+        # Most jobs carry no runtime field: copy them whole. Joining the keys finds a "_"-prefixed one at
+        # C speed (a NUL inside a key only sends the job down the exact path below).
+        keys = "\x00".join(raw)
+        if RUNTIME_FIELDS.isdisjoint(raw) and "\x00_" not in keys and keys[:1] != "_":
+            spec = raw.copy()
+        else:
+            spec = {k: v for k, v in raw.items() if k not in RUNTIME_FIELDS and k[:1] != "_"}
+        spec_sched = sched.copy()
         spec_sched["tz"] = tzname
         spec["schedule"] = spec_sched
         repeat = raw.get("repeat")
@@ -348,12 +490,12 @@ class _Builder:
             times = repeat.get("times")
             if "completed" in repeat:
                 spec["repeat"] = {k: v for k, v in repeat.items() if k != "completed"}
-        return _make(
-            Job,
+        job = _new(Job)
+        job.__dict__.update(
             id=jid,
             schedule=schedule,
             spec=spec,
-            digest=spec_digest(spec),
+            digest=_sha256(_canonical(spec).encode()).hexdigest(),
             raw=raw,
             name=raw.get("name"),
             enabled=raw.get("enabled", True),
@@ -362,18 +504,19 @@ class _Builder:
             catch_up=raw.get("catch_up", "once"),
             action=action,
         )
+        return job
 
     def _schedule(
-        self, sched: dict[str, Any], tzname: str, zone: tzinfo, ptr: str, issues: list[Issue]
+        self, sched: dict[str, Any], tzname: str, zone: tzinfo, issues: list[Issue]
     ) -> Schedule | None:
         kind = sched["kind"]
         if kind == "cron":
             expr = sched["expr"]
-            if expr not in self.cron_cache:
-                self.cron_cache[expr] = self.check_cron(expr)
-            problem = self.cron_cache[expr]
+            problem = self.cron_cache.get(expr, _UNSEEN)
+            if problem is _UNSEEN:
+                problem = self.cron_cache[expr] = self.check_cron(expr)
             if problem is not None:
-                issues.append(Issue(ptr + "/expr", problem))
+                issues.append(Issue(self.ptr("/schedule/expr"), str(problem)))
                 return None
             return _make(CronSchedule, expr=expr, tz=tzname, kind="cron")
         if kind == "interval":
@@ -382,45 +525,71 @@ class _Builder:
                 seconds = sched["minutes"] * 60
             seconds = int(seconds)
             if seconds < 1:
-                issues.append(Issue(ptr, "an interval must be at least 1 second"))
+                issues.append(Issue(self.ptr("/schedule"), "an interval must be at least 1 second"))
                 return None
             start_at = None
             if sched.get("start_at") is not None:
-                start_at = self._instant(sched["start_at"], zone, ptr + "/start_at", issues)
+                start_at = self._instant(sched["start_at"], zone, "/schedule/start_at", issues)
                 if start_at is None:
                     return None
-            return _make(IntervalSchedule, seconds=seconds, start_at=start_at, tz=tzname, kind="interval")
+            return _make(
+                IntervalSchedule, seconds=seconds, start_at=start_at, tz=tzname, kind="interval"
+            )
         if kind == "once":
-            run_at = self._instant(sched["run_at"], zone, ptr + "/run_at", issues)
-            return None if run_at is None else _make(OnceSchedule, run_at=run_at, tz=tzname, kind="once")
+            run_at = self._instant(sched["run_at"], zone, "/schedule/run_at", issues)
+            if run_at is None:
+                return None
+            return _make(OnceSchedule, run_at=run_at, tz=tzname, kind="once")
         return None
 
-    @staticmethod
-    def _instant(text: Any, zone: tzinfo, ptr: str, issues: list[Issue]) -> datetime | None:
+    def _instant(
+        self, text: Any, zone: tzinfo, suffix: str, issues: list[Issue]
+    ) -> datetime | None:
         if not isinstance(text, str):
             return None
-        try:
-            return parse_ts(text, default_tz=zone)
-        except ValueError as exc:
-            issues.append(Issue(ptr, str(exc)))
-            return None
+        key = (text, zone)
+        instant = self.instants.get(key)
+        if instant is None:
+            try:
+                instant = self.instants[key] = parse_ts(text, default_tz=zone)
+            except ValueError as exc:
+                issues.append(Issue(self.ptr(suffix), str(exc)))
+                return None
+        return instant
 
-    @staticmethod
-    def _action(raw: dict[str, Any], ptr: str, issues: list[Issue]) -> JobAction | None:
-        command = raw.get("command")
-        http = raw.get("http")
+    def _action(
+        self, raw: dict[str, Any], command: Any, http: Any, issues: list[Issue]
+    ) -> JobAction | None:
         if command is not None and http is not None:
             issues.append(
-                Issue(ptr + "/http", "a job has at most one action: keep 'command' or 'http', not both", key=True)
+                Issue(
+                    self.ptr("/http"),
+                    "a job has at most one action: keep 'command' or 'http', not both",
+                    key=True,
+                )
             )
             return None
         if command is None:
             for name in _COMMAND_ONLY:
                 if name in raw:
-                    issues.append(Issue(f"{ptr}/{name}", f"'{name}' applies only to a job with 'command'", key=True))
+                    issues.append(
+                        Issue(
+                            self.ptr("/" + name),
+                            f"'{name}' applies only to a job with 'command'",
+                            key=True,
+                        )
+                    )
             if "timeout_seconds" in raw:
-                where = "put it inside 'http'" if http is not None else "it applies only to 'command'"
-                issues.append(Issue(ptr + "/timeout_seconds", f"job-level 'timeout_seconds': {where}", key=True))
+                where = (
+                    "put it inside 'http'" if http is not None else "it applies only to 'command'"
+                )
+                issues.append(
+                    Issue(
+                        self.ptr("/timeout_seconds"),
+                        f"job-level 'timeout_seconds': {where}",
+                        key=True,
+                    )
+                )
         if command is not None:
             return _make(
                 CommandAction,

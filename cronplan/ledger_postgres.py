@@ -86,6 +86,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+_RUN_STATUSES = ("claimed", "running", "succeeded", "failed")
 
 _RUN_COLUMNS = (
     "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code,"
@@ -163,7 +164,7 @@ class PostgresLedger:
             with self._connect() as conn:
                 self._migrate(conn)
         except psycopg.Error as exc:
-            raise self._error("connect to", exc) from None
+            raise self._error("connect", exc) from None
         kwargs = self._connect_kwargs()
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             self._dsn,
@@ -326,24 +327,47 @@ class PostgresLedger:
         fire_at: datetime | None,
         callback_url: str | None,
     ) -> None:
+        self.record_applied_many([(job_id, spec, digest, fire_at, callback_url)])
+
+    def record_applied_many(
+        self,
+        entries: Iterable[
+            tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
+        ],
+    ) -> None:
+        """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``.
+
+        One serial bump for the batch; a ``None`` spec forgets the job (its runs stay: they are history).
+        """
         from psycopg.types.json import Jsonb
 
-        when = None if fire_at is None else _aware(fire_at, "fire_at")
-        if spec is None:
-            # Forgetting an orphan: its runs stay (they are history), the applied spec goes.
-            sql = "DELETE FROM cronplan_jobs WHERE job_id = %s"
-            params: Sequence[Any] = (job_id,)
-        else:
-            sql = """
-                INSERT INTO cronplan_jobs (job_id, spec, digest, fire_at, callback_url, applied_at)
-                VALUES (%s, %s, %s, %s, %s, clock_timestamp())
-                ON CONFLICT (job_id) DO UPDATE SET spec = EXCLUDED.spec, digest = EXCLUDED.digest,
-                    fire_at = EXCLUDED.fire_at, callback_url = EXCLUDED.callback_url,
-                    applied_at = EXCLUDED.applied_at
-            """
-            params = (job_id, Jsonb(json.loads(json.dumps(dict(spec)))), digest, when, callback_url)
-        with self._conn(f"record job {job_id!r} as applied") as conn, conn.transaction():
-            conn.execute(sql, params)
+        upserts: list[tuple[Any, ...]] = []
+        deletes: list[tuple[str]] = []
+        for job_id, spec, digest, fire_at, callback_url in entries:
+            if spec is None:
+                deletes.append((job_id,))
+                continue
+            # Through JSON and back, as the SQLite ledger stores it: what is read back is plain JSON.
+            doc = json.loads(json.dumps(dict(spec), default=str))
+            when = None if fire_at is None else _aware(fire_at, "fire_at")
+            upserts.append((job_id, Jsonb(doc), digest, when, callback_url))
+        if not upserts and not deletes:
+            return
+        with self._conn("record applied jobs") as conn, conn.transaction():
+            with conn.cursor() as cur:
+                if upserts:
+                    cur.executemany(
+                        """
+                        INSERT INTO cronplan_jobs (job_id, spec, digest, fire_at, callback_url, applied_at)
+                        VALUES (%s, %s, %s, %s, %s, clock_timestamp())
+                        ON CONFLICT (job_id) DO UPDATE SET spec = EXCLUDED.spec,
+                            digest = EXCLUDED.digest, fire_at = EXCLUDED.fire_at,
+                            callback_url = EXCLUDED.callback_url, applied_at = EXCLUDED.applied_at
+                        """,
+                        upserts,
+                    )
+                if deletes:
+                    cur.executemany("DELETE FROM cronplan_jobs WHERE job_id = %s", deletes)
             conn.execute("SELECT nextval('cronplan_serial')")
 
     # ------------------------------------------------------------------ runs
@@ -375,6 +399,8 @@ class PostgresLedger:
         output_tail: str | None = None,
         error: str | None = None,
     ) -> None:
+        if status not in _RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
         when = _aware(fire_at, "fire_at")
         started = None if started_at is None else _aware(started_at, "started_at")
         finished = None if finished_at is None else _aware(finished_at, "finished_at")

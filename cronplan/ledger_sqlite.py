@@ -21,7 +21,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 from cronplan._sqlite import (
     Database,
     from_us,
+    instant_reader,
     now_us,
     opt_from_us,
     sqlite_path_from_url,
@@ -81,9 +82,7 @@ _SCHEMA = (
     )""",
 )
 
-_RUN_COLUMNS = (
-    "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code, output_tail, error"
-)
+_RUN_COLUMNS = "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code, output_tail, error"
 
 
 def _init_schema(conn: sqlite3.Connection) -> None:
@@ -130,8 +129,53 @@ def _row_to_run(row: tuple[Any, ...]) -> Run:
 def _lock_info(row: tuple[Any, ...]) -> LockInfo:
     lock_id, holder, acquired_at, expires_at = row
     return LockInfo(
-        lock_id=lock_id, holder=holder, acquired_at=from_us(acquired_at), expires_at=from_us(expires_at)
+        lock_id=lock_id,
+        holder=holder,
+        acquired_at=from_us(acquired_at),
+        expires_at=from_us(expires_at),
     )
+
+
+class LazyJson(Mapping[str, Any]):
+    """A JSON object parsed on first access.
+
+    Planning 100,000 jobs reads every record but looks at an applied spec only for a job whose digest
+    changed; parsing them all up front would cost more than the rest of reading the ledger. It is a
+    read-only ``Mapping``: use ``dict(spec)`` where a real dict is needed (e.g. ``json.dumps``).
+    """
+
+    __slots__ = ("_text", "_value")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._value: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._value is None:
+            value = json.loads(self._text)
+            self._value = value if isinstance(value, dict) else {"value": value}
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyJson) and other._text == self._text:
+            return True
+        if isinstance(other, Mapping):
+            return self._load() == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking like dict: not hashable
+
+    def __repr__(self) -> str:
+        return repr(self._load())
 
 
 def _chunks(ids: list[str]) -> Iterable[list[str]]:
@@ -175,9 +219,7 @@ class SqliteLedger:
         applied: dict[str, tuple[Any, ...]] = {}
         stats: dict[str, tuple[int, int, int]] = {}
         jobs_sql = "SELECT job_id, spec, digest, fire_at, callback_url FROM jobs"
-        runs_sql = (
-            "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status = 'failed') FROM runs{where} GROUP BY job_id"
-        )
+        runs_sql = "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status = 'failed') FROM runs{where} GROUP BY job_id"
         with self._db.read() as conn:
             if job_ids is None:
                 for row in conn.execute(jobs_sql):
@@ -191,19 +233,31 @@ class SqliteLedger:
                     for row in conn.execute(f"{jobs_sql} WHERE job_id IN ({marks})", chunk):
                         applied[row[0]] = row
                     where = f" WHERE job_id IN ({marks})"
-                    for job_id, last, count, failed in conn.execute(runs_sql.format(where=where), chunk):
+                    for job_id, last, count, failed in conn.execute(
+                        runs_sql.format(where=where), chunk
+                    ):
                         stats[job_id] = (last, count, failed or 0)
+        read_instant = instant_reader()  # fire times repeat (jobs sharing a minute): convert once
+
+        def instant(value: int | None) -> datetime | None:
+            return None if value is None else read_instant(value)
+
         records: dict[str, JobRecord] = {}
         for job_id in sorted(applied.keys() | stats.keys()):
             row = applied.get(job_id)
             last, count, failed = stats.get(job_id, (None, 0, 0))
+            if row is None:
+                records[job_id] = JobRecord(
+                    job_id=job_id, last_fired_at=instant(last), runs=count, failures=failed
+                )
+                continue
             records[job_id] = JobRecord(
                 job_id=job_id,
-                applied_spec=None if row is None or row[1] is None else json.loads(row[1]),
-                applied_digest=None if row is None else row[2],
-                applied_fire_at=None if row is None else opt_from_us(row[3]),
-                applied_callback_url=None if row is None else row[4],
-                last_fired_at=opt_from_us(last),
+                applied_spec=None if row[1] is None else LazyJson(row[1]),
+                applied_digest=row[2],
+                applied_fire_at=instant(row[3]),
+                applied_callback_url=row[4],
+                last_fired_at=instant(last),
                 runs=count,
                 failures=failed,
             )

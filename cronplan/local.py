@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cronplan._sqlite import Database, from_us, now_us, to_us
+from cronplan._sqlite import Database, from_us, instant_reader, now_us, to_us
 from cronplan.config import DEFAULT_LOCAL_PATH
 from cronplan.errors import AuthError, ProviderError
 from cronplan.model import Arm, FireCall, HttpRequest
@@ -86,7 +86,9 @@ class LocalProvider:
         path = Path(os.path.expanduser(raw))
         self.path = path if path.is_absolute() else Path(settings.base_dir) / path
         # Nothing is opened here: constructing and checking a provider never creates files.
-        self._db = Database(self.path, what="local provider store", error=ProviderError, init=_init_schema)
+        self._db = Database(
+            self.path, what="local provider store", error=ProviderError, init=_init_schema
+        )
 
     def __repr__(self) -> str:
         return f"LocalProvider({str(self.path)!r})"
@@ -103,8 +105,11 @@ class LocalProvider:
 
     def list_arms(self) -> list[Arm]:
         with self._db.read() as conn:
-            rows = conn.execute("SELECT job_id, fire_at, callback_url FROM arms ORDER BY job_id").fetchall()
-        return [_arm_row(r) for r in rows]
+            rows = conn.execute(
+                "SELECT job_id, fire_at, callback_url FROM arms ORDER BY job_id"
+            ).fetchall()
+        instant = instant_reader()
+        return [Arm(job_id=j, fire_at=instant(f), callback_url=c) for j, f, c in rows]
 
     def arm(self, arm: Arm) -> None:
         self.arm_many([arm])

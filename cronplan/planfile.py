@@ -16,10 +16,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii as _encode_str
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,17 +33,18 @@ FORMAT_VERSION = "1"
 _ACTION_KINDS: tuple[ActionKind, ...] = ("arm", "rearm", "cancel", "skip")
 # Within one job id (duplicate arms give a job several actions) the main action comes first.
 _ACTION_RANK = {"arm": 0, "rearm": 1, "skip": 2, "cancel": 3}
+_NO_TIME = float("-inf")
 
 # --------------------------------------------------------------------------- order
 
 
-def action_sort_key(action: Action) -> tuple[str, int, str, str, str]:
+def action_sort_key(action: Action) -> tuple[str, int, float, float, str]:
     """Plan order: by job id, then the main action before extra-arm cancels, then the times, then reason."""
     return (
         action.job_id,
         _ACTION_RANK[action.action],
-        format_ts(action.before.fire_at) if action.before is not None else "",
-        format_ts(action.after.fire_at) if action.after is not None else "",
+        action.before.fire_at.timestamp() if action.before is not None else _NO_TIME,
+        action.after.fire_at.timestamp() if action.after is not None else _NO_TIME,
         action.reason,
     )
 
@@ -55,12 +57,21 @@ def ordered_actions(plan: Plan) -> list[Action]:
 # --------------------------------------------------------------------------- plan -> JSON
 
 
+@lru_cache(maxsize=65536)
+def _ts(dt: datetime) -> str:
+    """``format_ts`` without ``strftime`` (the hot spot of a 100,000-job plan); cached: times repeat."""
+    if dt.tzinfo is None:
+        return format_ts(dt)  # raises the usual error
+    d = dt.astimezone(timezone.utc)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}Z"
+
+
 def _jsonable(value: Any) -> Any:
     """Field values of a change as plain JSON (a spec read from JSON already is; tuples become lists)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, datetime):
-        return format_ts(value)
+        return _ts(value)
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -72,7 +83,7 @@ def _before_json(arm: Arm | None) -> dict[str, Any] | None:
     if arm is None:
         return None
     return {
-        "fire_at": format_ts(arm.fire_at),
+        "fire_at": _ts(arm.fire_at),
         "callback_url": arm.callback_url,
         "provider_ref": arm.provider_ref,
     }
@@ -81,10 +92,11 @@ def _before_json(arm: Arm | None) -> dict[str, Any] | None:
 def _after_json(arm: Arm | None) -> dict[str, Any] | None:
     if arm is None:
         return None
+    fire_at = _ts(arm.fire_at)
     doc: dict[str, Any] = {
-        "fire_at": format_ts(arm.fire_at),
+        "fire_at": fire_at,
         "callback_url": arm.callback_url,
-        "dedup_key": arm.dedup_key,
+        "dedup_key": f"{arm.job_id}:{fire_at}",
     }
     if arm.provider_ref is not None:  # the planner never sets one; kept so the round trip is exact
         doc["provider_ref"] = arm.provider_ref
@@ -107,13 +119,18 @@ def action_to_json(action: Action) -> dict[str, Any]:
     }
 
 
+def _basis_json(entry: Any) -> Any:
+    # basis_entry() already builds plain JSON; only something else (a mapping proxy) is converted.
+    return entry if type(entry) is dict else _jsonable(entry)
+
+
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     """The plan as the SPEC §8 document. Key order and action order are fixed (byte-stable output)."""
     summary = plan.summary
     return {
         "format_version": FORMAT_VERSION,
         "provider": plan.provider,
-        "now": format_ts(plan.now),
+        "now": _ts(plan.now),
         "callback_url": plan.callback_url,
         "summary": {
             "arm": summary.arm,
@@ -124,13 +141,62 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "intent_digest": intent_digest(plan),
         "actions": [action_to_json(a) for a in ordered_actions(plan)],
         "lineage": plan.lineage,
-        "basis": {job_id: _jsonable(plan.basis[job_id]) for job_id in sorted(plan.basis)},
+        "basis": {job_id: _basis_json(plan.basis[job_id]) for job_id in sorted(plan.basis)},
     }
 
 
 def dumps_plan(plan: Plan) -> str:
-    """The JSON text of a plan: what ``--format json`` prints and what ``--out`` writes."""
-    return json.dumps(plan_to_json(plan), indent=2) + "\n"
+    """The JSON text of a plan: what ``--format json`` prints and what ``--out`` writes.
+
+    Byte for byte ``json.dumps(plan_to_json(plan), indent=2) + "\\n"``, written by ``_indented``:
+    the standard library's indenting encoder is pure Python and several times slower on large plans.
+    """
+    out: list[str] = []
+    _indented(plan_to_json(plan), "", out)
+    out.append("\n")
+    return "".join(out)
+
+
+def _indented(value: Any, pad: str, out: list[str]) -> None:
+    """Append ``value`` as ``json.dumps(indent=2)`` would, at indentation ``pad``."""
+    if isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        inner = pad + "  "
+        out.append("{\n")
+        first = True
+        for key, item in value.items():
+            if not first:
+                out.append(",\n")
+            first = False
+            out.append(f"{inner}{_encode_str(str(key))}: ")
+            _indented(item, inner, out)
+        out.append(f"\n{pad}}}")
+    elif isinstance(value, list):
+        if not value:
+            out.append("[]")
+            return
+        inner = pad + "  "
+        out.append("[\n")
+        first = True
+        for item in value:
+            if not first:
+                out.append(",\n")
+            first = False
+            out.append(inner)
+            _indented(item, inner, out)
+        out.append(f"\n{pad}]")
+    elif isinstance(value, str):
+        out.append(_encode_str(value))
+    elif value is None:
+        out.append("null")
+    elif value is True or value is False:
+        out.append("true" if value else "false")
+    elif type(value) is int:
+        out.append(int.__repr__(value))
+    else:
+        out.append(json.dumps(value))
 
 
 # --------------------------------------------------------------------------- JSON -> plan
@@ -253,7 +319,8 @@ def _action_from(shape: _Shape, value: Any, pointer: str) -> Action:
 def plan_from_json(doc: Any, *, source: str = "plan document") -> Plan:
     """Rebuild a Plan from its document; ``source`` (the file name) prefixes every error.
 
-    ``summary`` and ``intent_digest`` are derived values and are recomputed, not read.
+    ``summary`` is derived and recomputed. ``intent_digest``, when present, must match the actions: a
+    hand-edited plan is refused rather than applied as the reviewed one.
     """
     shape = _Shape(source)
     if not isinstance(doc, dict):
@@ -268,7 +335,7 @@ def plan_from_json(doc: Any, *, source: str = "plan document") -> Plan:
     basis = shape.obj(doc.get("basis", {}), "/basis")
     for job_id, entry in basis.items():
         shape.obj(entry, f"/basis/{job_id}")
-    return Plan(
+    plan = Plan(
         provider=provider,
         now=now,
         actions=tuple(sorted(actions, key=action_sort_key)),
@@ -276,14 +343,24 @@ def plan_from_json(doc: Any, *, source: str = "plan document") -> Plan:
         basis=dict(basis),
         lineage=shape.opt_text(doc, "lineage", ""),
     )
+    stored = doc.get("intent_digest")
+    if stored is not None and stored != intent_digest(plan):
+        # An edited plan file must not be applied as if it were the reviewed one.
+        raise CronplanError(
+            f"{source}: the plan's actions do not match its intent_digest (was the file edited?); "
+            "run cronplan plan again"
+        )
+    return plan
 
 
 # --------------------------------------------------------------------------- intent digest
 
-# A time of day (09:00, 09:00:30), a date, or a full timestamp, with an optional zone suffix.
+# A time of day (09:00, 09:00:30), a date, or a full timestamp, with an optional zone suffix and the
+# preposition that introduces it ("at 09:00").
 _TIME_TOKEN = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-    r"|\b\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"(?:\b(?:at|on|since|until)\s+)?"
+    r"(?:\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|\b\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)"
 )
 # A duration such as "3m", "90 s", "2 hours" (lateness grows as time passes).
 _DURATION = re.compile(
@@ -294,6 +371,7 @@ _ARMED = ("already armed", "due, awaiting fire")
 _UNARMED = ("missing", "catch-up of missed", "missed beyond grace")
 
 
+@lru_cache(maxsize=4096)
 def normalize_reason(action: ActionKind, reason: str) -> str:
     """The part of a reason that does not depend on when the plan was made (see ``intent_digest``)."""
     text = _DURATION.sub("", _TIME_TOKEN.sub("", reason))
@@ -357,12 +435,12 @@ def record_fingerprint(record: JobRecord | None) -> str:
 
 
 def _ts_or_none(t: datetime | None) -> str | None:
-    return None if t is None else format_ts(t)
+    return None if t is None else _ts(t)
 
 
 def _arm_basis(arm: Arm) -> dict[str, Any]:
     return {
-        "fire_at": format_ts(arm.fire_at),
+        "fire_at": _ts(arm.fire_at),
         "callback_url": arm.callback_url,
         "provider_ref": arm.provider_ref,
     }
@@ -415,15 +493,16 @@ def check_stale(
         current = basis_entry(live.get(job_id, ()), records_now.get(job_id))
         then_arms = then.get("arms") if isinstance(then, Mapping) else None
         then_record = then.get("record") if isinstance(then, Mapping) else None
+        parts: list[str] = []
         if then_arms != current["arms"]:
-            problems.append(
-                f"the live arms of job {job_id} changed "
-                f"(planned against {_describe_arms(then_arms)}, now {_describe_arms(current['arms'])})"
+            parts.append(
+                f"its live arms changed (planned against {_describe_arms(then_arms)}, "
+                f"now {_describe_arms(current['arms'])})"
             )
         if then_record != current["record"]:
-            problems.append(
-                f"the ledger entry of job {job_id} changed (it fired or was applied since)"
-            )
+            parts.append("its ledger entry changed (it fired or was applied since)")
+        if parts:
+            problems.append(f"job {job_id}: {' and '.join(parts)}")
 
     changed = {a.job_id for a in plan.actions if a.is_change}
     for job_id in sorted(changed - set(plan.basis)):
@@ -451,6 +530,8 @@ def check_stale(
 
 def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
     """Write the plan document atomically (temp file in the same directory, then rename)."""
+    import tempfile  # only saving pays for it; fire's re-plan imports this module too
+
     target = Path(path)
     text = dumps_plan(plan)
     directory = target.parent if str(target.parent) else Path(".")
@@ -467,10 +548,25 @@ def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
         os.chmod(tmp, mode)
         os.replace(tmp, target)
+        _fsync_dir(directory)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise CronplanError(f"Cannot write plan file {target}: {exc.strerror or exc}") from None
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable; not every platform can open a directory, which is fine."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:

@@ -10,11 +10,12 @@ Resolution never substitutes one provider for another: an unknown, broken or una
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cronplan.errors import CronplanError, ProviderUnavailable
 from cronplan.provider import (
@@ -24,6 +25,9 @@ from cronplan.provider import (
     Provider,
     ProviderSettings,
 )
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 BUILTIN_SOURCE = "built-in"
 _CORE_DIST = "cronplan"
@@ -53,13 +57,11 @@ def plugins_disabled(environ: Mapping[str, str] | None = None) -> bool:
     return value not in ("", "0", "false", "no", "off")
 
 
-def _core_version() -> str | None:
-    try:
-        return metadata.version(_CORE_DIST)
-    except metadata.PackageNotFoundError:
-        from cronplan import __version__
+def _core_version() -> str:
+    # The package's own version, not its dist metadata: reading metadata costs fire's cold start ~20 ms.
+    from cronplan import __version__
 
-        return str(__version__)
+    return str(__version__)
 
 
 def _load_target(target: str) -> Any:
@@ -72,7 +74,7 @@ def _load_target(target: str) -> Any:
     return obj
 
 
-def _dist_name(ep: metadata.EntryPoint) -> str | None:
+def _dist_name(ep: EntryPoint) -> str | None:
     dist = getattr(ep, "dist", None)
     name = getattr(dist, "name", None) if dist is not None else None
     return str(name) if name else None
@@ -88,11 +90,13 @@ def _candidates(environ: Mapping[str, str] | None) -> dict[str, list[_Candidate]
     version = _core_version()
     for name, target in _BUILTIN_TARGETS.items():
         info = ProviderInfo(name=name, source=BUILTIN_SOURCE, version=version, target=target)
-        found[name] = [_Candidate(info, lambda t=target: _load_target(t))]
+        found[name] = [_Candidate(info, functools.partial(_load_target, target))]
     disabled = plugins_disabled(environ)
+    from importlib import metadata  # lazy: resolving the built-in never scans installed dists
+
     try:
         entry_points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
-    except Exception:  # noqa: BLE001 - a corrupt installed dist must not take the built-ins with it
+    except Exception:  # a corrupt installed dist must not take the built-ins down with it
         entry_points = []
     seen: set[tuple[str, str]] = set()
     for ep in sorted(entry_points, key=lambda e: (e.name, _dist_name(e) or "", e.value)):
@@ -124,8 +128,10 @@ def _clash_error(name: str, candidates: list[_Candidate]) -> str | None:
 def _load(candidate: _Candidate) -> Any:
     try:
         factory = candidate.load()
-    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not raised as a crash
-        raise _LoadFailed(f"cannot import {candidate.info.target}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a broken plugin is reported as such, never a crash of cronplan
+        raise _LoadFailed(
+            f"cannot import {candidate.info.target}: {type(exc).__name__}: {exc}"
+        ) from None
     if not callable(factory):
         raise _LoadFailed(f"{candidate.info.target} is not a class or factory")
     return factory
@@ -171,7 +177,7 @@ def construct(settings: ProviderSettings) -> tuple[Provider, ProviderInfo]:
     if name in _BUILTIN_TARGETS:
         # Skips the entry-point scan: the built-in can never be shadowed, and fire's cold start pays less.
         info = ProviderInfo(name, BUILTIN_SOURCE, _core_version(), _BUILTIN_TARGETS[name])
-        candidates = [_Candidate(info, lambda: _load_target(info.target))]
+        candidates = [_Candidate(info, functools.partial(_load_target, info.target))]
     else:
         candidates = _candidates(environ).get(name, [])
     if not candidates:
@@ -195,7 +201,7 @@ def construct(settings: ProviderSettings) -> tuple[Provider, ProviderInfo]:
         provider = factory(settings)
     except CronplanError as exc:
         raise ProviderUnavailable(f"provider {name!r} is not available: {exc.message}") from None
-    except Exception as exc:  # noqa: BLE001 - a plugin failing to construct is a user-facing condition
+    except Exception as exc:  # a plugin failing to start is the user's problem to fix, not a crash
         raise ProviderUnavailable(
             f"provider {name!r} ({candidate.info.source}) failed to start: {type(exc).__name__}: {exc}"
         ) from None
@@ -208,7 +214,7 @@ def check(provider: Provider) -> Availability:
         result = provider.check()
     except CronplanError as exc:
         return Availability(False, exc.message)
-    except Exception as exc:  # noqa: BLE001 - as above
+    except Exception as exc:  # as above: a crashing check() means "unavailable", with the reason
         return Availability(False, f"check() failed: {type(exc).__name__}: {exc}")
     if not isinstance(result, Availability):
         return Availability(bool(getattr(result, "ok", False)), str(getattr(result, "detail", "")))
@@ -220,10 +226,8 @@ def resolve(settings: ProviderSettings) -> Provider:
     provider, _info = construct(settings)
     availability = check(provider)
     if not availability.ok:
-        try:
+        with contextlib.suppress(Exception):
             provider.close()
-        except Exception:  # noqa: BLE001, S110 - closing a provider we are rejecting anyway
-            pass
         detail = availability.detail or "its check() reported it unavailable"
         raise ProviderUnavailable(f"provider {settings.name!r} is not available: {detail}")
     return provider

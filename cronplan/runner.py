@@ -255,8 +255,9 @@ def _pump(
                 _killpg(proc, signal.SIGKILL)
                 kill_at = None
             if eof:
-                # The pipe is closed but the process lives on (it closed its stdout): just wait for it.
-                time.sleep(0.02)
+                # The pipe is closed; wait for the process itself (it may have closed its stdout early).
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.05)
                 continue
             for _key, _ev in sel.select(timeout=0.05):
                 try:
@@ -268,6 +269,11 @@ def _pump(
                     sel.unregister(fd)
                     break
                 tail.add(chunk)
+    except BaseException:
+        # cronplan itself is being stopped (Ctrl-C, SIGTERM): the job lives in its own session and would
+        # not get the signal, so take its whole process group down rather than leave it orphaned.
+        _killpg(proc, signal.SIGKILL)
+        raise
     finally:
         sel.close()
         proc.stdout.close()

@@ -12,15 +12,22 @@ turns wall-clock matches into instants itself, following Debian/Vixie cron (SPEC
   after the gap, i.e. at the transition itself; a wildcard job does not fire for it.
 * A wall time that occurs twice (repeated by a backward shift): a fixed-time job fires once, at the first
   (earlier) instant; a wildcard job fires at both instants.
+* Several fixed times inside one gap (``0,30 2 * * *``) are one occurrence: occurrences are instants and
+  strictly increase. The first instant after a gap is the shift itself, with seconds zero even for a
+  6-field expression (``15 30 2 * * *`` in a 02:00-03:00 gap fires at 03:00:00).
 
 cronsim applies these rules itself only to 5-field expressions, and its own time-zone mode misses
 occurrences right after a shift in some zones (for example ``*/15 3 * * *`` from 02:45 on Lord Howe's
 spring day yields 03:30, not 03:00), which is why the mapping from wall time to instants lives here.
+cronsim also reads a one-value range with a step (``5-5/10``) as ``5/10``; expressions are normalised to
+the plain value first. A cron expression with no match within 50 years (cronsim's horizon) has no next
+occurrence.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -95,9 +102,14 @@ _ALLOWED = {
 _PARSE_START = datetime(2000, 1, 1)
 
 
+# cronsim reads a one-value range with a step ("5-5/10") as "5/10", i.e. 5-59/10; cron means just 5.
+_ONE_VALUE_RANGE = re.compile(r"(?<![\w-])(\w+)-\1/0*[1-9]\d*(?![\w-])", re.IGNORECASE)
+
+
 def _normalize(expr: str) -> str:
     text = " ".join(expr.split())
-    return _MACROS.get(text.lower(), text)
+    text = _MACROS.get(text.lower(), text)
+    return _ONE_VALUE_RANGE.sub(r"\1", text)
 
 
 def check_cron(expr: str) -> str | None:
@@ -136,7 +148,9 @@ def check_cron(expr: str) -> str | None:
                 )
         day, month = parts[-3], parts[-2]
         if "Bad day-of-month" in str(exc):
-            return f"day-of-month {day!r} never occurs in month {month!r} (cron expression {expr!r})"
+            return (
+                f"day-of-month {day!r} never occurs in month {month!r} (cron expression {expr!r})"
+            )
         return f"invalid cron expression {expr!r}: {exc}"
     return None
 
@@ -160,8 +174,8 @@ def _compile(expr: str) -> _Cron:
     parts = text.split()
     minute, hour = (parts[0], parts[1]) if len(parts) == 5 else (parts[1], parts[2])
     proto = CronSim(text, _PARSE_START)
-    clonable = all(
-        hasattr(proto, name) for name in ("dt", "tick_direction", "skip_initial_tick", "fixup_tz")
+    clonable = hasattr(proto, "__dict__") and all(
+        name in vars(proto) for name in ("dt", "tick_direction", "skip_initial_tick", "fixup_tz")
     )
     return _Cron(text, proto, not minute.startswith("*") and not hour.startswith("*"), clonable)
 
@@ -236,15 +250,23 @@ def _fold_size(local: datetime) -> timedelta:
     return max(off0 - off1, timedelta(0))
 
 
-def _cron_next(sched: CronSchedule, t: datetime, inclusive: bool) -> datetime | None:
-    cron = _compile(sched.expr)
-    tz = zone(sched.tz)
+# Many jobs share an expression, a zone and the instant asked about (the planner's "now"): a result cache
+# makes the second and later of them free. Keys compare instants, so any offset of ``t`` hits.
+_RESULTS = 1 << 16
+
+
+@functools.lru_cache(maxsize=_RESULTS)
+def _cron_next(expr: str, tz_name: str, t: datetime, inclusive: bool) -> datetime | None:
+    cron = _compile(expr)
+    tz = zone(tz_name)
     local = t.astimezone(tz)
     wall = local.replace(tzinfo=None)
     start = wall
-    if not cron.fixed and local.fold == 0:
-        # In the first pass of a repeated hour, earlier wall times still fire again (second pass) after t.
-        start = wall - _fold_size(local)
+    if cron.fixed and inclusive:
+        # t may be the very end of a gap, which is where that gap's fixed times fire.
+        just_before = (t - _ONE_US).astimezone(tz).replace(tzinfo=None)
+        if just_before + _ONE_US < wall:
+            start = just_before
     if start == wall and (not inclusive or wall.microsecond):
         begin = wall.replace(microsecond=0)  # t's own wall time maps to t or earlier: skip it
     else:
@@ -253,54 +275,79 @@ def _cron_next(sched: CronSchedule, t: datetime, inclusive: bool) -> datetime | 
     def ok(inst: datetime) -> bool:
         return inst > t or (inclusive and inst == t)
 
-    best: datetime | None = None
+    found: datetime | None = None
     for w in _walls(cron, begin, reverse=False):
         kind, first, second = _resolve(w, tz)
-        if cron.fixed:
+        if cron.fixed or kind == _UNIQUE:
             if ok(first):
-                return first
-        elif kind == _UNIQUE:
-            if ok(first):
-                return first if best is None else min(best, first)
-        elif kind == _REPEATED:
-            # Within one repeated hour every first-pass instant precedes every second-pass instant.
-            if ok(first):
-                return first if best is None else min(best, first)
-            if ok(second) and (best is None or second < best):
-                best = second
-    return best
+                found = first
+                break
+        elif kind == _REPEATED and (ok(first) or ok(second)):
+            # Wall times are walked upwards, and within one repeated hour every first-pass instant
+            # precedes every second-pass instant: the first acceptable instant is the answer.
+            found = first if ok(first) else second
+            break
+    fold = _fold_size(local)
+    if cron.fixed or not fold or local.fold == 1:
+        return found
+    # t is in the first pass of a repeated hour: wall times up to t's own fire again in the second pass,
+    # which begins at `turn`, so the earliest of them may come before what was found above.
+    turn = _transition(tz, t, t + fold)
+    if found is not None and found < turn:
+        return found
+    pass2 = turn.astimezone(tz).replace(tzinfo=None)
+    for w in _walls(cron, pass2 - _ONE_S, reverse=False):
+        kind, _, second = _resolve(w, tz)
+        if kind == _REPEATED and (found is None or second < found):
+            found = second
+        break
+    return found
 
 
-def _cron_previous(sched: CronSchedule, t: datetime, inclusive: bool) -> datetime | None:
-    cron = _compile(sched.expr)
-    tz = zone(sched.tz)
+@functools.lru_cache(maxsize=_RESULTS)
+def _cron_previous(expr: str, tz_name: str, t: datetime, inclusive: bool) -> datetime | None:
+    cron = _compile(expr)
+    tz = zone(tz_name)
     local = t.astimezone(tz)
     wall = local.replace(tzinfo=None)
-    # In the second pass of a repeated hour, the first pass already reached later wall times.
-    top = wall + _fold_size(local) if local.fold == 1 else wall
-    if top == wall and not inclusive and not wall.microsecond:
+    fold = _fold_size(local)
+    fixed_in_pass2 = cron.fixed and bool(fold) and local.fold == 1
+    if not inclusive and not wall.microsecond and not fixed_in_pass2:
         begin = wall
     else:
-        begin = top.replace(microsecond=0) + _ONE_S
+        begin = wall.replace(microsecond=0) + _ONE_S
 
     def ok(inst: datetime) -> bool:
         return inst < t or (inclusive and inst == t)
 
-    best: datetime | None = None
+    found: datetime | None = None
+    if fixed_in_pass2:
+        # A fixed-time job fired for the whole repeated hour in its first pass, which reached later wall
+        # times than t's: walk down from the end of that pass.
+        begin = (wall + fold).replace(microsecond=0) + _ONE_S
     for w in _walls(cron, begin, reverse=True):
         kind, first, second = _resolve(w, tz)
-        if cron.fixed:
+        if cron.fixed or kind == _UNIQUE:
             if ok(first):
-                return first
-        elif kind == _UNIQUE:
-            if ok(first):
-                return first if best is None else max(best, first)
-        elif kind == _REPEATED:
-            if ok(second):
-                return second if best is None else max(best, second)
-            if ok(first) and (best is None or first > best):
-                best = first
-    return best
+                found = first
+                break
+        elif kind == _REPEATED and (ok(second) or ok(first)):
+            found = second if ok(second) else first
+            break
+    if cron.fixed or not fold or local.fold == 0:
+        return found
+    # t is in the second pass of a repeated hour: the first pass reached wall times after t's own, and
+    # those fired (first pass) before t; the latest of them may come after what was found above.
+    turn = _transition(tz, t - fold, t)
+    if found is not None and found >= turn:
+        return found
+    pass1_end = turn.astimezone(tz).replace(tzinfo=None) + fold
+    for w in _walls(cron, pass1_end, reverse=True):
+        kind, first, _ = _resolve(w, tz)
+        if kind == _REPEATED and (found is None or first > found):
+            found = first
+        break
+    return found
 
 
 # --------------------------------------------------------------------------- interval & once
@@ -356,27 +403,36 @@ def next_after(schedule: Schedule, t: datetime, *, inclusive: bool = False) -> d
     None when there is none: a ``once`` schedule whose time has passed, or a cron expression with no
     match within 50 years.
     """
-    t = _aware(t)
-    if isinstance(schedule, CronSchedule):
-        return _cron_next(schedule, t, inclusive)
-    if isinstance(schedule, IntervalSchedule):
-        return _interval_next(schedule, t, inclusive)
+    # In UTC before it becomes a cache key: equal wall times in one zone compare equal whatever their fold.
+    t = _aware(t).astimezone(UTC)
+    try:
+        if isinstance(schedule, CronSchedule):
+            return _cron_next(schedule.expr, schedule.tz, t, inclusive)
+        if isinstance(schedule, IntervalSchedule):
+            return _interval_next(schedule, t, inclusive)
+    except OverflowError:  # the answer would lie beyond year 9999
+        return None
     run_at = _aware(schedule.run_at, "run_at").astimezone(UTC)
     return run_at if run_at > t or (inclusive and run_at == t) else None
 
 
 def previous_before(schedule: Schedule, t: datetime, *, inclusive: bool = False) -> datetime | None:
     """The last occurrence strictly before ``t`` (at or before with ``inclusive``), in UTC, or None."""
-    t = _aware(t)
-    if isinstance(schedule, CronSchedule):
-        return _cron_previous(schedule, t, inclusive)
-    if isinstance(schedule, IntervalSchedule):
-        return _interval_previous(schedule, t, inclusive)
+    t = _aware(t).astimezone(UTC)
+    try:
+        if isinstance(schedule, CronSchedule):
+            return _cron_previous(schedule.expr, schedule.tz, t, inclusive)
+        if isinstance(schedule, IntervalSchedule):
+            return _interval_previous(schedule, t, inclusive)
+    except OverflowError:  # the answer would lie before year 1
+        return None
     run_at = _aware(schedule.run_at, "run_at").astimezone(UTC)
     return run_at if run_at < t or (inclusive and run_at == t) else None
 
 
-def occurrences(schedule: Schedule, after: datetime, *, inclusive: bool = False) -> Iterator[datetime]:
+def occurrences(
+    schedule: Schedule, after: datetime, *, inclusive: bool = False
+) -> Iterator[datetime]:
     """The occurrences after ``after`` (at or after with ``inclusive``), strictly increasing, in UTC.
 
     Endless for cron and interval schedules: take what you need (``itertools.islice``).

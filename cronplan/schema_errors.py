@@ -32,7 +32,7 @@ _MISPLACED = {
     "tz": "'tz' goes inside 'schedule'",
     "timezone": "the zone goes inside 'schedule' as 'tz'",
     "expr": "'expr' goes inside 'schedule' (with \"kind\": \"cron\")",
-    "cron": "write the schedule as {\"kind\": \"cron\", \"expr\": ...}",
+    "cron": 'write the schedule as {"kind": "cron", "expr": ...}',
     "run_at": "'run_at' goes inside 'schedule' (with \"kind\": \"once\")",
     "seconds": "'seconds' goes inside 'schedule' (with \"kind\": \"interval\")",
     "minutes": "'minutes' goes inside 'schedule' (with \"kind\": \"interval\")",
@@ -43,8 +43,13 @@ _MISPLACED = {
     "body": "'body' goes inside 'http'",
 }
 
-_KIND_FIELDS = {"expr": "cron", "seconds": "interval", "minutes": "interval", "start_at": "interval",
-                "run_at": "once"}
+_KIND_FIELDS = {
+    "expr": "cron",
+    "seconds": "interval",
+    "minutes": "interval",
+    "start_at": "interval",
+    "run_at": "once",
+}
 
 
 @dataclass(frozen=True)
@@ -89,12 +94,14 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def schema_issues(validator: Any, doc: Any) -> list[Issue]:
-    """Every schema failure of ``doc`` as an Issue (deduplicated, in document order of discovery)."""
+def schema_issues(validator: Any, doc: Any, prefix: str = "") -> list[Issue]:
+    """Every schema failure of ``doc`` as an Issue (deduplicated, in document order of discovery).
+
+    ``prefix`` is the pointer of ``doc`` inside the file when ``doc`` is a part of it."""
     seen: set[tuple[str, str]] = set()
     out: list[Issue] = []
     for err in validator.iter_errors(doc):
-        for issue in describe(err):
+        for issue in describe(err, prefix):
             k = (issue.pointer, issue.message)
             if k not in seen:
                 seen.add(k)
@@ -102,8 +109,8 @@ def schema_issues(validator: Any, doc: Any) -> list[Issue]:
     return out
 
 
-def describe(err: Any) -> list[Issue]:
-    path = pointer(err.absolute_path)
+def describe(err: Any, prefix: str = "") -> list[Issue]:
+    path = prefix + pointer(err.absolute_path)
     kw = err.validator
     schema = err.schema if isinstance(err.schema, dict) else {}
     value = err.instance
@@ -165,12 +172,14 @@ def _unknown_fields(path: str, value: dict[Any, Any], schema: dict[str, Any]) ->
         if key in props or any(p.search(key) for p in patterns):
             continue
         if kind and key in _KIND_FIELDS:
-            hint = f" ('{key}' belongs to a {_KIND_FIELDS[key]} schedule; this one is \"kind\": \"{kind}\")"
+            hint = f' (\'{key}\' belongs to a {_KIND_FIELDS[key]} schedule; this one is "kind": "{kind}")'
         elif key in _MISPLACED and "schedule" in props:
             hint = f" ({_MISPLACED[key]})"
         else:
             hint = did_you_mean(key, props)
-        issues.append(Issue(path + "/" + escape_token(key), f"unknown field '{key}'{hint}", key=True))
+        issues.append(
+            Issue(path + "/" + escape_token(key), f"unknown field '{key}'{hint}", key=True)
+        )
     return issues
 
 

@@ -8,7 +8,7 @@ the package. Compiled validators are cached: compiling is the expensive part.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,14 @@ def schema_path(name: str) -> Path:
     return schemas_dir() / f"{name}.schema.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict[str, Any]:
     with schema_path(name).open(encoding="utf-8") as fh:
         doc: dict[str, Any] = json.load(fh)
     return doc
 
 
-@lru_cache(maxsize=None)
+@cache
 def fast_validator(name: str) -> Any:
     """A compiled ``jsonschema_rs`` validator: answers "valid?" quickly, for the happy path."""
     import jsonschema_rs
@@ -48,9 +48,14 @@ def fast_validator(name: str) -> Any:
     return jsonschema_rs.validator_for(load_schema(name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def detailed_validator(name: str) -> Any:
     """A ``jsonschema`` Draft 2020-12 validator: slow, but its errors carry paths for the report."""
-    import jsonschema
+    return jsonschema_module().Draft202012Validator(load_schema(name))
 
-    return jsonschema.Draft202012Validator(load_schema(name))
+
+def jsonschema_module() -> Any:
+    """``jsonschema``, imported only on the error path (it is slow to import and untyped)."""
+    import importlib
+
+    return importlib.import_module("jsonschema")

@@ -71,9 +71,8 @@ class FireService:
         self.log = log
         self.unavailable_reason = unavailable_reason
         self.timer: TimerLoop | None = None
-        self.cancel = (
-            threading.Event()
-        )  # set at the end of the shutdown grace: running commands stop
+        # Set at the end of the shutdown grace: running commands are stopped.
+        self.cancel = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-job")
         self._lock = threading.Lock()
         self._inflight: dict[str, _InFlight] = {}
@@ -81,36 +80,39 @@ class FireService:
 
     # ------------------------------------------------------------------ the HTTP fire
 
-    def handle_fire(self, request: HttpRequest) -> tuple[int, dict[str, Any]]:
-        """Authenticate, claim and schedule one fire request; return (status code, JSON body)."""
+    def handle_fire(self, request: HttpRequest) -> tuple[int, dict[str, Any], firing.Claim | None]:
+        """Authenticate and claim one fire request: (status code, JSON body, the won claim or None).
+
+        A won claim is durable (committed) when this returns: only then may the provider hear 202. The
+        caller answers first and then passes the claim to ``submit`` so the job runs after the response.
+        """
         if not self._accepting:
-            return 503, {"error": "shutting down; retry later"}
+            return 503, {"error": "shutting down; retry later"}, None
         if self.verifier is None:
-            return 503, {
-                "error": "the configured provider is unavailable, so callbacks cannot be verified: "
-                f"{self.unavailable_reason or 'unknown reason'}"
-            }
+            reason = self.unavailable_reason or "unknown reason"
+            error = (
+                f"the configured provider is unavailable, so callbacks cannot be verified: {reason}"
+            )
+            return 503, {"error": error}, None
         try:
             call = firing.authenticate(self.verifier, request)
         except AuthError as exc:
-            return 401, {"error": exc.message}
+            return 401, {"error": exc.message}, None
         except BadRequest as exc:
-            return 400, {"error": exc.message}
+            return 400, {"error": exc.message}, None
         except CronplanError as exc:
             # The verifier could not decide (e.g. its key set is unreachable): let the provider retry.
-            return 503, {"error": exc.message}
+            return 503, {"error": exc.message}, None
         try:
             claimed = firing.claim(self.rt, call)
         except CronplanError as exc:
             self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: cannot claim: {exc.message}")
-            return 503, {"error": exc.message}
+            return 503, {"error": exc.message}, None
         key = claimed.key
         if claimed.status != "claimed":
             self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
-            return 200, {"status": claimed.status, "dedup_key": key, "reason": claimed.reason}
-        # The claim is durable (committed) at this point; only now may the provider be told 202.
-        self.submit(claimed)
-        return 202, {"status": "accepted", "dedup_key": key}
+            return 200, {"status": claimed.status, "dedup_key": key, "reason": claimed.reason}, None
+        return 202, {"status": "accepted", "dedup_key": key}, claimed
 
     # ------------------------------------------------------------------ the timer's fire
 
@@ -131,11 +133,13 @@ class FireService:
             return
         if claimed.status == "claimed":
             with self._lock:
-                if not self._accepting:
-                    # Claimed while shutdown began: record it rather than leave it half-done.
-                    self._record_not_started(claimed)
-                    return
-                self._inflight[key] = _InFlight(claimed, started=True)
+                accepting = self._accepting
+                if accepting:
+                    self._inflight[key] = _InFlight(claimed, started=True)
+            if not accepting:
+                # Claimed while shutdown began: record it rather than leave it half-done.
+                self._record_not_started(claimed)
+                return
             self._run(claimed)
             return
         self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
@@ -151,15 +155,17 @@ class FireService:
     # ------------------------------------------------------------------ running
 
     def submit(self, claimed: firing.Claim) -> None:
+        """Run a won claim on a worker thread."""
         entry = _InFlight(claimed)
         with self._lock:
             self._inflight[claimed.key] = entry
             try:
                 entry.future = self._pool.submit(self._run_submitted, claimed)
+                return
             except RuntimeError:
-                # Shut down between the claim and here: record the run so it is not left dangling.
                 del self._inflight[claimed.key]
-                self._record_not_started(claimed)
+        # Shut down between the claim and here: record the run so it is not left dangling.
+        self._record_not_started(claimed)
 
     def _run_submitted(self, claimed: firing.Claim) -> None:
         with self._lock:
@@ -172,7 +178,11 @@ class FireService:
         key = claimed.key
         try:
             outcome = firing.run_claimed(
-                self.rt, claimed, provider=self.arm_provider, cancel=self.cancel
+                self.rt,
+                claimed,
+                provider=self.arm_provider,
+                cancel=self.cancel,
+                on_rearmed=self._wake_timer,
             )
             self.log(outcome.describe())
         except Exception as exc:  # a worker must report, never die silently
@@ -316,8 +326,22 @@ class FireApp:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         request = HttpRequest(method=method, path=path, headers=headers, body=body)
         loop = asyncio.get_running_loop()
-        status, doc = await loop.run_in_executor(None, self.service.handle_fire, request)
-        await _json(send, status, doc)
+        try:
+            status, doc, claimed = await loop.run_in_executor(
+                None, self.service.handle_fire, request
+            )
+        except (
+            Exception
+        ) as exc:  # a bug: answer 500 (the provider retries) and say so, no traceback
+            self.service.log(f"fire request: internal error: {type(exc).__name__}: {exc}")
+            await _json(send, 500, {"error": "internal error; see the cronplan serve log"})
+            return
+        try:
+            await _json(send, status, doc)
+        finally:
+            # The claim is taken whatever became of the response: the job must run (or be recorded).
+            if claimed is not None:
+                self.service.submit(claimed)
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
@@ -406,6 +430,39 @@ def _arm_locally(rt: Runtime, local: Provider, log: Log) -> None:
         log(f"fallback: {action.action} {action.job_id} FAILED: {why}")
 
 
+class _JobsWatcher:
+    """In fallback mode nobody runs `apply` against the local store: re-arm when jobs.json changes."""
+
+    def __init__(self, rt: Runtime, local: Provider, log: Log, *, every_s: float = 1.0) -> None:
+        self.rt = rt
+        self.local = local
+        self.log = log
+        self.every_s = every_s
+        self.stamp = self._stamp()
+        self.next_check = time.monotonic() + every_s
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.rt.config.jobs_path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        self.next_check = now + self.every_s
+        stamp = self._stamp()
+        if stamp == self.stamp:
+            return
+        self.stamp = stamp
+        try:
+            _arm_locally(self.rt, self.local, self.log)
+        except CronplanError as exc:
+            self.log(f"fallback: jobs.json changed but could not be armed: {exc.message}")
+
+
 def serve(
     rt: Runtime,
     *,
@@ -413,10 +470,14 @@ def serve(
     port: int = 8787,
     shutdown_timeout: float = 30.0,
     log: Log,
+    warn: Log | None = None,
     verbose: int = 0,
     workers: int = DEFAULT_WORKERS,
-) -> None:
-    """Run until SIGTERM/SIGINT. Raises ``CronplanError`` when it cannot start (port in use, bad config)."""
+) -> int:
+    """Run until SIGTERM/SIGINT; return the exit code (0 after SIGTERM, 130 after SIGINT).
+
+    Raises ``CronplanError`` when it cannot start (port in use, bad config).
+    """
     import uvicorn
 
     from cronplan.timer import TimerLoop
@@ -432,14 +493,15 @@ def serve(
         unavailable = exc.message
         verifier = None
         arm_provider = rt.local_provider()
+        loud = warn or log  # the fallback warning is shown even with -q
         banner = "!" * 78
-        log(banner)
-        log(
+        loud(banner)
+        loud(
             f"WARNING: the configured provider {rt.config.provider!r} is unavailable: {exc.message}"
         )
-        log("WARNING: falling back to the LOCAL provider and its timer loop so jobs keep firing.")
-        log("WARNING: fire requests over HTTP are refused (503) until the provider is fixed.")
-        log(banner)
+        loud("WARNING: falling back to the LOCAL provider and its timer loop so jobs keep firing.")
+        loud("WARNING: fire requests over HTTP are refused (503) until the provider is fixed.")
+        loud(banner)
     use_timer = arm_provider.name == "local"
 
     service = FireService(
@@ -469,11 +531,11 @@ def serve(
     )
     server = uvicorn.Server(config)
     stop = threading.Event()
-    interrupts = {"count": 0}
+    received: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
-        interrupts["count"] += 1
-        if interrupts["count"] > 1:
+        received.append(signum)
+        if len(received) > 1:
             service.cancel.set()  # a second signal: stop running jobs now
         stop.set()
 
@@ -491,7 +553,8 @@ def serve(
             raise CronplanError(f"the HTTP server did not start on {host}:{bound_port}")
         if use_timer:
             local = arm_provider
-            timer = TimerLoop(local, service.fire_arm, on_error=log)  # type: ignore[arg-type]
+            watcher = _JobsWatcher(rt, local, log) if unavailable is not None else None
+            timer = TimerLoop(local, service.fire_arm, on_error=log, on_idle=watcher)  # type: ignore[arg-type]
             service.timer = timer
             timer.start()
         mode = "with the local timer loop" if use_timer else f"for provider {arm_provider.name!r}"
@@ -512,6 +575,7 @@ def serve(
             signal.signal(sig, handler)
         sock.close()
         log("cronplan serve: stopped")
+    return 130 if received and received[0] == signal.SIGINT else 0
 
 
 __all__ = ["FIRE_PATH", "HEALTH_PATH", "FireApp", "FireService", "serve"]

@@ -44,7 +44,9 @@ def format_ts(dt: datetime) -> str:
     """Format an aware datetime as RFC 3339 UTC with ``Z`` at second precision."""
     if dt.tzinfo is None:
         raise ValueError("naive datetime passed to format_ts")
-    return dt.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    d = dt.astimezone(UTC)
+    # f-string formatting: strftime was the main cost of rendering a 100,000-job plan.
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}Z"
 
 
 def utcnow() -> datetime:

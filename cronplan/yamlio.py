@@ -6,7 +6,7 @@ read by cronplan, not turned into a naive datetime by YAML), and parse errors be
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -15,10 +15,10 @@ from cronplan.errors import Problem
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class Loader(_Base):  # type: ignore[misc,valid-type]
+class Loader(_Base):  # type: ignore[misc]
     """SafeLoader (libyaml when available) with no implicit timestamp resolution."""
 
-    yaml_implicit_resolvers = {
+    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in _Base.yaml_implicit_resolvers.items()
     }
@@ -27,7 +27,7 @@ class Loader(_Base):  # type: ignore[misc,valid-type]
 def load_yaml(text: str, file: str) -> Any:
     """Parse ``text``; raise ``ValueError`` carrying a ``Problem`` when it is not well-formed YAML."""
     try:
-        return yaml.load(text, Loader=Loader)  # noqa: S506 - Loader is a SafeLoader subclass
+        return yaml.load(text, Loader=Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -41,3 +41,53 @@ class YamlSyntaxError(ValueError):
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
         self.problem = problem
+
+
+def json_compatible(doc: Any) -> tuple[Any, list[tuple[str, bool, str]]]:
+    """YAML can hold what JSON cannot: non-string keys (``on:`` is even a boolean), binary, NaN. Return
+    the document with keys turned into strings, and ``(pointer, is_key, message)`` for every such spot."""
+    import math
+
+    from cronplan.positions import escape_token
+
+    bad: list[tuple[str, bool, str]] = []
+
+    def walk(node: Any, ptr: str) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                key = k if isinstance(k, str) else _key_text(k)
+                child = ptr + "/" + escape_token(key)
+                if not isinstance(k, str):
+                    bad.append((child, True, key_problem_message(k)))
+                out[key] = walk(v, child)
+            return out
+        if isinstance(node, list):
+            return [walk(v, f"{ptr}/{i}") for i, v in enumerate(node)]
+        if isinstance(node, float) and not math.isfinite(node):
+            bad.append(
+                (ptr, False, f"{node} is not a JSON number; use a finite number or a string")
+            )
+        elif node is not None and not isinstance(node, (str, int, float)):
+            bad.append(
+                (
+                    ptr,
+                    False,
+                    f"a YAML {type(node).__name__} value has no JSON equivalent; use a string",
+                )
+            )
+        return node
+
+    return walk(doc, ""), bad
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)
+
+
+def key_problem_message(key: Any) -> str:
+    return f"keys must be strings; quote {_key_text(key)!r} (YAML reads it as {type(key).__name__})"

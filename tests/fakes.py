@@ -141,7 +141,9 @@ class FakeProvider:
             old = self.arms.get(arm.job_id)
             if old is not None and old.dedup_key == arm.dedup_key:
                 return False
-            self.arms[arm.job_id] = Arm(arm.job_id, arm.fire_at, arm.callback_url, f"fake-{arm.dedup_key}")
+            self.arms[arm.job_id] = Arm(
+                arm.job_id, arm.fire_at, arm.callback_url, f"fake-{arm.dedup_key}"
+            )
             return True
 
         self._call("arm", arm.job_id, change)

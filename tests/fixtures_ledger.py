@@ -15,7 +15,7 @@ import pytest
 
 from cronplan.ledger import Ledger, open_ledger
 
-LEDGER_BACKENDS = ["sqlite"]
+LEDGER_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=LEDGER_BACKENDS)

@@ -88,8 +88,16 @@ class PgCluster:
         user = self.state.get("user")
         argv = [
             str(Path(self.state["bindir"]) / "pg_ctl"),
-            "-D", self.state["data"], "-l", self.state["log"], "-w", "-t", "60",
-            "-o", self.state["options"], "start",
+            "-D",
+            self.state["data"],
+            "-l",
+            self.state["log"],
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            self.state["options"],
+            "start",
         ]
         if user:
             argv = ["runuser", "-u", user, "--", *argv]

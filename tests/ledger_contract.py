@@ -25,7 +25,11 @@ from cronplan.ledger import Ledger
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-SPEC = {"id": "a", "schedule": {"kind": "cron", "expr": "0 9 * * *", "tz": "UTC"}, "command": ["true"]}
+SPEC = {
+    "id": "a",
+    "schedule": {"kind": "cron", "expr": "0 9 * * *", "tz": "UTC"},
+    "command": ["true"],
+}
 
 _RACE_SCRIPT = textwrap.dedent(
     """
@@ -57,7 +61,16 @@ def _race_subprocesses(
     workdir.mkdir(parents=True, exist_ok=True)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _RACE_SCRIPT, url, str(base_dir), str(workdir), str(i), fire_at.isoformat()],
+            [
+                sys.executable,
+                "-c",
+                _RACE_SCRIPT,
+                url,
+                str(base_dir),
+                str(workdir),
+                str(i),
+                fire_at.isoformat(),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -151,7 +164,11 @@ class LedgerContract:
         run = other.get_run("a", T0)
         assert run is not None
         assert run.claimed_by == "host:1"
-        assert before - timedelta(seconds=1) <= run.claimed_at <= datetime.now(UTC) + timedelta(seconds=1)
+        assert (
+            before - timedelta(seconds=1)
+            <= run.claimed_at
+            <= datetime.now(UTC) + timedelta(seconds=1)
+        )
         assert not other.claim("a", T0, "host:2")
 
     def test_claim_exactly_once_across_threads(
@@ -189,6 +206,32 @@ class LedgerContract:
         assert run is not None and run.claimed_by == f"proc-{winners[0]['index']}"
         assert ledger.job_records(["race"])["race"].runs == 1
 
+    @pytest.mark.timeout(60)
+    def test_claim_survives_the_claimant_being_killed_right_after(
+        self, ledger: Ledger, ledger_url: str, tmp_path: Path
+    ) -> None:
+        script = textwrap.dedent(
+            """
+            import os, signal, sys
+            from datetime import datetime
+            from cronplan.ledger import open_ledger
+            ledger = open_ledger(sys.argv[1], base_dir=sys.argv[2])
+            assert ledger.claim("a", datetime.fromisoformat(sys.argv[3]), "doomed")
+            os.kill(os.getpid(), signal.SIGKILL)  # no close, no clean exit
+            """
+        )
+        ledger.serial()
+        proc = subprocess.run(
+            [sys.executable, "-c", script, ledger_url, str(tmp_path), T0.isoformat()],
+            capture_output=True,
+            text=True,
+            timeout=50,
+        )
+        assert proc.returncode == -9, proc.stderr
+        run = ledger.get_run("a", T0)
+        assert run is not None and run.claimed_by == "doomed"
+        assert not ledger.claim("a", T0, "successor")
+
     # ------------------------------------------------------------------ runs
 
     def test_update_run_keeps_fields_not_given(self, ledger: Ledger) -> None:
@@ -197,7 +240,13 @@ class LedgerContract:
         ledger.update_run("a", T0, status="running", started_at=started)
         finished = started + timedelta(seconds=2.5)
         ledger.update_run(
-            "a", T0, status="failed", finished_at=finished, exit_code=3, output_tail="boom\n", error="exit 3"
+            "a",
+            T0,
+            status="failed",
+            finished_at=finished,
+            exit_code=3,
+            output_tail="boom\n",
+            error="exit 3",
         )
         run = ledger.get_run("a", T0)
         assert run is not None
@@ -237,7 +286,11 @@ class LedgerContract:
 
     def test_job_records_combine_applied_jobs_and_runs(self, ledger: Ledger) -> None:
         ledger.record_applied(
-            "a", spec=SPEC, digest="d1", fire_at=T0 + timedelta(hours=3), callback_url="http://127.0.0.1:1"
+            "a",
+            spec=SPEC,
+            digest="d1",
+            fire_at=T0 + timedelta(hours=3),
+            callback_url="http://127.0.0.1:1",
         )
         ledger.record_applied("b", spec={"id": "b"}, digest="d2", fire_at=None, callback_url=None)
         for i, status in enumerate(["succeeded", "failed", "running"]):
@@ -274,9 +327,16 @@ class LedgerContract:
     def test_record_applied_overwrites(self, ledger: Ledger) -> None:
         ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
         spec2 = {**SPEC, "command": ["false"]}
-        ledger.record_applied("a", spec=spec2, digest="d2", fire_at=T0 + timedelta(days=1), callback_url="u")
+        ledger.record_applied(
+            "a", spec=spec2, digest="d2", fire_at=T0 + timedelta(days=1), callback_url="u"
+        )
         rec = ledger.job_records(["a"])["a"]
-        assert (rec.applied_spec, rec.applied_digest, rec.applied_fire_at, rec.applied_callback_url) == (
+        assert (
+            rec.applied_spec,
+            rec.applied_digest,
+            rec.applied_fire_at,
+            rec.applied_callback_url,
+        ) == (
             spec2,
             "d2",
             T0 + timedelta(days=1),
@@ -297,12 +357,16 @@ class LedgerContract:
     def test_job_records_for_many_ids(self, ledger: Ledger) -> None:
         count = 12_000  # more than fits in one IN list of most backends
         record_many = getattr(ledger, "record_applied_many", None)
-        entries = [(f"job-{i:05d}", {"id": f"job-{i:05d}"}, f"d{i}", T0, None) for i in range(count)]
+        entries = [
+            (f"job-{i:05d}", {"id": f"job-{i:05d}"}, f"d{i}", T0, None) for i in range(count)
+        ]
         if record_many is not None:
             record_many(entries)
         else:
             for job_id, spec, digest, fire_at, cb in entries:
-                ledger.record_applied(job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=cb)
+                ledger.record_applied(
+                    job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=cb
+                )
         for i in range(0, count, 1000):
             assert ledger.claim(f"job-{i:05d}", T0, "me")
         ids = [f"job-{i:05d}" for i in range(count)] + ["missing"]
@@ -360,7 +424,9 @@ class LedgerContract:
         assert f"cronplan force-unlock {info.lock_id}" in message
         assert info.acquired_at.strftime("%Y-%m-%dT%H:%M:%S") in message
 
-    def test_lock_waits_for_release(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
+    def test_lock_waits_for_release(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
         info = ledger.acquire_lock("first", lease_seconds=60, timeout=0)
         timer = threading.Timer(0.4, ledger.release_lock, args=(info.lock_id,))
         timer.start()
@@ -372,7 +438,9 @@ class LedgerContract:
         assert got.holder == "second" and got.lock_id != info.lock_id
         assert 0.3 <= waited < 5
 
-    def test_lock_timeout_is_honoured(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
+    def test_lock_timeout_is_honoured(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
         ledger.acquire_lock("first", lease_seconds=60, timeout=0)
         other = ledger_factory()
         started = time.monotonic()
@@ -381,7 +449,9 @@ class LedgerContract:
         waited = time.monotonic() - started
         assert 0.55 <= waited < 3
 
-    def test_expired_lease_is_taken_over(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
+    def test_expired_lease_is_taken_over(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
         stale = ledger.acquire_lock("crashed", lease_seconds=0.3, timeout=0)
         other = ledger_factory()
         got = other.acquire_lock("next", lease_seconds=60, timeout=5)
@@ -392,7 +462,9 @@ class LedgerContract:
         with pytest.raises(LockError):
             ledger.renew_lock(stale.lock_id, lease_seconds=60)
 
-    def test_renew_extends_the_lease(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
+    def test_renew_extends_the_lease(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
         info = ledger.acquire_lock("me", lease_seconds=0.5, timeout=0)
         ledger.renew_lock(info.lock_id, lease_seconds=60)
         time.sleep(0.7)

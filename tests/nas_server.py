@@ -33,7 +33,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -55,8 +55,12 @@ class ServerArm:
     dedup_key: str
     schedule_id: str
 
-    def listed(self) -> dict[str, str]:
-        return {"job_id": self.job_id, "fire_at": self.fire_at, "schedule_id": self.schedule_id}
+    def listed(self, *, with_callback: bool = True) -> dict[str, str]:
+        doc = {"job_id": self.job_id, "fire_at": self.fire_at, "schedule_id": self.schedule_id}
+        if with_callback:
+            # Additive to the contract's three fields; lets cronplan see callback drift.
+            doc["agent_callback_url"] = self.agent_callback_url
+        return doc
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class SigningKey:
     def public_jwk(self) -> dict[str, Any]:
         public = self.private.public_key()
         algo = RSAAlgorithm if self.alg == "RS256" else OKPAlgorithm
-        jwk: dict[str, Any] = algo.to_jwk(public, as_dict=True)  # type: ignore[attr-defined]
+        jwk: dict[str, Any] = algo.to_jwk(public, as_dict=True)
         jwk.update({"kid": self.kid, "alg": self.alg, "use": "sig"})
         return jwk
 
@@ -118,6 +122,7 @@ class NasTestServer:
         fire_duplicate: bool = False,
         fire_alg: str = "alternate",
         echo_token_in_errors: bool = False,
+        list_callback: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -130,11 +135,14 @@ class NasTestServer:
         self.fire_duplicate = fire_duplicate
         self.fire_alg = fire_alg
         self.echo_token_in_errors = echo_token_in_errors
+        self.list_callback = list_callback
         self.keys: list[SigningKey] = [_new_key("RS256"), _new_key("EdDSA")]
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.arms: dict[str, ServerArm] = {}
-        self.delivered: dict[str, str] = {}  # dedup_key -> schedule_id of fires acknowledged with 2xx
+        self.delivered: dict[
+            str, str
+        ] = {}  # dedup_key -> schedule_id of fires acknowledged with 2xx
         self.counters: Counter[str] = Counter()
         self.provisions: list[dict[str, Any]] = []  # bodies of provisions that took effect
         self.violations: list[str] = []
@@ -148,7 +156,8 @@ class NasTestServer:
         self._threads: list[threading.Thread] = []
         self._httpd = _Httpd((host, port), _Handler)
         self._httpd.nas = self
-        self.host, self.port = self._httpd.server_address[0], self._httpd.server_address[1]
+        address = self._httpd.server_address
+        self.host, self.port = str(address[0]), int(address[1])
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -179,7 +188,8 @@ class NasTestServer:
         self._stop.set()
         with self.cond:
             self.cond.notify_all()
-        self._httpd.shutdown()
+        if self._threads:  # shutdown() waits for serve_forever, which only runs once started
+            self._httpd.shutdown()
         with self.lock:
             conns = list(self._conns)
         for conn in conns:
@@ -206,7 +216,9 @@ class NasTestServer:
         with self.lock:
             return {
                 "counters": dict(self.counters),
-                "armed": sorted((a.listed() for a in self.arms.values()), key=lambda a: a["job_id"]),
+                "armed": sorted(
+                    (a.listed() for a in self.arms.values()), key=lambda a: a["job_id"]
+                ),
                 "violations": list(self.violations),
             }
 
@@ -251,6 +263,7 @@ class NasTestServer:
         self,
         job_id: str,
         fire_at: str,
+        /,
         *,
         alg: str = "RS256",
         key: SigningKey | None = None,
@@ -277,9 +290,14 @@ class NasTestServer:
                 payload.pop(name, None)
             else:
                 payload[name] = value
-        hdr = {"kid": key.kid}
+        hdr: dict[str, Any] = {"kid": key.kid}
         hdr.update(headers or {})
-        return jwt.encode(payload, key.private, algorithm=key.alg, headers=hdr)
+        return jwt.encode(
+            payload,
+            key.private,
+            algorithm=key.alg,
+            headers={k: v for k, v in hdr.items() if v is not None},
+        )
 
     def raw_fire_request(self, body: dict[str, Any] | bytes, token: str | None) -> bytes:
         """The bytes of a fire request as NAS sends it (for ``cronplan fire --request``)."""
@@ -294,7 +312,9 @@ class NasTestServer:
             lines.append(f"Authorization: Bearer {token}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
 
-    def deliver(self, callback_base: str, job_id: str, fire_at: str, *, token: str | None = None) -> int:
+    def deliver(
+        self, callback_base: str, job_id: str, fire_at: str, *, token: str | None = None
+    ) -> int:
         """Send one fire now (e.g. NAS retrying a fire it already delivered); returns the status."""
         status, _ = self._post_fire(callback_base, job_id, fire_at, token=token, attempt=0)
         return status
@@ -361,7 +381,10 @@ class NasTestServer:
 
     def list_armed(self) -> tuple[int, dict[str, Any]]:
         with self.lock:
-            armed = sorted((a.listed() for a in self.arms.values()), key=lambda a: a["job_id"])
+            armed = sorted(
+                (a.listed(with_callback=self.list_callback) for a in self.arms.values()),
+                key=lambda a: a["job_id"],
+            )
         return 200, {"armed": armed}
 
     # ------------------------------------------------------------------ the scheduler
@@ -396,7 +419,9 @@ class NasTestServer:
         attempt = 0
         while attempt < self.fire_retries and not self._stop.is_set():
             attempt += 1
-            status, _ = self._post_fire(arm.agent_callback_url, arm.job_id, arm.fire_at, attempt=attempt)
+            status, _ = self._post_fire(
+                arm.agent_callback_url, arm.job_id, arm.fire_at, attempt=attempt
+            )
             if 200 <= status < 300:
                 delivered = True
                 if duplicate_pending:
@@ -417,7 +442,13 @@ class NasTestServer:
                 self.counters["fires_dead"] += 1
 
     def _post_fire(
-        self, callback_base: str, job_id: str, fire_at: str, *, attempt: int, token: str | None = None
+        self,
+        callback_base: str,
+        job_id: str,
+        fire_at: str,
+        *,
+        attempt: int,
+        token: str | None = None,
     ) -> tuple[int, str]:
         if token is None:
             with self.lock:
@@ -436,7 +467,7 @@ class NasTestServer:
         )
         status, text = 0, ""
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - 127.0.0.1 only
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 status, text = resp.status, resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             status, text = exc.code, exc.read().decode("utf-8", "replace")
@@ -478,6 +509,12 @@ class _Httpd(ThreadingHTTPServer):
             self.nas._conns.add(request)
         super().process_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout) or a dropped connection is expected here; count, don't print.
+        exc = sys.exc_info()[1]
+        with self.nas.lock:
+            self.nas.counters[f"server_error_{type(exc).__name__}"] += 1
+
     def shutdown_request(self, request: Any) -> None:
         with self.nas.lock:
             self.nas._conns.discard(request)
@@ -486,9 +523,11 @@ class _Httpd(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; with Nagle on, keep-alive calls stall ~40 ms each.
+    disable_nagle_algorithm = True
     server: _Httpd
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def do_GET(self) -> None:
@@ -605,7 +644,12 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(info), flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+
+    def wait_stdin() -> None:
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=wait_stdin, daemon=True).start()
     done.wait()
     server.stop()
     return 0

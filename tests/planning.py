@@ -3,13 +3,13 @@ provider and ledger *around* the thing under test (the planner is pure; these on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from cronplan.jobsfile import spec_digest
 from cronplan.model import (
     Arm,
     CronSchedule,
@@ -37,9 +37,7 @@ def make_job(
     sched_doc.setdefault("tz", "UTC")
     raw: dict[str, Any] = {"id": job_id, "schedule": sched_doc, **fields}
     spec = json.loads(json.dumps(raw))
-    digest = hashlib.sha256(
-        json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+    digest = spec_digest(spec)
     kind = sched_doc["kind"]
     tz = sched_doc["tz"]
     if kind == "cron":

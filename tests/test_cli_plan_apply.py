@@ -131,7 +131,8 @@ def test_saved_plan_not_stale_for_unrelated_job_changes(project, tmp_path):
 def test_saved_plan_refused_when_planned_time_passed(project, tmp_path):
     project.write_jobs([job("a", "*/5 * * * *")])
     out = tmp_path / "plan.json"
-    assert project.cli("plan", "--now", NOW, "--out", str(out)).exit_code == 0
+    # Planned at 12:01 for 12:05; applied at 12:30, when 12:05 has passed.
+    assert project.cli("plan", "--now", "2026-11-26T12:01:00Z", "--out", str(out)).exit_code == 0
     r = project.cli("apply", str(out), "--now", "2026-11-26T12:30:00Z")
     assert r.exit_code == 1 and "Saved plan is stale" in r.stderr
 

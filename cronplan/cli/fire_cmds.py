@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +29,9 @@ from cronplan.errors import JobFailed, UsageError
     default=None,
     help="A raw HTTP request as the provider sent it; authenticated by the provider first.",
 )
-@click.option("--no-replan", is_flag=True, help="Do not re-arm the job after the run.")
+@click.option(
+    "--no-replan", is_flag=True, help="Do not re-arm the job (the arm stays where it is)."
+)
 @click.option(
     "--overdue",
     is_flag=True,
@@ -60,7 +65,8 @@ def fire_command(
     rt = app.runtime()
 
     if overdue:
-        outcomes = firing.fire_overdue(rt, now=now)
+        with _sigterm_interrupts():
+            outcomes = firing.fire_overdue(rt, now=now)
         for outcome in outcomes:
             app.err(outcome.describe())
             _show_output(app, outcome)
@@ -72,7 +78,11 @@ def fire_command(
         return
 
     if request_path is not None:
-        raw = sys.stdin.buffer.read() if request_path == "-" else _read_file(request_path)
+        raw = (
+            click.get_binary_stream("stdin").read()
+            if request_path == "-"
+            else _read_file(request_path)
+        )
         # Authentication comes before anything else touches the jobs file or the ledger.
         call = firing.authenticate(rt.provider, firing.parse_http_request(raw))
     else:
@@ -80,11 +90,29 @@ def fire_command(
             raise UsageError("--job-id and --fire-at go together")
         call = FireCall(job_id, _parse_ts_option(fire_at_text, "--fire-at"))
 
-    outcome = firing.fire(rt, call, now=now, replan=not no_replan)
+    with _sigterm_interrupts():
+        outcome = firing.fire(rt, call, now=now, replan=not no_replan)
     _show_output(app, outcome)
     if not outcome.ok:
         raise JobFailed(outcome.describe())
     app.err(outcome.describe())
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM acts like Ctrl-C while a job runs: the run is recorded as interrupted, its group killed."""
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals can only be handled on the main thread (an embedding caller's business)
+        return
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _parse_ts_option(text: str, flag: str) -> datetime:
@@ -130,11 +158,14 @@ def serve_command(app: AppContext, host: str, port: int, shutdown_timeout: float
     from cronplan.server import serve
 
     rt = app.runtime()
-    serve(
+    code = serve(
         rt,
         host=host,
         port=port,
         shutdown_timeout=shutdown_timeout,
         log=app.err,
+        warn=lambda message: click.echo(message, err=True),
         verbose=app.verbose,
     )
+    if code:
+        raise click.exceptions.Exit(code)

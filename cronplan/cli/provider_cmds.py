@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
+
+if TYPE_CHECKING:
+    from cronplan.config import Config
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class ProviderStatus:
         }
 
 
-def provider_statuses(config: Any, environ: dict[str, str] | Any) -> list[ProviderStatus]:
+def provider_statuses(config: Config, environ: Mapping[str, str]) -> list[ProviderStatus]:
     """Every discovered provider, checked with its settings from ``config`` (no network)."""
     from cronplan import registry
     from cronplan.runtime import Runtime
@@ -47,17 +52,15 @@ def provider_statuses(config: Any, environ: dict[str, str] | Any) -> list[Provid
         available, detail = False, ""
         try:
             provider, _ = registry.construct(rt.provider_settings(info.name))
-        except Exception as exc:
+        except Exception as exc:  # one broken provider must not hide the others
             detail = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         else:
             try:
                 result = registry.check(provider)
                 available, detail = result.ok, result.detail
             finally:
-                try:
+                with contextlib.suppress(Exception):  # only listing: a failed close changes nothing
                     provider.close()
-                except Exception:
-                    pass
         statuses.append(
             ProviderStatus(info.name, info.source, info.version, available, detail, configured)
         )
@@ -91,8 +94,14 @@ def render_text(statuses: list[ProviderStatus]) -> str:
 @pass_app
 def providers_cmd(app: AppContext, fmt: str) -> None:
     """List discovered providers: where each comes from, its version, and whether it is usable."""
+    from cronplan.registry import plugins_disabled
+
     config = app.load_config()
     statuses = provider_statuses(config, dict(app.environ))
+    if plugins_disabled(app.environ):
+        app.err("Note: CRONPLAN_DISABLE_PLUGINS is set: installed provider plugins are not listed.")
+    if not any(s.configured for s in statuses):
+        app.err(f"Warning: the configured provider {config.provider!r} is not installed.")
     if fmt == "json":
         doc = {"format_version": "1", "providers": [s.to_json() for s in statuses]}
         click.echo(json.dumps(doc, indent=2))

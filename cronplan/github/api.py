@@ -45,7 +45,9 @@ class GitHubClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not token:
-            raise GitHubError("No GitHub token: set GITHUB_TOKEN (in a workflow: ${{ github.token }}).")
+            raise GitHubError(
+                "No GitHub token: set GITHUB_TOKEN (in a workflow: ${{ github.token }})."
+            )
         self.api_url = api_url.rstrip("/")
         self._origin = _origin(self.api_url)
         self._max_attempts = max(1, max_attempts)
@@ -91,21 +93,27 @@ class GitHubClient:
         """One call; the decoded JSON body (``None`` for 204)."""
         return _decode(self._send(method, path, json=json, params=params), method, path)
 
-    def paginate(self, path: str, *, params: Mapping[str, str | int] | None = None) -> Iterator[Any]:
+    def paginate(
+        self, path: str, *, params: Mapping[str, str | int] | None = None
+    ) -> Iterator[Any]:
         """Every item of a list endpoint, following ``rel="next"`` links page after page."""
         query: dict[str, str | int] = {"per_page": PER_PAGE, **(params or {})}
         response = self._send("GET", path, params=query)
         for _ in range(MAX_PAGES):
             items = _decode(response, "GET", path)
             if not isinstance(items, list):
-                raise GitHubError(f"GitHub API GET {path}: expected a list, got {type(items).__name__}")
+                raise GitHubError(
+                    f"GitHub API GET {path}: expected a list, got {type(items).__name__}"
+                )
             yield from items
             next_url = response.links.get("next", {}).get("url")
             if not next_url:
                 return
             # The token goes only to the API host we were configured with.
             if _origin(next_url) != self._origin:
-                raise GitHubError(f"GitHub API GET {path}: refusing a next-page link to another host")
+                raise GitHubError(
+                    f"GitHub API GET {path}: refusing a next-page link to another host"
+                )
             response = self._send("GET", next_url)
         raise GitHubError(f"GitHub API GET {path}: more than {MAX_PAGES} pages, giving up")
 
@@ -123,9 +131,7 @@ class GitHubClient:
                 response = self._http.request(method, url, json=json, params=params)
             except httpx.TransportError as exc:
                 if attempt == self._max_attempts:
-                    raise GitHubError(
-                        f"GitHub API {label}: {type(exc).__name__}: {exc}"
-                    ) from None
+                    raise GitHubError(f"GitHub API {label}: {type(exc).__name__}: {exc}") from None
                 self._sleep(_backoff(attempt, None))
                 continue
             if response.status_code < 400:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -21,7 +22,18 @@ VALUE_LIMIT = 120
 # A re-arm of a job whose every field changed stays readable; the rest are counted.
 CHANGES_LIMIT = 20
 
+# Control characters (a terminal escape, a newline) in an id or reason that came from a provider must not
+# reach a terminal or break a markdown block: they are shown escaped.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Zulu", "Etc/Zulu", "GMT"})
+
+
+def clean(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``, ``\\n``)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def summary_line(plan: Plan) -> str:
@@ -73,12 +85,13 @@ def when(action: Action) -> str:
 
 def reason_text(action: Action, plan: Plan) -> str:
     """The reason as shown: a cancel says why; an arm in the past says it fires at once."""
+    reason = clean(action.reason)
     if action.action == "cancel":
-        return f"# (because {action.reason})"
+        return f"# (because {reason})"
     after = action.after
     if action.is_change and after is not None and after.fire_at <= plan.now:
-        return f"{action.reason}; fires at once"
-    return action.reason
+        return f"{reason}; fires at once"
+    return reason
 
 
 def format_value(value: Any, limit: int = VALUE_LIMIT) -> str:

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cronplan.model import Action, Plan
-from cronplan.planfile import intent_digest, ordered_actions
+from cronplan.planfile import action_sort_key, intent_digest
 from cronplan.render.common import (
     ELLIPSIS,
     LABELS,
     change_lines,
+    clean,
     id_width,
     reason_text,
     summary_line,
@@ -59,6 +60,14 @@ def _utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
+def _code(text: str) -> str:
+    """Inline code for an id; a provider-listed orphan id may hold anything, even backticks."""
+    text = clean(text)
+    fence = "``" if "`" in text else "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
@@ -77,9 +86,8 @@ class _Budget:
 def _render(plan: Plan, budget: int, measure: Measure, artifact_hint: str | None) -> str:
     hint = artifact_hint or DEFAULT_HINT
     digest = intent_digest(plan)
-    actions = ordered_actions(plan)
-    changes = [a for a in actions if a.is_change]
-    cancels = [a for a in actions if a.action == "cancel"]
+    changes = sorted((a for a in plan.actions if a.is_change), key=action_sort_key)
+    cancels = [a for a in changes if a.action == "cancel"]
 
     head = _head(plan, digest)
     foot = [f"<sub>Planned at {format_ts(plan.now)} · intent `{digest}`</sub>\n"]
@@ -133,7 +141,7 @@ def _cancel_block(cancels: list[Action], room: _Budget, hint: str) -> list[str]:
     noun = "arm" if len(cancels) == 1 else "arms"
     head = [
         "> [!WARNING]\n",
-        f"> **{len(cancels)} {noun} will be cancelled**; these jobs stop firing:\n",
+        f"> **{len(cancels)} {noun} will be cancelled** and will not fire:\n",
     ]
     tail = ["\n"]
     more_max = _more_cancels(len(cancels), hint)
@@ -149,11 +157,12 @@ def _cancel_block(cancels: list[Action], room: _Budget, hint: str) -> list[str]:
     full = True
     for reason in sorted(groups):
         ids = groups[reason]
-        line = f"> - {_escape(reason)}: "
+        line = f"> - {_escape(clean(reason))}: "
         cost = room.measure(line) + room.measure("\n")
         taken = 0
         for i, job_id in enumerate(ids):
-            piece = f"`{job_id}`" if i == 0 else f", `{job_id}`"
+            code = _code(job_id)
+            piece = code if i == 0 else f", {code}"
             after_this = len(cancels) - (listed + taken + 1)
             reserve = room.measure(more_max) if after_this else 0
             if used + cost + room.measure(piece) + reserve > room.left:
@@ -220,7 +229,7 @@ def _fold(changes: list[Action], plan: Plan, room: _Budget) -> tuple[list[str], 
 
 
 def _diff_unit(action: Action, plan: Plan, width: int) -> str:
-    parts = [action.job_id.ljust(width)]
+    parts = [clean(action.job_id).ljust(width)]
     moment = when(action)
     if moment:
         parts.append(moment)

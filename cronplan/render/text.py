@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cronplan.model import Action, Plan
-from cronplan.planfile import intent_digest, ordered_actions
+from cronplan.planfile import action_sort_key, intent_digest
 from cronplan.render.common import (
     LABELS,
     SYMBOLS,
     change_lines,
+    clean,
     id_width,
     reason_text,
     summary_line,
@@ -30,8 +31,8 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
-    actions = ordered_actions(plan)
-    shown = [a for a in actions if a.is_change or verbose]
+    # Only what is shown is sorted: a plan of 100,000 unchanged jobs prints one line, quickly.
+    shown = sorted((a for a in plan.actions if verbose or a.is_change), key=action_sort_key)
     out: list[str] = []
     if verbose:
         out.append(
@@ -54,7 +55,7 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
             out.extend(_action_lines(action, plan, width, paint))
         out.append("")
 
-    cancels = [a for a in actions if a.action == "cancel"]
+    cancels = [a for a in shown if a.action == "cancel"]
     if cancels:
         noun = "arm" if len(cancels) == 1 else "arms"
         out.append(
@@ -72,7 +73,7 @@ def _action_lines(
     action: Action, plan: Plan, width: int, paint: Callable[[str, str], str]
 ) -> list[str]:
     symbol = paint(_COLORS[action.action], SYMBOLS[action.action])
-    parts = [action.job_id.ljust(width)]
+    parts = [clean(action.job_id).ljust(width)]
     moment = when(action)
     if moment:
         parts.append(moment)

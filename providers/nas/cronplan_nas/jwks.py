@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cronplan.errors import AuthError
+from cronplan.errors import AuthError, ProviderError
 
 # JWK key types we accept, mapped to the one JWS algorithm each may be used with.
 _KTY_ALG = {"RSA": "RS256", "OKP": "EdDSA"}
@@ -104,11 +104,21 @@ class JwksCache:
                 return ks.keys[kid]
             if ks is None or self._may_fetch(ks, now):
                 with self._file_lock():
+                    # Whoever held the lock before us may just have fetched: look again, with the time
+                    # taken now (a time from before the wait would make their fetch look like the future).
+                    now = self._clock()
                     disk = self._read_disk()
                     if disk is not None and (ks is None or disk.last_attempt >= ks.last_attempt):
                         ks = self._mem = disk
+                    if ks is not None and self._fresh(ks, now) and kid in ks.keys:
+                        return ks.keys[kid]
                     if ks is None or self._may_fetch(ks, now):
                         ks = self._mem = self._refresh(ks, now)
+            if not ks.keys:
+                raise ProviderError(
+                    f"cannot verify fires: no signing keys from jwks_url {self.jwks_url} yet "
+                    "(the last fetch failed; retrying at most once a minute)"
+                )
             if kid in ks.keys:
                 # Possibly stale: used only when the refetch floor or a failed fetch stops a refresh,
                 # so an unreachable JWKS never turns into a fetch per request.
@@ -136,8 +146,9 @@ class JwksCache:
             )
             self._write_disk(failed, old_doc=self._read_raw_doc())
             if not failed.keys:
-                raise AuthError(
-                    f"fire rejected: could not get signing keys from jwks_url {self.jwks_url}"
+                # Not the caller's fault: serve answers 503 so NAS retries; nothing runs either way.
+                raise ProviderError(
+                    f"cannot verify fires: could not get signing keys from jwks_url {self.jwks_url}"
                 )
             return failed
         fresh = KeySet(keys=keys, fetched_at=now, last_attempt=now)

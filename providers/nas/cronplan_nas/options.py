@@ -52,7 +52,11 @@ def _url_problem(key: str, value: str, *, tls: bool = True) -> str | None:
     With ``tls``, plain http is allowed only for loopback hosts: the bearer token and the JWKS (which
     decides what a valid fire is) must not cross a network unencrypted.
     """
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return f"{key} is not a valid URL: {value!r}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{key} is not an http(s) URL: {value!r}"
     if parts.username or parts.password:

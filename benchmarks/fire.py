@@ -1,0 +1,162 @@
+"""Benchmark: a cold `cronplan fire` of a ["true"] job, end to end, against `python -c pass`.
+
+End to end means a fresh process that loads the config and jobs.json, claims the occurrence in the SQLite
+ledger, runs `true`, records the run, re-plans the job and re-arms it on the local provider. Each fire is a
+new occurrence (so none is a duplicate), and each is checked to have succeeded and re-armed. The two
+commands are interleaved so that machine noise hits both alike. Target: median ratio <= 6x.
+
+    python benchmarks/fire.py [-n RUNS] [--importtime]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+TARGET = 6.0
+
+
+def _timed(
+    argv: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    return time.perf_counter() - t0, proc
+
+
+def _fmt(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "-n", "--runs", type=int, default=15, help="runs of each command (default 15)"
+    )
+    parser.add_argument(
+        "--importtime", action="store_true", help="also print the slowest imports of fire"
+    )
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="keep the environment's bytecode setting (measures recompiling on every start)",
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        env = dict(os.environ, CRONPLAN_DISABLE_PLUGINS="1")
+        env.pop("PYTHONPATH", None)  # measure the installed package, nothing injected at startup
+        if not args.no_bytecode:
+            # An installed package has compiled bytecode; an editable checkout run with
+            # PYTHONDONTWRITEBYTECODE recompiles every module on every start. Cache it, outside the tree.
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+        (root / "cronplan.yaml").write_text("jobs: jobs.json\nprovider: local\ntimezone: UTC\n")
+        (root / "jobs.json").write_text(
+            '{"jobs": [{"id": "bench", "schedule": {"kind": "interval", "seconds": 1}, "command": ["true"]}]}\n'
+        )
+        base = [sys.executable, "-m", "cronplan", "--config", str(root / "cronplan.yaml")]
+        setup = subprocess.run(
+            [*base, "apply", "--auto-approve"], cwd=root, env=env, capture_output=True, text=True
+        )
+        if setup.returncode != 0:
+            raise SystemExit(f"apply failed ({setup.returncode}):\n{setup.stderr[-2000:]}")
+        # Occurrences a minute ahead, one second apart: each fire is a first claim and moves the arm on.
+        start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=1)
+
+        # Warm the OS file cache for both commands (the first run of anything is slower).
+        _timed([sys.executable, "-c", "pass"], root, env)
+        _timed(
+            [*base, "fire", "--job-id", "bench", "--fire-at", _fmt(start - timedelta(seconds=1))],
+            root,
+            env,
+        )
+
+        fire_times: list[float] = []
+        pass_times: list[float] = []
+        for i in range(args.runs):
+            t, _ = _timed([sys.executable, "-c", "pass"], root, env)
+            pass_times.append(t)
+            fire_at = start + timedelta(seconds=i)
+            t, proc = _timed(
+                [*base, "fire", "--job-id", "bench", "--fire-at", _fmt(fire_at)], root, env
+            )
+            if (
+                proc.returncode != 0
+                or "succeeded in" not in proc.stderr
+                or "next arm: 20" not in proc.stderr
+            ):
+                raise SystemExit(
+                    f"fire #{i} did not run and re-arm as expected:\n{proc.stderr[-2000:]}"
+                )
+            fire_times.append(t)
+
+        fire_med = statistics.median(fire_times)
+        pass_med = statistics.median(pass_times)
+        print(f"runs:                       {args.runs} of each, interleaved")
+        cache = (
+            "off (recompiled every start)"
+            if args.no_bytecode
+            else "on (as for an installed package)"
+        )
+        print(f"bytecode cache:             {cache}")
+        print(f"python -c pass (median):    {pass_med * 1000:.1f} ms")
+        print(
+            f"cronplan fire (median):     {fire_med * 1000:.1f} ms  (cold process: claim, run `true`, "
+            "record, re-arm on the local provider)"
+        )
+        print(
+            f"cronplan fire (min / max):  {min(fire_times) * 1000:.1f} / {max(fire_times) * 1000:.1f} ms"
+        )
+        ratio = fire_med / pass_med
+        verdict = "within" if ratio <= TARGET else "OVER"
+        print(
+            f"ratio:                      {ratio:.1f}x python -c pass  ({verdict} the {TARGET:g}x target)"
+        )
+
+        if args.importtime:
+            fire_at = start + timedelta(seconds=args.runs + 1)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-X",
+                    "importtime",
+                    "-m",
+                    "cronplan",
+                    "--config",
+                    str(root / "cronplan.yaml"),
+                    "fire",
+                    "--job-id",
+                    "bench",
+                    "--fire-at",
+                    _fmt(fire_at),
+                ],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            rows = []
+            for line in proc.stderr.splitlines():
+                if not line.startswith("import time:") or "cumulative" in line:
+                    continue
+                _self_us, cum_us, name = line[len("import time:") :].split("|", 2)
+                if not name.startswith(
+                    "  "
+                ):  # a top-level import (nested ones are indented further)
+                    rows.append((int(cum_us), name.strip()))
+            print("slowest imports (cumulative, top-level packages):")
+            for cum, name in sorted(rows, reverse=True)[:12]:
+                print(f"  {cum / 1000:7.1f} ms  {name}")
+
+
+if __name__ == "__main__":
+    main()

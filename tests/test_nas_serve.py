@@ -1,0 +1,184 @@
+"""End to end: the NAS test server fires JWT-signed callbacks into ``cronplan serve`` and ``fire --request``."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures_nas import NasProject
+from tests.fixtures_serve import append_job, read_runs
+from tests.test_nas_verify import ATTACKS
+
+UTC = timezone.utc
+JOB = "backup.nightly"  # the job the attack tokens of test_nas_verify are made for
+FIRE_AT = "2026-11-27T09:00:00Z"
+
+
+def ts(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def soon(seconds: float) -> datetime:
+    return datetime.fromtimestamp(math.ceil(time.time() + seconds), UTC)
+
+
+@pytest.mark.timeout(120)
+def test_fire_runs_once_and_next_arm_appears(
+    nas_project: NasProject, nas_serve: Any, tmp_path: Path
+) -> None:
+    np, server = nas_project, nas_project.server
+    log = tmp_path / "runs.log"
+    sp = nas_serve(np)
+    # Due in ~4 s from when serve is up (serve reads jobs.json afresh at each fire).
+    start = soon(4)
+    np.write_jobs(
+        [
+            append_job(
+                "tick", log, schedule={"kind": "interval", "seconds": 30, "start_at": ts(start)}
+            )
+        ]
+    )
+    res = np.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.stderr
+    assert server.armed() == {"tick": ts(start)}
+
+    assert server.wait_for(lambda: len(read_runs(log)) == 1, timeout=20), sp.stderr()
+    nxt = ts(start + timedelta(seconds=30))
+    assert server.wait_for(lambda: server.armed().get("tick") == nxt, timeout=15), (
+        server.snapshot(),
+        sp.stderr(),
+    )
+    (run,) = read_runs(log)
+    assert run[2] == ts(start), run
+    assert run[1] >= start.timestamp() - 0.5  # not before its time
+    first = [f for f in server.fires if f.fire_at == ts(start)]
+    assert [f.status for f in first] == [202]
+
+    # NAS retries the same fire (say our 202 was lost on the way): a 200 no-op, no second run.
+    assert server.deliver(np.callback_url, "tick", ts(start)) == 200
+    time.sleep(1.0)
+    assert len(read_runs(log)) == 1
+    assert server.armed().get("tick") == nxt
+    assert server.count("jwks_fetches") == 1
+
+
+@pytest.mark.timeout(120)
+def test_server_side_duplicate_delivery_runs_once(
+    nas_project: NasProject, nas_serve: Any, tmp_path: Path
+) -> None:
+    np, server = nas_project, nas_project.server
+    server.fire_duplicate = True  # every fire is sent twice, as after a lost acknowledgement
+    log = tmp_path / "runs.log"
+    nas_serve(np)
+    # Due in ~4 s from when serve is up (serve reads jobs.json afresh at each fire).
+    start = soon(4)
+    np.write_jobs(
+        [
+            append_job(
+                "tick", log, schedule={"kind": "interval", "seconds": 60, "start_at": ts(start)}
+            )
+        ]
+    )
+    assert np.run("apply", "--auto-approve").exit_code == 0
+    assert server.armed() == {"tick": ts(start)}
+    assert server.wait_for(lambda: server.count("fires_delivered") == 1, timeout=20)
+    time.sleep(0.5)
+    statuses = [f.status for f in server.fires if f.fire_at == ts(start)]
+    assert statuses[0] == 202 and statuses[1:] == [200], statuses
+    assert len(read_runs(log)) == 1
+
+
+def _attack_project(np: NasProject, log: Path) -> None:
+    # A real job whose schedule has FIRE_AT as an occurrence, so a valid token would run it.
+    np.write_jobs([append_job(JOB, log, schedule={"kind": "interval", "seconds": 60})])
+
+
+@pytest.mark.timeout(180)
+def test_jwt_attacks_get_401_malformed_400_and_nothing_runs(
+    nas_project: NasProject, nas_serve: Any, tmp_path: Path
+) -> None:
+    np, server = nas_project, nas_project.server
+    server.fire_enabled = False
+    log = tmp_path / "runs.log"
+    _attack_project(np, log)
+    sp = nas_serve(np)
+    with httpx.Client(base_url=sp.url, timeout=10) as client:
+        for name in sorted(ATTACKS):
+            token, data, _ = ATTACKS[name](server)
+            headers = {"content-type": "application/json"}
+            if token is not None:
+                headers["authorization"] = f"Bearer {token}"
+            resp = client.post("/api/cron/fire", content=data, headers=headers)
+            assert resp.status_code == 401, (name, resp.status_code, resp.text)
+        # Well authenticated but a malformed body: 400, nothing runs.
+        resp = client.post(
+            "/api/cron/fire",
+            content=b'{"job_id": "' + JOB.encode() + b'"}',
+            headers={"authorization": f"Bearer {server.mint(JOB, FIRE_AT)}"},
+        )
+        assert resp.status_code == 400, resp.text
+        time.sleep(0.5)
+        assert read_runs(log) == []
+        res = np.run("status", "--format", "json")
+        assert res.exit_code == 0, res.stderr
+        (status,) = json.loads(res.stdout)["jobs"]
+        assert status["last_run"] is None and status["runs_completed"] == 0, status
+        # The same path accepts a genuine token, so the 401s above were the verifier's doing.
+        fire_at = ts(datetime.fromtimestamp(time.time() // 60 * 60, UTC))
+        token = server.mint(JOB, fire_at)
+        body = json.dumps({"job_id": JOB, "fire_at": fire_at}).encode()
+        resp = client.post(
+            "/api/cron/fire",
+            content=body,
+            headers={"authorization": f"Bearer {token}", "content-type": "application/json"},
+        )
+        assert resp.status_code == 202, resp.text
+        assert server.wait_for(lambda: len(read_runs(log)) == 1, timeout=20)
+    # Many verified requests, one key fetch.
+    assert server.count("jwks_fetches") == 1
+
+
+@pytest.mark.timeout(240)
+def test_cold_fire_request_processes_share_one_jwks_fetch(
+    nas_project: NasProject, tmp_path: Path
+) -> None:
+    np, server = nas_project, nas_project.server
+    server.fire_enabled = False
+    log = tmp_path / "runs.log"
+    _attack_project(np, log)
+    fire_at = ts(datetime.fromtimestamp(time.time() // 60 * 60, UTC))
+    body = {"job_id": JOB, "fire_at": fire_at}
+    codes = []
+    for _ in range(4):
+        req = tmp_path / "req.http"
+        req.write_bytes(server.raw_fire_request(body, server.mint(JOB, fire_at)))
+        res = np.run("fire", "--request", str(req), "--no-replan")
+        codes.append(res.exit_code)
+        assert res.exit_code == 0, res.stderr
+    assert len(read_runs(log)) == 1  # the first claimed and ran; the others were duplicates
+    assert server.count("jwks_fetches") == 1
+
+    # Attacks through the cold path: refused before anything else, exit 1, nothing runs.
+    for name in (
+        "expired",
+        "alg none",
+        "HS256 with the public key",
+        "tampered job_id",
+        "missing header",
+    ):
+        token, data, _ = ATTACKS[name](server)
+        req = tmp_path / "attack.http"
+        req.write_bytes(server.raw_fire_request(data, token))
+        res = np.run("fire", "--request", str(req))
+        assert res.exit_code == 1, (name, res.stderr)
+        assert "fire rejected" in res.stderr, (name, res.stderr)
+        assert "Traceback" not in res.stderr
+    assert len(read_runs(log)) == 1
+    assert server.count("jwks_fetches") == 1
