@@ -7,9 +7,12 @@ in the ledger as the job "as last applied"; failures are collected, never raised
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from cronplan.errors import CronplanError
 from cronplan.ledger import Ledger
@@ -18,6 +21,9 @@ from cronplan.provider import Provider
 
 #: progress(done, total) — called from the applying thread after each action completes.
 Progress = Callable[[int, int], None]
+
+RECORD_BATCH = 256
+RECORD_EVERY_SECONDS = 0.5
 
 
 @dataclass
@@ -62,6 +68,7 @@ def apply_plan(
         return result
     cancelled_jobs: set[str] = set()
     workers = max(1, min(parallelism, total))
+    recorder = _Recorder(ledger, jobs_by_id, result)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-apply") as pool:
         pending: dict[Future[None], Action] = {}
         queue = iter(todo)
@@ -78,28 +85,27 @@ def apply_plan(
                 return True
             return False
 
-        for _ in range(workers * 2):
-            if not submit_next():
-                break
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                action = pending.pop(fut)
-                error = _error_of(fut)
-                if error is None:
-                    try:
-                        _record(ledger, action, jobs_by_id.get(action.job_id))
-                    except CronplanError as exc:
-                        error = (
-                            f"applied at the provider, but recording in the ledger failed: {exc}"
-                        )
-                if error is None:
-                    result.done.append(action)
-                else:
-                    result.failed.append((action, error))
-                if progress is not None:
-                    progress(len(result.done) + len(result.failed), total)
-                submit_next()
+        try:
+            for _ in range(workers * 2):
+                if not submit_next():
+                    break
+            while pending:
+                finished, _ = wait(
+                    pending, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED
+                )
+                for fut in finished:
+                    action = pending.pop(fut)
+                    error = _error_of(fut)
+                    if error is None:
+                        recorder.add(action)
+                    else:
+                        result.failed.append((action, error))
+                    if progress is not None:
+                        progress(len(result.done) + len(result.failed) + recorder.buffered, total)
+                    submit_next()
+                recorder.maybe_flush()
+        finally:
+            recorder.flush()
     result.done.sort(key=lambda a: a.job_id)
     result.failed.sort(key=lambda f: f[0].job_id)
     return result
@@ -123,21 +129,62 @@ def _error_of(fut: Future[None]) -> str | None:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _record(ledger: Ledger, action: Action, job: Job | None) -> None:
+Entry = tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
+
+
+def _entry(action: Action, job: Job | None) -> Entry | None:
+    """What the ledger records for a carried-out action: the job as applied, with its armed time."""
     if action.action in ("arm", "rearm") and job is not None and action.after is not None:
-        ledger.record_applied(
-            job.id,
-            spec=job.spec,
-            digest=job.digest,
-            fire_at=action.after.fire_at,
-            callback_url=action.after.callback_url,
-        )
-    elif action.action == "cancel":
+        return (job.id, job.spec, job.digest, action.after.fire_at, action.after.callback_url)
+    if action.action == "cancel":
         if job is None:
-            ledger.record_applied(
-                action.job_id, spec=None, digest=None, fire_at=None, callback_url=None
-            )
-        else:
-            ledger.record_applied(
-                job.id, spec=job.spec, digest=job.digest, fire_at=None, callback_url=None
-            )
+            return (action.job_id, None, None, None, None)  # an orphan: forget it
+        return (job.id, job.spec, job.digest, None, None)
+    return None
+
+
+class _Recorder:
+    """Records carried-out actions in the ledger in batches (one transaction per batch, not per arm).
+
+    A batch is written every RECORD_BATCH actions or RECORD_EVERY_SECONDS, and always before apply returns;
+    an action only counts as done once its record is written.
+    """
+
+    def __init__(self, ledger: Ledger, jobs_by_id: Mapping[str, Job], result: ApplyResult) -> None:
+        self.ledger = ledger
+        self.jobs_by_id = jobs_by_id
+        self.result = result
+        self.actions: list[Action] = []
+        self.entries: list[Entry] = []
+        self.last_flush = time.monotonic()
+
+    @property
+    def buffered(self) -> int:
+        return len(self.actions)
+
+    def add(self, action: Action) -> None:
+        entry = _entry(action, self.jobs_by_id.get(action.job_id))
+        self.actions.append(action)
+        if entry is not None:
+            self.entries.append(entry)
+        self.maybe_flush()
+
+    def maybe_flush(self) -> None:
+        due = time.monotonic() - self.last_flush >= RECORD_EVERY_SECONDS
+        if len(self.actions) >= RECORD_BATCH or due:
+            self.flush()
+
+    def flush(self) -> None:
+        actions, entries = self.actions, self.entries
+        self.actions, self.entries = [], []
+        self.last_flush = time.monotonic()
+        if not actions:
+            return
+        try:
+            if entries:
+                self.ledger.record_applied_many(entries)
+        except CronplanError as exc:
+            error = f"applied at the provider, but recording in the ledger failed: {exc}"
+            self.result.failed.extend((a, error) for a in actions)
+            return
+        self.result.done.extend(actions)

@@ -41,6 +41,15 @@ class Ledger(Protocol):
         """Record the job as last applied. ``spec=None`` forgets the job's applied spec (orphan cancelled)."""
         ...
 
+    def record_applied_many(
+        self,
+        entries: Iterable[
+            tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
+        ],
+    ) -> None:
+        """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``."""
+        ...
+
     # -- runs
     def claim(self, job_id: str, fire_at: datetime, holder: str) -> bool:
         """Atomically insert the run ``(job_id, fire_at)`` as ``claimed``; True only for the one winner.

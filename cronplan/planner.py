@@ -42,10 +42,11 @@ def desired(job: Job, record: JobRecord | None, now: datetime) -> tuple[datetime
         return None, f"repeat exhausted ({runs}/{max_runs})"
 
     anchor = _anchor(record)
-    if anchor is None or anchor >= now:
+    if anchor is None:
         first = sched.next_after(job.schedule, now, inclusive=True)
         return (first, "missing") if first is not None else (None, "no future occurrence")
 
+    # The anchor itself was claimed: the search starts strictly after it.
     first = sched.next_after(job.schedule, anchor, inclusive=False)
     if first is None:
         return None, "no future occurrence"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,8 +40,6 @@ def skip_or_fail(reason: str) -> None:
 
 
 def _initdb_available() -> bool:
-    import shutil
-
     if shutil.which("initdb"):
         return True
     root = Path("/usr/lib/postgresql")
@@ -151,6 +150,7 @@ def pg_server() -> Iterator[str]:
         yield cluster.dsn
     finally:
         cluster.stop()
+        shutil.rmtree(cluster.run_dir, ignore_errors=True)
 
 
 def with_database(server_dsn: str, dbname: str) -> str:
@@ -207,6 +207,4 @@ def private_pg() -> Iterator[PgCluster]:
         yield cluster
     finally:
         cluster.stop()
-        import shutil
-
         shutil.rmtree(cluster.run_dir, ignore_errors=True)

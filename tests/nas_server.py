@@ -44,7 +44,7 @@ from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 FAULT_KINDS = ("500", "503", "429", "drop", "drop_after")
 JWKS_PATH = "/.well-known/jwks.json"
-_FIRE_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_FIRE_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
 @dataclass
@@ -490,7 +490,7 @@ def _provision_problem(doc: Any) -> str | None:
     for name in ("job_id", "fire_at", "agent_callback_url", "dedup_key"):
         if not isinstance(doc.get(name), str) or not doc[name]:
             return f"provision body needs a string {name}"
-    if not _FIRE_AT.match(doc["fire_at"]):
+    if not _FIRE_AT.fullmatch(doc["fire_at"]):
         return f"fire_at is not RFC 3339 UTC with Z at second precision: {doc['fire_at']!r}"
     if doc["dedup_key"] != f"{doc['job_id']}:{doc['fire_at']}":
         return f"dedup_key {doc['dedup_key']!r} is not job_id:fire_at"

@@ -279,3 +279,51 @@ def test_apply_killed_midway_then_apply_again_converges(project):
     assert r.exit_code == 0, r.stderr
     assert len(local_arms(project)) == n
     assert project.cli("plan", "--now", NOW, "--detailed-exitcode").exit_code == 0
+
+
+_FAULTY_PLUGIN = '''
+import os
+
+from cronplan.errors import ProviderError
+from cronplan.local import LocalProvider
+
+
+class FaultyLocal(LocalProvider):
+    """The real local provider, except that arming the jobs in $CRONPLAN_TEST_FAIL_JOBS fails."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.name = "faulty"
+
+    def arm(self, arm):
+        if arm.job_id in os.environ.get("CRONPLAN_TEST_FAIL_JOBS", "").split(","):
+            raise ProviderError(f"injected failure arming {arm.job_id}")
+        super().arm(arm)
+'''
+
+
+def test_cli_partial_failure_exits_1_and_second_apply_converges(project, tmp_path):
+    site = tmp_path / "plugin-site"
+    dist = site / "cronplan_testfaulty-0.0.1.dist-info"
+    dist.mkdir(parents=True)
+    (site / "cronplan_testfaulty.py").write_text(_FAULTY_PLUGIN)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cronplan-testfaulty\nVersion: 0.0.1\n")
+    (dist / "entry_points.txt").write_text("[cronplan.providers]\nfaulty = cronplan_testfaulty:FaultyLocal\n")
+    env = {"PYTHONPATH": str(site), "CRONPLAN_DISABLE_PLUGINS": "", "CRONPLAN_TEST_FAIL_JOBS": "b,d"}
+    project.write_config("jobs: jobs.json\nprovider: faulty\n")
+    project.write_jobs([job(x) for x in "abcde"])
+
+    r = project.run("apply", "--auto-approve", "--now", NOW, env=env)
+    assert r.exit_code == 1, r.stderr
+    assert "re-arm" not in r.stderr and "arm b failed: injected failure arming b" in r.stderr
+    assert "arm d failed" in r.stderr
+    assert "Apply failed: 3 armed, 0 re-armed, 0 cancelled, 2 failed." in r.stdout
+    assert "Traceback" not in r.stderr
+    assert sorted(local_arms(project)) == ["a", "c", "e"]
+
+    env["CRONPLAN_TEST_FAIL_JOBS"] = ""
+    r = project.run("plan", "--now", NOW, env=env)
+    assert "Plan: 2 to arm, 0 to re-arm, 0 to cancel, 3 unchanged." in r.stdout
+    assert project.run("apply", "--auto-approve", "--now", NOW, env=env).exit_code == 0
+    assert sorted(local_arms(project)) == list("abcde")
+    assert project.run("plan", "--now", NOW, "--detailed-exitcode", env=env).exit_code == 0

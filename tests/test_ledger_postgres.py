@@ -192,3 +192,40 @@ def test_psycopg_is_not_imported_until_a_postgres_ledger_is_used() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_password_from_libpq_sources_never_shown(
+    private_pg: PgCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import psycopg
+
+    with psycopg.connect(private_pg.dsn, autocommit=True) as conn:
+        conn.execute("CREATE ROLE cron LOGIN PASSWORD 'pw-from-libpq'")
+        conn.execute("GRANT ALL ON SCHEMA public TO cron")
+    hba = Path(private_pg.state["data"]) / "pg_hba.conf"
+    hba.write_text("host all cron 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+    with psycopg.connect(private_pg.dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+    port = private_pg.state["port"]
+    url = f"postgresql://cron@127.0.0.1:{port}/postgres"
+
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    with pytest.raises(LedgerError, match="password") as exc:
+        open_ledger(url).serial()
+    assert "pw-from-libpq" not in str(exc.value)
+
+    monkeypatch.setenv("PGPASSWORD", "pw-from-libpq")
+    ledger = open_ledger(url)
+    try:
+        assert ledger.claim("a", T0, "me")
+    finally:
+        ledger.close()
+
+    monkeypatch.delenv("PGPASSWORD")
+    wrong = f"postgresql://cron:not-the-pw@127.0.0.1:{port}/postgres"
+    with pytest.raises(LedgerError) as exc:
+        open_ledger("env:STATE_DSN", environ={"STATE_DSN": wrong}).serial()
+    assert "not-the-pw" not in str(exc.value) and "cron:***@" in str(exc.value)

@@ -229,6 +229,7 @@ def test_other_schemes_are_refused(provider: NasProvider, server: NasTestServer)
         json.dumps({"fire_at": FIRE_AT}).encode(),
         json.dumps({"job_id": JOB}).encode(),
         json.dumps({"job_id": "../etc", "fire_at": FIRE_AT}).encode(),
+        json.dumps({"job_id": JOB + "\n", "fire_at": FIRE_AT}).encode(),
         json.dumps({"job_id": JOB, "fire_at": "tomorrow"}).encode(),
         json.dumps({"job_id": JOB, "fire_at": "2026-11-27T09:00:00"}).encode(),
         json.dumps({"job_id": 5, "fire_at": FIRE_AT}).encode(),
@@ -459,7 +460,8 @@ def test_cold_verify_from_disk_cache_does_not_import_httpx(
 
     opts = json.dumps(nas_options(server))
     outs = []
-    for _ in range(2):  # the first fills the disk cache (and may import httpx to fetch), the second not
+    # The first fills the disk cache (importing httpx to fetch the keys); the second must not need it.
+    for _ in range(2):
         proc = subprocess.run(
             [sys.executable, "-c", LEAN_IMPORTS, opts, server.mint(JOB, FIRE_AT), str(tmp_path)],
             capture_output=True,

@@ -510,3 +510,10 @@ def test_property_matching_arms_mean_no_changes_and_no_wrong_cancels(scenario):
             and desired(job, records.get(job.id), now)[0] is not None
         ):
             assert a.reason == "duplicate arm"
+
+
+def test_occurrence_claimed_at_exactly_now_is_not_armed_again():
+    job = make_job("j", {"kind": "interval", "minutes": 60})
+    rec = {"j": JobRecord("j", last_fired_at=NOW, applied_fire_at=NOW, runs=1)}
+    a = only(run_plan([job], records=rec, now=NOW))
+    assert a.after.fire_at == NOW + timedelta(hours=1)

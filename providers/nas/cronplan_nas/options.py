@@ -19,7 +19,7 @@ DEFAULT_JWKS_CACHE = ".cronplan/nas-jwks.json"
 MAX_LEEWAY_SECONDS = 30.0
 MAX_TOKEN_LIFETIME_SECONDS = 120.0
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def parse_options(raw: Mapping[str, Any], *, base_dir: Path) -> NasOptions:
             problems.append(f"providers.nas.{key} must not contain whitespace: {value!r}")
 
     token_env = raw.get("token_env", DEFAULT_TOKEN_ENV)
-    if not isinstance(token_env, str) or not _ENV_NAME.match(token_env):
+    if not isinstance(token_env, str) or not _ENV_NAME.fullmatch(token_env):
         problems.append(
             f"providers.nas.token_env must be an environment variable name, got {token_env!r}"
         )

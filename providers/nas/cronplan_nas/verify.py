@@ -24,7 +24,7 @@ from cronplan_nas.options import MAX_LEEWAY_SECONDS, MAX_TOKEN_LIFETIME_SECONDS
 
 ALLOWED_ALGORITHMS = ("RS256", "EdDSA")
 PURPOSE = "cron_fire"
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_BODY = 64 * 1024
 
 
@@ -151,7 +151,7 @@ def parse_body(body: bytes) -> tuple[str, datetime]:
     if not isinstance(doc, dict):
         raise BadRequest('fire body must be a JSON object {"job_id": ..., "fire_at": ...}')
     job_id, fire_at = doc.get("job_id"), doc.get("fire_at")
-    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
         raise BadRequest("fire body has a missing or malformed job_id")
     if not isinstance(fire_at, str):
         raise BadRequest("fire body has a missing or malformed fire_at")

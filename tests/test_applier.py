@@ -1,0 +1,100 @@
+"""The applier against a fault-injecting provider and the real SQLite ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cronplan.applier import apply_plan, executable_actions
+from cronplan.ledger_sqlite import SqliteLedger
+from cronplan.planner import plan
+from tests.fakes import FakeProvider
+from tests.planning import NOW, make_job
+
+CB = "http://127.0.0.1:8787"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path):
+    led = SqliteLedger.from_url("sqlite:///state.db", base_dir=str(tmp_path))
+    yield led
+    led.close()
+
+
+def replan(jobs, provider, ledger):
+    return plan(jobs, provider.list_arms(), ledger.job_records(), NOW, provider="fake", callback_url=CB)
+
+
+def test_partial_failure_is_reported_and_second_apply_converges(ledger):
+    jobs = [make_job(f"j{i}", {"kind": "cron", "expr": f"{i} 9 * * *"}) for i in range(20)]
+    provider = FakeProvider(fail_job_ids={"j3", "j7"})
+    result = apply_plan(replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs})
+    assert sorted(a.job_id for a, _ in result.failed) == ["j3", "j7"]
+    assert all("injected" in err or "fail" in err.lower() for _, err in result.failed)
+    assert len(result.done) == 18
+    # The failed jobs were not recorded as applied; the others were.
+    records = ledger.job_records()
+    assert "j3" not in records and records["j0"].applied_fire_at is not None
+
+    provider.fail_job_ids.clear()
+    second = replan(jobs, provider, ledger)
+    assert [a.job_id for a in second.actions if a.is_change] == ["j3", "j7"]
+    assert apply_plan(second, provider, ledger, {j.id: j for j in jobs}).ok
+    assert not replan(jobs, provider, ledger).has_changes
+    assert sorted(provider.arms) == sorted(j.id for j in jobs)  # one arm per job, none twice
+
+
+def test_lost_responses_converge_without_duplicates(ledger):
+    jobs = [make_job(f"j{i}") for i in range(10)]
+    provider = FakeProvider(fail_rate=0.5, seed=3, fail_after_apply=True)
+    first = apply_plan(replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs})
+    assert first.failed  # some responses were "lost" although the arms were made
+    provider.fail_rate = 0.0
+    second = replan(jobs, provider, ledger)
+    # Arms that were made despite the error are seen as already armed: no second provision.
+    assert all(a.action in ("skip", "arm") for a in second.actions)
+    assert apply_plan(second, provider, ledger, {j.id: j for j in jobs}).ok
+    assert len(provider.arms) == 10
+
+
+def test_parallelism_is_bounded(ledger):
+    jobs = [make_job(f"j{i:03d}") for i in range(60)]
+    provider = FakeProvider(latency=0.01)
+    result = apply_plan(replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs}, parallelism=4)
+    assert result.ok and len(result.done) == 60
+    assert 1 < provider.max_in_flight <= 4
+
+
+def test_progress_reaches_total(ledger):
+    jobs = [make_job(f"j{i:03d}") for i in range(25)]
+    seen: list[tuple[int, int]] = []
+    provider = FakeProvider()
+    apply_plan(replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs},
+               progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (25, 25)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_orphan_cancel_forgets_the_job(ledger):
+    job = make_job("keep")
+    gone = make_job("gone")
+    provider = FakeProvider()
+    assert apply_plan(replan([job, gone], provider, ledger), provider, ledger, {"keep": job, "gone": gone}).ok
+    assert "gone" in ledger.job_records()
+    p = replan([job], provider, ledger)
+    assert [(a.job_id, a.action) for a in p.actions] == [("gone", "cancel"), ("keep", "skip")]
+    assert apply_plan(p, provider, ledger, {"keep": job}).ok
+    assert "gone" not in provider.arms
+    assert ledger.job_records().get("gone") is None or ledger.job_records()["gone"].applied_spec is None
+
+
+def test_duplicate_cancels_are_subsumed_by_the_upsert():
+    from cronplan.model import Action, Arm, Plan
+    from tests.planning import ts
+
+    keep = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
+    extra = Arm("j", ts("2026-11-28T09:00:00Z"), CB)
+    p = Plan("fake", NOW, (Action("rearm", "j", "duplicate arms", before=keep, after=keep),
+                           Action("cancel", "j", "duplicate arm", before=extra)))
+    assert [a.action for a in executable_actions(p)] == ["rearm"]
