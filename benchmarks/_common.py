@@ -69,5 +69,7 @@ def cronplan(root: Path, *args: str, check: bool = True) -> subprocess.Completed
         env=env,
     )
     if check and proc.returncode not in (0, 2):
-        raise SystemExit(f"cronplan {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"cronplan {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
     return proc

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_of, cronplan, write_project  # noqa: E402
+from _common import best_of, cronplan, write_project
 
 NOW = "2026-11-26T12:00:00Z"
 

@@ -293,19 +293,30 @@ class PostgresLedger:
         sql = f"""
             WITH r AS (
                 SELECT job_id, max(fire_at) AS last_fired, count(*) AS runs,
-                       count(*) FILTER (WHERE status = 'failed') AS failures
+                       count(*) FILTER (WHERE status = 'failed') AS failures,
+                       max(claimed_at) AS last_claimed
                 FROM cronplan_runs {run_filter} GROUP BY job_id
             ), j AS (
                 SELECT job_id, spec, digest, fire_at, callback_url FROM cronplan_jobs {job_filter}
             )
             SELECT coalesce(j.job_id, r.job_id), j.spec, j.digest, j.fire_at, j.callback_url,
-                   r.last_fired, coalesce(r.runs, 0), coalesce(r.failures, 0)
+                   r.last_fired, coalesce(r.runs, 0), coalesce(r.failures, 0), r.last_claimed
             FROM j FULL OUTER JOIN r ON r.job_id = j.job_id
         """
         with self._conn("read job records") as conn:
             rows = conn.execute(sql, {"ids": ids}).fetchall()
         out: dict[str, JobRecord] = {}
-        for job_id, spec, digest, fire_at, callback_url, last_fired, runs, failures in rows:
+        for (
+            job_id,
+            spec,
+            digest,
+            fire_at,
+            callback_url,
+            last_fired,
+            runs,
+            failures,
+            claimed,
+        ) in rows:
             out[job_id] = JobRecord(
                 job_id=job_id,
                 applied_spec=spec,
@@ -315,6 +326,7 @@ class PostgresLedger:
                 last_fired_at=_utc(last_fired),
                 runs=int(runs),
                 failures=int(failures),
+                last_claimed_at=_utc(claimed),
             )
         return dict(sorted(out.items()))
 

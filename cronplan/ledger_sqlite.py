@@ -217,15 +217,18 @@ class SqliteLedger:
 
     def job_records(self, job_ids: Iterable[str] | None = None) -> dict[str, JobRecord]:
         applied: dict[str, tuple[Any, ...]] = {}
-        stats: dict[str, tuple[int, int, int]] = {}
+        stats: dict[str, tuple[int, int, int, int]] = {}
         jobs_sql = "SELECT job_id, spec, digest, fire_at, callback_url FROM jobs"
-        runs_sql = "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status = 'failed') FROM runs{where} GROUP BY job_id"
+        runs_sql = (
+            "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status = 'failed'), MAX(claimed_at)"
+            " FROM runs{where} GROUP BY job_id"
+        )
         with self._db.read() as conn:
             if job_ids is None:
                 for row in conn.execute(jobs_sql):
                     applied[row[0]] = row
-                for job_id, last, count, failed in conn.execute(runs_sql.format(where="")):
-                    stats[job_id] = (last, count, failed or 0)
+                for job_id, last, count, failed, claimed in conn.execute(runs_sql.format(where="")):
+                    stats[job_id] = (last, count, failed or 0, claimed)
             else:
                 wanted = sorted(set(job_ids))
                 for chunk in _chunks(wanted):
@@ -233,10 +236,10 @@ class SqliteLedger:
                     for row in conn.execute(f"{jobs_sql} WHERE job_id IN ({marks})", chunk):
                         applied[row[0]] = row
                     where = f" WHERE job_id IN ({marks})"
-                    for job_id, last, count, failed in conn.execute(
+                    for job_id, last, count, failed, claimed in conn.execute(
                         runs_sql.format(where=where), chunk
                     ):
-                        stats[job_id] = (last, count, failed or 0)
+                        stats[job_id] = (last, count, failed or 0, claimed)
         read_instant = instant_reader()  # fire times repeat (jobs sharing a minute): convert once
 
         def instant(value: int | None) -> datetime | None:
@@ -245,10 +248,14 @@ class SqliteLedger:
         records: dict[str, JobRecord] = {}
         for job_id in sorted(applied.keys() | stats.keys()):
             row = applied.get(job_id)
-            last, count, failed = stats.get(job_id, (None, 0, 0))
+            last, count, failed, claimed = stats.get(job_id, (None, 0, 0, None))
             if row is None:
                 records[job_id] = JobRecord(
-                    job_id=job_id, last_fired_at=instant(last), runs=count, failures=failed
+                    job_id=job_id,
+                    last_fired_at=instant(last),
+                    runs=count,
+                    failures=failed,
+                    last_claimed_at=instant(claimed),
                 )
                 continue
             records[job_id] = JobRecord(
@@ -260,6 +267,7 @@ class SqliteLedger:
                 last_fired_at=instant(last),
                 runs=count,
                 failures=failed,
+                last_claimed_at=instant(claimed),
             )
         return records
 

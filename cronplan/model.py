@@ -225,7 +225,8 @@ class JobRecord:
     """The ledger's view of one job: the planner's input alongside jobs and arms.
 
     ``applied_*`` is the job as last applied (None when never applied). ``last_fired_at`` is the latest
-    occurrence that was claimed; ``runs`` counts claimed occurrences (they count towards ``repeat``).
+    occurrence that was claimed; ``runs`` counts claimed occurrences (they count towards ``repeat``);
+    ``last_claimed_at`` is when the latest claim was made.
     """
 
     job_id: str
@@ -236,6 +237,8 @@ class JobRecord:
     last_fired_at: datetime | None = None
     runs: int = 0
     failures: int = 0
+    #: When the most recent claim was made (wall clock): a run after a missed occurrence covers it.
+    last_claimed_at: datetime | None = None
 
 
 RunStatus = Literal["claimed", "running", "succeeded", "failed"]

@@ -10,7 +10,8 @@ Plan. The rules, in the order they are applied to one job:
 3. Occurrences after the anchor that are already in the past were missed. The most recent missed one is
    armed at its own (past) time — the provider fires it at once: one catch-up run, never a burst — when it
    is within the grace window, or beyond it with ``catch_up: once``. With ``catch_up: skip`` beyond grace the
-   next future occurrence is armed.
+   next future occurrence is armed. A run claimed after the missed occurrence came due (a late fire)
+   already covers it: then the next future occurrence is armed (run once, then fast-forward).
 4. A live arm that is due (in the past, within grace), not yet claimed and an occurrence of the current
    schedule is left alone: ``skip: due, awaiting fire``.
 5. The live arm at the desired time is kept; any other live arms of the job are cancelled.
@@ -44,6 +45,10 @@ def desired(job: Job, record: JobRecord | None, now: datetime) -> tuple[datetime
     anchor = _anchor(record)
     if anchor is None:
         first = sched.next_after(job.schedule, now, inclusive=True)
+        fired = record.last_fired_at if record is not None else None
+        if first is not None and fired is not None and first <= fired:
+            # That occurrence was already claimed (run by hand ahead of its time): never wanted again.
+            first = sched.next_after(job.schedule, fired, inclusive=False)
         return (first, "missing") if first is not None else (None, "no future occurrence")
 
     # The anchor itself was claimed: the search starts strictly after it.
@@ -55,6 +60,11 @@ def desired(job: Job, record: JobRecord | None, now: datetime) -> tuple[datetime
 
     # Occurrences were missed: ``first`` is in the past. Arm the most recent missed one, or skip ahead.
     missed = sched.previous_before(job.schedule, now, inclusive=False) or first
+    assert record is not None  # an anchor comes from a record
+    if record.last_claimed_at is not None and record.last_claimed_at >= missed:
+        # A (late) run already happened after this occurrence came due: run once, then fast-forward.
+        upcoming = sched.next_after(job.schedule, now, inclusive=True)
+        return (upcoming, "missing") if upcoming is not None else (None, "no future occurrence")
     late = (now - missed).total_seconds()
     if late <= sched.grace_seconds(job.schedule, missed) or job.catch_up == "once":
         return missed, f"catch-up of missed {_local_hm(missed, job.tz)}"

@@ -324,6 +324,15 @@ class LedgerContract:
         assert some["a"] == a
         assert ledger.job_records([]) == {}
 
+    def test_job_records_report_when_the_latest_claim_was_made(self, ledger: Ledger) -> None:
+        before = datetime.now(timezone.utc) - timedelta(seconds=1)
+        old = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
+        assert ledger.claim("late", old, "tester")
+        after = datetime.now(timezone.utc) + timedelta(seconds=1)
+        record = ledger.job_records(["late"])["late"]
+        assert record.last_fired_at == old
+        assert record.last_claimed_at is not None and before <= record.last_claimed_at <= after
+
     def test_record_applied_overwrites(self, ledger: Ledger) -> None:
         ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
         spec2 = {**SPEC, "command": ["false"]}

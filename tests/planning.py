@@ -99,10 +99,14 @@ class MemoryLedger:
 
     def record_applied_many(
         self,
-        entries: Iterable[tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]],
+        entries: Iterable[
+            tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
+        ],
     ) -> None:
         for job_id, spec, digest, fire_at, callback_url in entries:
-            self.record_applied(job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=callback_url)
+            self.record_applied(
+                job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=callback_url
+            )
 
     def fired(self, job_id: str, fire_at: datetime) -> None:
         with self._lock:

@@ -23,7 +23,9 @@ def ledger(tmp_path: Path):
 
 
 def replan(jobs, provider, ledger):
-    return plan(jobs, provider.list_arms(), ledger.job_records(), NOW, provider="fake", callback_url=CB)
+    return plan(
+        jobs, provider.list_arms(), ledger.job_records(), NOW, provider="fake", callback_url=CB
+    )
 
 
 def test_partial_failure_is_reported_and_second_apply_converges(ledger):
@@ -61,7 +63,9 @@ def test_lost_responses_converge_without_duplicates(ledger):
 def test_parallelism_is_bounded(ledger):
     jobs = [make_job(f"j{i:03d}") for i in range(60)]
     provider = FakeProvider(latency=0.01)
-    result = apply_plan(replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs}, parallelism=4)
+    result = apply_plan(
+        replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs}, parallelism=4
+    )
     assert result.ok and len(result.done) == 60
     assert 1 < provider.max_in_flight <= 4
 
@@ -70,8 +74,13 @@ def test_progress_reaches_total(ledger):
     jobs = [make_job(f"j{i:03d}") for i in range(25)]
     seen: list[tuple[int, int]] = []
     provider = FakeProvider()
-    apply_plan(replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs},
-               progress=lambda d, t: seen.append((d, t)))
+    apply_plan(
+        replan(jobs, provider, ledger),
+        provider,
+        ledger,
+        {j.id: j for j in jobs},
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen[-1] == (25, 25)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
@@ -80,13 +89,18 @@ def test_orphan_cancel_forgets_the_job(ledger):
     job = make_job("keep")
     gone = make_job("gone")
     provider = FakeProvider()
-    assert apply_plan(replan([job, gone], provider, ledger), provider, ledger, {"keep": job, "gone": gone}).ok
+    assert apply_plan(
+        replan([job, gone], provider, ledger), provider, ledger, {"keep": job, "gone": gone}
+    ).ok
     assert "gone" in ledger.job_records()
     p = replan([job], provider, ledger)
     assert [(a.job_id, a.action) for a in p.actions] == [("gone", "cancel"), ("keep", "skip")]
     assert apply_plan(p, provider, ledger, {"keep": job}).ok
     assert "gone" not in provider.arms
-    assert ledger.job_records().get("gone") is None or ledger.job_records()["gone"].applied_spec is None
+    assert (
+        ledger.job_records().get("gone") is None
+        or ledger.job_records()["gone"].applied_spec is None
+    )
 
 
 def test_duplicate_cancels_are_subsumed_by_the_upsert():
@@ -95,6 +109,12 @@ def test_duplicate_cancels_are_subsumed_by_the_upsert():
 
     keep = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
     extra = Arm("j", ts("2026-11-28T09:00:00Z"), CB)
-    p = Plan("fake", NOW, (Action("rearm", "j", "duplicate arms", before=keep, after=keep),
-                           Action("cancel", "j", "duplicate arm", before=extra)))
+    p = Plan(
+        "fake",
+        NOW,
+        (
+            Action("rearm", "j", "duplicate arms", before=keep, after=keep),
+            Action("cancel", "j", "duplicate arm", before=extra),
+        ),
+    )
     assert [a.action for a in executable_actions(p)] == ["rearm"]

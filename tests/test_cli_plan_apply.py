@@ -307,9 +307,17 @@ def test_cli_partial_failure_exits_1_and_second_apply_converges(project, tmp_pat
     dist = site / "cronplan_testfaulty-0.0.1.dist-info"
     dist.mkdir(parents=True)
     (site / "cronplan_testfaulty.py").write_text(_FAULTY_PLUGIN)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cronplan-testfaulty\nVersion: 0.0.1\n")
-    (dist / "entry_points.txt").write_text("[cronplan.providers]\nfaulty = cronplan_testfaulty:FaultyLocal\n")
-    env = {"PYTHONPATH": str(site), "CRONPLAN_DISABLE_PLUGINS": "", "CRONPLAN_TEST_FAIL_JOBS": "b,d"}
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: cronplan-testfaulty\nVersion: 0.0.1\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[cronplan.providers]\nfaulty = cronplan_testfaulty:FaultyLocal\n"
+    )
+    env = {
+        "PYTHONPATH": str(site),
+        "CRONPLAN_DISABLE_PLUGINS": "",
+        "CRONPLAN_TEST_FAIL_JOBS": "b,d",
+    }
     project.write_config("jobs: jobs.json\nprovider: faulty\n")
     project.write_jobs([job(x) for x in "abcde"])
 

@@ -201,6 +201,16 @@ def test_direct_run_trap_manual_fire_leaves_arm_consistent(proj: Proj) -> None:
     assert len(proj.runs()) == 1
 
 
+def test_direct_run_of_a_never_applied_job_arms_past_it(proj: Proj) -> None:
+    """The trap without a prior apply: the run's own re-arm must not arm the occurrence it just claimed."""
+    proj.jobs(append_job("n", proj.log))
+    now = T0 - timedelta(seconds=20)
+    out = proj.fire("n", T0, now=now)
+    assert out.status == "succeeded"
+    assert proj.arms() == {"n": T0 + timedelta(minutes=1)}
+    assert not proj.has_changes(now)
+
+
 def test_fire_at_exactly_its_time_moves_the_arm_on(proj: Proj) -> None:
     """`fire --now T --fire-at T`: the occurrence at `now` was just claimed, so it is not armed again."""
     proj.jobs(append_job("a", proj.log))

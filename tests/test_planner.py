@@ -517,3 +517,26 @@ def test_occurrence_claimed_at_exactly_now_is_not_armed_again():
     rec = {"j": JobRecord("j", last_fired_at=NOW, applied_fire_at=NOW, runs=1)}
     a = only(run_plan([job], records=rec, now=NOW))
     assert a.after.fire_at == NOW + timedelta(hours=1)
+
+
+def test_late_run_covers_missed_occurrences_run_once_then_fast_forward():
+    job = make_job("j", {"kind": "interval", "minutes": 10})
+    # The 08:00 arm fired four hours late (claimed at 12:00); 08:10 … 11:50 were missed meanwhile.
+    rec = {
+        "j": JobRecord(
+            "j",
+            last_fired_at=ts("2026-11-26T08:00:00Z"),
+            applied_fire_at=ts("2026-11-26T08:00:00Z"),
+            runs=1,
+            last_claimed_at=ts("2026-11-26T12:00:01Z"),
+        )
+    }
+    a = only(run_plan([job], records=rec, now=ts("2026-11-26T12:00:02Z")))
+    assert (a.action, a.after.fire_at) == ("arm", ts("2026-11-26T12:10:00Z"))
+
+
+def test_manual_run_ahead_of_time_of_never_applied_job_is_not_armed_again():
+    job = make_job("j", {"kind": "cron", "expr": "0 9 * * *"})
+    rec = {"j": JobRecord("j", last_fired_at=ts("2026-11-27T09:00:00Z"), runs=1)}
+    a = only(run_plan([job], records=rec))
+    assert a.after.fire_at == ts("2026-11-28T09:00:00Z")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -78,11 +79,7 @@ def fire_command(
         return
 
     if request_path is not None:
-        raw = (
-            click.get_binary_stream("stdin").read()
-            if request_path == "-"
-            else _read_file(request_path)
-        )
+        raw = sys.stdin.buffer.read() if request_path == "-" else _read_file(request_path)
         # Authentication comes before anything else touches the jobs file or the ledger.
         call = firing.authenticate(rt.provider, firing.parse_http_request(raw))
     else:
