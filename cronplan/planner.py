@@ -142,10 +142,13 @@ def plan(
     ids = sorted(set(by_id) | set(live))
     actions: list[Action] = []
     basis: dict[str, Any] = {}
+    no_arms: list[Arm] = []
     for job_id in ids:
         if (wanted and job_id not in wanted) or job_id in excluded:
             continue
-        job_arms = sorted(live.get(job_id, ()), key=lambda a: (a.fire_at, a.provider_ref or ""))
+        job_arms = live.get(job_id, no_arms)
+        if len(job_arms) > 1:
+            job_arms = sorted(job_arms, key=_arm_order)
         record = records.get(job_id)
         job = by_id.get(job_id)
         if job is None:
@@ -155,7 +158,7 @@ def plan(
         else:
             new = _plan_job(job, job_arms, record, now, callback_url)
         actions.extend(new)
-        if any(a.is_change for a in new):
+        if len(new) > 1 or new[0].action != "skip":
             basis[job_id] = basis_entry(job_arms, record)
     return Plan(
         provider=provider,
@@ -165,6 +168,10 @@ def plan(
         basis=basis,
         lineage=lineage,
     )
+
+
+def _arm_order(arm: Arm) -> tuple[datetime, str]:
+    return (arm.fire_at, arm.provider_ref or "")
 
 
 def _plan_job(
@@ -182,7 +189,11 @@ def _plan_job(
     if not job_arms:
         return [Action("arm", job.id, why, after=after, **common)]
 
-    keep = next((a for a in job_arms if a.fire_at == target), None)
+    keep = None
+    for a in job_arms:
+        if a.fire_at == target:
+            keep = a
+            break
     if keep is None:
         due = next((a for a in job_arms if is_due(a, job, record, now)), None)
         if due is not None:

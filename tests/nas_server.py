@@ -507,6 +507,7 @@ class _Httpd(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.nas.lock:
             self.nas._conns.add(request)
+            self.nas.counters["connections_accepted"] += 1
         super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:

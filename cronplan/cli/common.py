@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,25 @@ def load_jobs(app: AppContext, rt: Runtime, path: str | None) -> JobsFile:
             for line in github_annotations(exc.problems):
                 click.echo(line)
         raise
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around bulk planning.
+
+    A 100,000-job plan allocates millions of small objects and frees almost none before the command ends,
+    so generational collections only rescan live data: they were about 40% of `plan`'s time. Nothing here
+    builds reference cycles that need collecting while paused.
+    """
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class ProgressReporter:

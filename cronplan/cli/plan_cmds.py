@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
-from cronplan.cli.common import ProgressReporter, load_jobs, now_option, parse_now
+from cronplan.cli.common import ProgressReporter, gc_paused, load_jobs, now_option, parse_now
 from cronplan.errors import (
     EXIT_CHANGES,
     ApplyFailed,
@@ -82,7 +82,8 @@ def _render(plan: Plan, fmt: str, app: AppContext) -> str:
 
 
 def _echo(text: str) -> None:
-    click.echo(text, nl=not text.endswith("\n"))
+    # The renderers emit ANSI codes only when --color decided so; click would strip them off a tty.
+    click.echo(text, nl=not text.endswith("\n"), color=True)
 
 
 @contextmanager
@@ -140,16 +141,17 @@ def plan(
     """Show the actions that would converge the live arms to jobs.json."""
     now = parse_now(now_text)
     rt = app.runtime()
-    jobs_file = load_jobs(app, rt, jobs_path)
-    result = _compute_plan(
-        rt, jobs_file, now, targets=targets, excludes=excludes, allow_empty=allow_empty
-    )
-    if out:
-        from cronplan.planfile import save_plan
+    with gc_paused():
+        jobs_file = load_jobs(app, rt, jobs_path)
+        result = _compute_plan(
+            rt, jobs_file, now, targets=targets, excludes=excludes, allow_empty=allow_empty
+        )
+        if out:
+            from cronplan.planfile import save_plan
 
-        save_plan(result, out)
-        app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
-    _echo(_render(result, fmt, app))
+            save_plan(result, out)
+            app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
+        _echo(_render(result, fmt, app))
     if detailed_exitcode and result.has_changes:
         click.get_current_context().exit(EXIT_CHANGES)
 
@@ -217,8 +219,9 @@ def apply(
             "(or apply a saved plan: cronplan plan --out PLANFILE, then cronplan apply PLANFILE)"
         )
     rt = app.runtime()
-    jobs_file = load_jobs(app, rt, jobs_path)
-    with _apply_lock(rt, lock_timeout):
+    with gc_paused():
+        jobs_file = load_jobs(app, rt, jobs_path)
+    with _apply_lock(rt, lock_timeout), gc_paused():
         if planfile:
             the_plan = _load_saved_plan(rt, planfile, jobs_file, now)
         else:

@@ -23,6 +23,7 @@ import httpx
 
 from cronplan.errors import ProviderError, ProviderUnavailable
 from cronplan_nas.options import NasOptions
+from cronplan_nas.pool import KeepAlivePool
 
 PROVISION_PATH = "/api/agent-cron/provision"
 CANCEL_PATH = "/api/agent-cron/cancel"
@@ -87,15 +88,13 @@ class NasClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
-        limits = httpx.Limits(
-            max_connections=options.max_connections,
-            max_keepalive_connections=options.max_connections,
-            keepalive_expiry=30.0,
-        )
         # The one connection pool, shared by every thread. Calls go straight to the transport: a bearer
         # API needs no cookie jar, auth flow or redirect handling, and skipping them per call cuts the
-        # client's CPU per request by about a third, which is what bounds a 2,000-arm apply.
-        self._transport = transport or httpx.HTTPTransport(limits=limits, retries=0)
+        # client's CPU per request by about a third, which is what bounds a 2,000-arm apply. The pool is
+        # ours rather than httpx.HTTPTransport's for the same reason (see cronplan_nas.pool).
+        self._transport = transport or KeepAlivePool(
+            max_connections=options.max_connections, keepalive_expiry=30.0
+        )
         base = options.portal_url.rstrip("/")
         # Parsed once: URL parsing is a sizeable share of httpx's per-request CPU.
         try:

@@ -1,0 +1,1093 @@
+"""Black-box conformance with /work/shared/SPEC.md: every command, flag, exit code and format it names.
+
+Each test runs ``python -m cronplan`` as a real subprocess (local provider, SQLite ledger) and asserts
+what SPEC states, quoting it where the wording matters. Tests are grouped by SPEC section.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures_core import Project, Result
+
+NOW = "2026-11-27T08:00:00Z"  # a Friday, winter time in Europe (CET = UTC+1)
+TS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+PLAN_LINE = re.compile(r"^Plan: \d+ to arm, \d+ to re-arm, \d+ to cancel, \d+ unchanged\.$")
+NO_CHANGES = "No changes. Arms match jobs.json."
+ANSI = "\x1b["
+
+
+def cron(expr: str, tz: str | None = None) -> dict[str, Any]:
+    sched: dict[str, Any] = {"kind": "cron", "expr": expr}
+    if tz:
+        sched["tz"] = tz
+    return sched
+
+
+def job(job_id: str, schedule: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"id": job_id, "schedule": schedule, "command": ["true"], **extra}
+
+
+def no_traceback(res: Result) -> None:
+    assert "Traceback" not in res.stdout + res.stderr
+
+
+def plan_json(project: Project, *args: str, now: str = NOW) -> dict[str, Any]:
+    res = project.run("plan", "--format", "json", "--now", now, *args)
+    assert res.exit_code == 0, res.stderr
+    doc: dict[str, Any] = json.loads(res.stdout)
+    return doc
+
+
+def by_job(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {a["job_id"]: a for a in doc["actions"]}
+
+
+def status_json(project: Project) -> dict[str, dict[str, Any]]:
+    res = project.run("status", "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    return {j["job_id"]: j for j in json.loads(res.stdout)["jobs"]}
+
+
+def apply_now(project: Project, now: str = NOW, *args: str) -> Result:
+    res = project.run("apply", "--auto-approve", "--now", now, *args)
+    assert res.exit_code == 0, res.stderr
+    return res
+
+
+def run_bare(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> Result:
+    """``python -m cronplan`` without the fixture's ``--config`` (to test config discovery)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "cronplan", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def daily(project: Project) -> Project:
+    """One daily job at 09:00 UTC; at NOW (08:00Z) its first arm is 09:00Z today."""
+    project.write_jobs([job("daily", cron("0 9 * * *"))])
+    return project
+
+
+# =========================================================================== §3 Configuration
+
+
+def test_config_flag_names_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "my.yaml").write_text("jobs: ../wanted.json\n")
+    (tmp_path / "wanted.json").write_text(json.dumps({"jobs": [job("w", cron("0 9 * * *"))]}))
+    (tmp_path / "cronplan.yaml").write_text("jobs: nothing-here.json\n")
+    res = run_bare(tmp_path, "--config", "elsewhere/my.yaml", "validate")
+    assert res.exit_code == 0, res.stderr
+    assert "1 job" in res.stdout
+
+
+def test_cronplan_config_env_is_used_without_flag(tmp_path: Path) -> None:
+    (tmp_path / "env.yaml").write_text("jobs: env-jobs.json\n")
+    (tmp_path / "env-jobs.json").write_text(
+        json.dumps([job("a", cron("0 9 * * *")), job("b", cron("0 9 * * *"))])
+    )
+    res = run_bare(tmp_path, "validate", env={"CRONPLAN_CONFIG": str(tmp_path / "env.yaml")})
+    assert res.exit_code == 0, res.stderr
+    assert "2 jobs" in res.stdout
+
+
+def test_config_flag_beats_cronplan_config_env(tmp_path: Path) -> None:
+    (tmp_path / "env.yaml").write_text("jobs: missing-file.json\n")
+    (tmp_path / "flag.yaml").write_text("jobs: ok.json\n")
+    (tmp_path / "ok.json").write_text(json.dumps({"jobs": []}))
+    res = run_bare(
+        tmp_path,
+        "--config",
+        "flag.yaml",
+        "validate",
+        env={"CRONPLAN_CONFIG": str(tmp_path / "env.yaml")},
+    )
+    assert res.exit_code == 0, res.stderr
+
+
+def test_cronplan_yaml_in_working_directory_is_the_default(tmp_path: Path) -> None:
+    (tmp_path / "cronplan.yaml").write_text("jobs: mine.yaml\n")
+    (tmp_path / "mine.yaml").write_text(
+        "jobs:\n  - id: y\n    schedule: {kind: cron, expr: '*/5 * * * *'}\n"
+    )
+    res = run_bare(tmp_path, "validate")
+    assert res.exit_code == 0, res.stderr
+    assert "1 job" in res.stdout
+
+
+def test_config_file_is_optional_and_defaults_apply(tmp_path: Path) -> None:
+    (tmp_path / "jobs.json").write_text(json.dumps({"jobs": [job("d", cron("0 9 * * *"))]}))
+    res = run_bare(tmp_path, "apply", "--auto-approve", "--now", NOW)
+    assert res.exit_code == 0, res.stderr
+    # Defaults: provider local, state sqlite:///.cronplan/state.db, timezone UTC.
+    assert (tmp_path / ".cronplan" / "state.db").exists()
+    res = run_bare(tmp_path, "status", "--format", "json")
+    assert json.loads(res.stdout)["jobs"][0]["armed_fire_at"] == "2026-11-27T09:00:00Z"
+
+
+def test_config_timezone_is_the_default_zone(project: Project) -> None:
+    project.write_config("jobs: jobs.json\nprovider: local\ntimezone: Europe/Berlin\n")
+    project.write_jobs([job("berlin", cron("0 9 * * *")), job("utc", cron("0 9 * * *", "UTC"))])
+    acts = by_job(plan_json(project, now="2026-11-27T00:00:00Z"))
+    assert acts["berlin"]["after"]["fire_at"] == "2026-11-27T08:00:00Z"
+    assert acts["utc"]["after"]["fire_at"] == "2026-11-27T09:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "config_text",
+    ["provider: [\n", "provider: nosuch\n", "timezone: Mars/Olympus\n", "state: ftp://x\n"],
+)
+def test_bad_config_is_exit_1_without_traceback(project: Project, config_text: str) -> None:
+    project.write_config(config_text)
+    res = project.run("plan", "--now", NOW)
+    assert res.exit_code == 1
+    assert res.stdout == ""
+    assert res.stderr.strip()
+    no_traceback(res)
+
+
+def test_missing_config_named_by_flag_is_an_error(tmp_path: Path) -> None:
+    res = run_bare(tmp_path, "--config", "nope.yaml", "plan")
+    assert res.exit_code == 1
+    assert "nope.yaml" in res.stderr
+    no_traceback(res)
+
+
+# =========================================================================== §4 jobs.json
+
+
+def test_jobs_object_and_bare_list_are_both_accepted(project: Project) -> None:
+    jobs = [job("a", cron("0 9 * * *")), job("b", cron("0 10 * * *"))]
+    project.write_jobs({"jobs": jobs})
+    wrapped = project.run("plan", "--format", "json", "--now", NOW)
+    (project.root / "jobs.json").write_text(json.dumps(jobs))
+    bare = project.run("plan", "--format", "json", "--now", NOW)
+    assert wrapped.exit_code == bare.exit_code == 0
+    assert json.loads(wrapped.stdout)["actions"] == json.loads(bare.stdout)["actions"]
+
+
+def test_jobs_yaml_is_accepted(project: Project) -> None:
+    project.write_config("jobs: jobs.yaml\nprovider: local\n")
+    (project.root / "jobs.yaml").write_text(
+        "jobs:\n"
+        "  - id: y\n"
+        "    schedule: {kind: cron, expr: '0 9 * * *'}\n"
+        "    command: [echo, hi]\n"
+    )
+    acts = by_job(plan_json(project))
+    assert acts["y"]["after"]["fire_at"] == "2026-11-27T09:00:00Z"
+
+
+def test_cron_with_six_fields_has_seconds_first(project: Project) -> None:
+    project.write_jobs([job("s", cron("30 0 9 * * *"))])
+    acts = by_job(plan_json(project))
+    assert acts["s"]["after"]["fire_at"] == "2026-11-27T09:00:30Z"
+
+
+def test_cron_is_evaluated_in_its_tz(project: Project) -> None:
+    project.write_jobs([job("b", cron("0 9 * * 1-5", "Europe/Berlin"))])
+    acts = by_job(plan_json(project, now="2026-11-27T08:30:00Z"))  # Friday 09:30 Berlin
+    assert acts["b"]["after"]["fire_at"] == "2026-11-30T08:00:00Z"  # Monday 09:00 CET
+
+
+def test_interval_seconds_with_start_at(project: Project) -> None:
+    sched = {"kind": "interval", "seconds": 30, "start_at": "2026-11-27T08:00:10Z"}
+    project.write_jobs([job("i", sched)])
+    acts = by_job(plan_json(project, now="2026-11-27T08:01:00Z"))
+    assert acts["i"]["after"]["fire_at"] == "2026-11-27T08:01:10Z"
+
+
+def test_interval_start_at_in_the_future_is_the_first_fire(project: Project) -> None:
+    sched = {"kind": "interval", "minutes": 15, "start_at": "2026-11-28T00:07:00Z"}
+    project.write_jobs([job("i", sched)])
+    acts = by_job(plan_json(project))
+    assert acts["i"]["after"]["fire_at"] == "2026-11-28T00:07:00Z"
+
+
+def test_interval_without_start_at_is_epoch_aligned(project: Project) -> None:
+    project.write_jobs([job("m", {"kind": "interval", "minutes": 15})])
+    acts = by_job(plan_json(project, now="2026-11-27T08:01:00Z"))
+    assert acts["m"]["after"]["fire_at"] == "2026-11-27T08:15:00Z"
+
+
+def test_once_naive_run_at_is_read_in_tz(project: Project) -> None:
+    project.write_jobs(
+        [
+            job("o", {"kind": "once", "run_at": "2026-12-01T09:00:00", "tz": "Europe/Berlin"}),
+            job("p", {"kind": "once", "run_at": "2026-12-01T09:00:00+01:00"}),
+        ]
+    )
+    acts = by_job(plan_json(project))
+    assert acts["o"]["after"]["fire_at"] == "2026-12-01T08:00:00Z"
+    assert acts["p"]["after"]["fire_at"] == "2026-12-01T08:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"enabled": False}, "disabled"),
+        ({"state": "paused"}, "paused"),
+        ({"state": "completed"}, "completed"),
+    ],
+)
+def test_disabled_paused_completed_get_no_arm(
+    project: Project, extra: dict[str, Any], reason: str
+) -> None:
+    project.write_jobs([job("j", cron("0 9 * * *"), **extra)])
+    act = by_job(plan_json(project))["j"]
+    assert act["action"] == "skip"
+    assert act["after"] is None
+    assert reason in act["reason"]
+
+
+def test_paused_job_with_live_arm_is_cancelled(daily: Project) -> None:
+    apply_now(daily)
+    daily.write_jobs([job("daily", cron("0 9 * * *"), state="paused")])
+    act = by_job(plan_json(daily))["daily"]
+    assert act["action"] == "cancel"
+    assert "paused" in act["reason"]
+
+
+def test_repeat_times_limits_runs(project: Project) -> None:
+    project.write_jobs([job("r", {"kind": "interval", "minutes": 1}, repeat={"times": 1})])
+    apply_now(project)
+    res = project.run("fire", "--job-id", "r", "--fire-at", NOW, "--now", NOW)
+    assert res.exit_code == 0, res.stderr
+    act = by_job(plan_json(project, now="2026-11-27T08:00:30Z"))["r"]
+    assert act["action"] == "skip"
+    assert "repeat exhausted" in act["reason"]
+    assert status_json(project)["r"]["armed_fire_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "expected"),
+    [("once", "2026-11-30T08:00:00Z"), ("skip", "2026-11-30T09:00:00Z")],
+)
+def test_catch_up_once_arms_missed_skip_arms_next(
+    project: Project, catch_up: str, expected: str
+) -> None:
+    # Hourly: grace is 30 min. The job was armed and fired at NOW (re-armed 09:00), then the provider
+    # dropped every fire for three days; at 08:45 the 08:00 occurrence is missed beyond grace.
+    project.write_jobs([job("h", cron("0 * * * *"), catch_up=catch_up)])
+    apply_now(project)
+    res = project.run("fire", "--job-id", "h", "--fire-at", NOW, "--now", NOW)
+    assert res.exit_code == 0, res.stderr
+    act = by_job(plan_json(project, now="2026-11-30T08:45:00Z"))["h"]
+    assert act["action"] in ("arm", "rearm")
+    assert act["after"]["fire_at"] == expected
+    if catch_up == "once":
+        assert "catch-up of missed 08:00" in act["reason"]
+
+
+def test_hermes_fields_and_x_fields_validate(project: Project) -> None:
+    project.write_jobs(
+        [
+            {
+                "id": "hermes-1",
+                "name": "Morning brief",
+                "prompt": "Summarise the news",
+                "skills": ["web"],
+                "deliver": "telegram",
+                "model": "some-model",
+                "next_run_at": "2026-11-27T09:00:00+00:00",
+                "last_run_at": None,
+                "schedule": {"kind": "cron", "expr": "0 9 * * *", "display": "every day 9am"},
+                "x-team": "ops",
+            }
+        ]
+    )
+    res = project.run("validate")
+    assert res.exit_code == 0, res.stderr
+
+
+def test_misspelt_field_gets_did_you_mean(project: Project) -> None:
+    project.write_jobs([job("a", cron("0 9 * * *"), enabeld=True)])
+    res = project.run("validate")
+    assert res.exit_code == 1
+    assert "/jobs/0/enabeld" in res.stderr
+    assert "did you mean" in res.stderr.lower()
+    assert "enabled" in res.stderr
+
+
+def test_validation_errors_are_located_listed_at_once_on_stderr(project: Project) -> None:
+    project.write_jobs(
+        [
+            job("ok", cron("0 9 * * *")),
+            job("bad id!", cron("0 9 * * *")),
+            job("two", {"kind": "interval", "seconds": 0}),
+            job("three", cron("61 9 * * *")),
+        ]
+    )
+    for cmd in (("validate",), ("plan", "--now", NOW)):
+        res = project.run(*cmd)
+        assert res.exit_code == 1
+        assert res.stdout == ""
+        lines = res.stderr.strip().splitlines()
+        located = [ln for ln in lines if re.match(r"^jobs\.json:\d+:\d+: /jobs/\d+[^:]*: .+", ln)]
+        assert len(located) >= 3, res.stderr
+        pointers = {ln.split(": ")[1] for ln in located}
+        assert "/jobs/3/schedule/expr" in pointers
+        assert any(p.startswith("/jobs/1") for p in pointers)
+        assert any(p.startswith("/jobs/2") for p in pointers)
+        no_traceback(res)
+
+
+def test_validation_line_and_column_point_at_the_value(project: Project) -> None:
+    text = '{"jobs": [\n  {"id": "a", "schedule": {"kind": "cron", "expr": "0 9 * *"}}\n]}\n'
+    (project.root / "jobs.json").write_text(text)
+    res = project.run("validate")
+    assert res.exit_code == 1
+    line = res.stderr.strip().splitlines()[0]
+    m = re.match(r"^jobs\.json:(\d+):(\d+): /jobs/0/schedule/expr: .+", line)
+    assert m, line
+    assert int(m.group(1)) == 2
+    col = int(m.group(2))
+    assert text.splitlines()[1][col - 1 :].startswith('"0 9 * *"')
+
+
+def test_duplicate_ids_are_an_error(project: Project) -> None:
+    project.write_jobs([job("a", cron("0 9 * * *")), job("a", cron("0 10 * * *"))])
+    res = project.run("validate")
+    assert res.exit_code == 1
+    assert "/jobs/1" in res.stderr
+
+
+def test_command_and_http_together_are_an_error(project: Project) -> None:
+    project.write_jobs([job("a", cron("0 9 * * *"), http={"url": "http://127.0.0.1:9/x"})])
+    res = project.run("validate")
+    assert res.exit_code == 1
+    assert "/jobs/0" in res.stderr
+
+
+def test_malformed_json_is_exit_1_located(project: Project) -> None:
+    (project.root / "jobs.json").write_text('{"jobs": [\n')
+    res = project.run("validate")
+    assert res.exit_code == 1
+    assert re.match(r"^jobs\.json:\d+:\d+: ", res.stderr)
+    no_traceback(res)
+
+
+# =========================================================================== §5 Time
+
+
+def test_fire_at_is_rfc3339_z_and_dedup_key_is_job_colon_fire_at(project: Project) -> None:
+    project.write_jobs(
+        [job("b", cron("0 9 * * *", "Europe/Berlin")), job("s", cron("30 0 9 * * *"))]
+    )
+    for act in plan_json(project)["actions"]:
+        after = act["after"]
+        assert TS_Z.match(after["fire_at"])
+        assert after["dedup_key"] == f"{act['job_id']}:{after['fire_at']}"
+
+
+def test_now_pins_the_clock(daily: Project) -> None:
+    doc = plan_json(daily, now="2026-11-27T09:30:00+01:00")
+    assert doc["now"] == "2026-11-27T08:30:00Z"
+    assert by_job(doc)["daily"]["after"]["fire_at"] == "2026-11-27T09:00:00Z"
+    doc = plan_json(daily, now="2026-11-27T09:30:00Z")
+    assert by_job(doc)["daily"]["after"]["fire_at"] == "2026-11-28T09:00:00Z"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_same_inputs_give_byte_identical_output(project: Project, fmt: str) -> None:
+    project.write_jobs(
+        [
+            job("zeta", cron("0 9 * * *", "Europe/Berlin")),
+            job("alpha", {"kind": "interval", "seconds": 45}),
+            job("mid", {"kind": "once", "run_at": "2026-12-01T09:00:00"}, state="paused"),
+        ]
+    )
+    first = project.run("plan", "--format", fmt, "--now", NOW)
+    second = project.run("plan", "--format", fmt, "--now", NOW)
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert first.stdout
+
+
+def test_actions_are_ordered_by_job_id(project: Project) -> None:
+    project.write_jobs([job(i, cron("0 9 * * *")) for i in ("c", "a", "b")])
+    assert [a["job_id"] for a in plan_json(project)["actions"]] == ["a", "b", "c"]
+
+
+# =========================================================================== §6 Plan semantics
+
+
+def test_plan_action_table(project: Project) -> None:
+    project.write_jobs(
+        [
+            job("keep", cron("0 9 * * *")),
+            job("change", cron("0 9 * * *")),
+            job("orphan", cron("0 9 * * *")),
+        ]
+    )
+    apply_now(project)
+    project.write_jobs(
+        [
+            job("keep", cron("0 9 * * *")),
+            job("change", cron("0 10 * * *")),
+            job("new", cron("0 11 * * *")),
+        ]
+    )
+    doc = plan_json(project)
+    acts = by_job(doc)
+    assert acts["keep"]["action"] == "skip"
+    assert "already armed" in acts["keep"]["reason"]
+    assert acts["new"]["action"] == "arm"
+    assert "missing" in acts["new"]["reason"]
+    assert acts["orphan"]["action"] == "cancel"
+    assert "orphan" in acts["orphan"]["reason"]
+    assert acts["orphan"]["after"] is None
+    assert acts["orphan"]["before"]["fire_at"] == "2026-11-27T09:00:00Z"
+    change = acts["change"]
+    assert change["action"] == "rearm"
+    assert "schedule changed" in change["reason"]
+    assert change["before"]["fire_at"] == "2026-11-27T09:00:00Z"
+    assert change["after"]["fire_at"] == "2026-11-27T10:00:00Z"
+    assert {"path": "schedule.expr", "before": "0 9 * * *", "after": "0 10 * * *"} in [
+        {k: c[k] for k in ("path", "before", "after")} for c in change["changes"]
+    ] or any("expr" in c["path"] for c in change["changes"])
+    assert doc["summary"] == {"arm": 1, "rearm": 1, "cancel": 1, "skip": 1}
+
+
+def test_empty_jobs_with_arms_needs_allow_empty(daily: Project) -> None:
+    apply_now(daily)
+    daily.write_jobs([])
+    for cmd in (("plan",), ("apply", "--auto-approve")):
+        res = daily.run(*cmd, "--now", NOW)
+        assert res.exit_code == 1, res.stdout
+        assert "--allow-empty" in res.stderr
+        no_traceback(res)
+    assert status_json(daily)["daily"]["armed_fire_at"] == "2026-11-27T09:00:00Z"
+    acts = by_job(plan_json(daily, "--allow-empty"))
+    assert acts["daily"]["action"] == "cancel"
+    res = daily.run("apply", "--auto-approve", "--allow-empty", "--now", NOW)
+    assert res.exit_code == 0, res.stderr
+    assert status_json(daily).get("daily", {"armed_fire_at": None})["armed_fire_at"] is None
+
+
+# =========================================================================== §7 Global options
+
+
+def _colored_plan(project: Project, *global_args: str, env: dict[str, str] | None = None) -> str:
+    res = project.run(*global_args, "plan", "--now", NOW, env=env)
+    assert res.exit_code == 0, res.stderr
+    return res.stdout
+
+
+def test_color_always_and_never(daily: Project) -> None:
+    assert ANSI in _colored_plan(daily, "--color", "always")
+    assert ANSI not in _colored_plan(daily, "--color", "never", env={"FORCE_COLOR": "1"})
+
+
+def test_color_auto_is_off_when_not_a_terminal(daily: Project) -> None:
+    assert ANSI not in _colored_plan(daily)
+    assert ANSI not in _colored_plan(daily, "--color", "auto")
+
+
+def test_color_auto_honours_force_color(daily: Project) -> None:
+    assert ANSI in _colored_plan(daily, env={"FORCE_COLOR": "1"})
+
+
+@pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
+def test_color_auto_honours_no_color_and_term_dumb(daily: Project, env: dict[str, str]) -> None:
+    assert ANSI not in _colored_plan(daily, env=env)
+
+
+def test_color_choice_is_validated(daily: Project) -> None:
+    res = daily.run("--color", "rainbow", "plan")
+    assert res.exit_code == 64
+
+
+def test_verbose_lists_skips(project: Project) -> None:
+    project.write_jobs([job("quiet-one", cron("0 9 * * *"), enabled=False)])
+    assert "quiet-one" not in project.run("plan", "--now", NOW).stdout
+    verbose = project.run("-v", "plan", "--now", NOW)
+    assert "quiet-one" in verbose.stdout
+    assert verbose.stdout.rstrip().splitlines()[-1] == NO_CHANGES
+    assert project.run("--verbose", "plan", "--now", NOW).stdout == verbose.stdout
+
+
+def test_quiet_keeps_product_and_errors_only(daily: Project) -> None:
+    loud = daily.run("plan", "--now", NOW, "--out", "p.json")
+    quiet = daily.run("-q", "plan", "--now", NOW, "--out", "q.json")
+    assert loud.stderr.strip()  # "Saved the plan to ..." is a log line
+    assert quiet.stderr == ""
+    assert quiet.stdout == loud.stdout
+    err = daily.run("--quiet", "next", "nope")
+    assert err.exit_code == 1
+    assert err.stderr.strip()
+
+
+def test_stdout_carries_only_the_product(daily: Project) -> None:
+    text = daily.run("plan", "--now", NOW, "--out", "plan.json")
+    assert text.stdout.rstrip().splitlines()[-1].startswith("Plan: ")
+    assert "plan.json" not in text.stdout
+    js = daily.run("plan", "--now", NOW, "--format", "json", "--out", "plan2.json")
+    json.loads(js.stdout)  # nothing but the document
+    md = daily.run("plan", "--now", NOW, "--format", "markdown", "--out", "plan3.json")
+    assert "plan3.json" not in md.stdout
+
+
+# =========================================================================== §7 validate
+
+
+def test_validate_valid_file_exit_0(daily: Project) -> None:
+    res = daily.run("validate")
+    assert res.exit_code == 0
+    assert res.stderr == ""
+
+
+def test_validate_f_checks_the_named_file(project: Project) -> None:
+    (project.root / "other.json").write_text(json.dumps([job("x", cron("0 9 * *"))]))
+    res = project.run("validate", "-f", "other.json")
+    assert res.exit_code == 1
+    assert res.stderr.startswith("other.json:")
+    assert project.run("validate").exit_code == 0  # the configured file is still fine
+
+
+def test_validate_missing_file_is_exit_1(project: Project) -> None:
+    res = project.run("validate", "-f", "absent.json")
+    assert res.exit_code == 1
+    assert "absent.json" in res.stderr
+    no_traceback(res)
+
+
+# =========================================================================== §7 plan
+
+
+def test_plan_text_last_line_with_changes(daily: Project) -> None:
+    res = daily.run("plan", "--now", NOW)
+    assert res.exit_code == 0
+    last = res.stdout.rstrip("\n").splitlines()[-1]
+    assert last == "Plan: 1 to arm, 0 to re-arm, 0 to cancel, 0 unchanged."
+    assert PLAN_LINE.match(last)
+
+
+def test_plan_text_last_line_without_changes(daily: Project) -> None:
+    apply_now(daily)
+    res = daily.run("plan", "--now", NOW)
+    assert res.stdout.rstrip("\n").splitlines()[-1] == NO_CHANGES
+
+
+def test_plan_text_symbols_times_and_reasons(project: Project) -> None:
+    project.write_jobs(
+        [job("berlin", cron("0 9 * * *", "Europe/Berlin")), job("gone", cron("0 9 * * *"))]
+    )
+    early = "2026-11-27T06:00:00Z"
+    apply_now(project, early)
+    project.write_jobs(
+        [job("berlin", cron("0 10 * * *", "Europe/Berlin")), job("new", cron("0 9 * * *"))]
+    )
+    out = project.run("plan", "--now", early).stdout
+    lines = out.splitlines()
+    rearm = next(ln for ln in lines if "~ berlin" in ln)
+    assert "2026-11-27T09:00:00Z" in rearm and "10:00" in rearm  # UTC and local time
+    arm = next(ln for ln in lines if "+ new" in ln)
+    assert "2026-11-27T09:00:00Z" in arm and "missing" in arm
+    cancel = next(ln for ln in lines if "- gone" in ln)
+    assert "orphan" in cancel
+    assert "expr" in out  # the changed field of the re-arm
+    assert any("cancel" in ln.lower() and "warning" in ln.lower() for ln in lines)
+    assert lines[-1] == "Plan: 1 to arm, 1 to re-arm, 1 to cancel, 0 unchanged."
+
+
+def test_plan_detailed_exitcode(daily: Project) -> None:
+    assert daily.run("plan", "--now", NOW).exit_code == 0
+    assert daily.run("plan", "--now", NOW, "--detailed-exitcode").exit_code == 2
+    apply_now(daily)
+    assert daily.run("plan", "--now", NOW, "--detailed-exitcode").exit_code == 0
+    daily.write_jobs([job("daily", cron("0 9 * *"))])
+    assert daily.run("plan", "--now", NOW, "--detailed-exitcode").exit_code == 1
+
+
+def test_plan_target_and_exclude_are_repeatable(project: Project) -> None:
+    project.write_jobs([job(i, cron("0 9 * * *")) for i in ("a", "b", "c", "d")])
+    targeted = plan_json(project, "--target", "a", "--target", "c")
+    assert {a["job_id"] for a in targeted["actions"] if a["action"] == "arm"} == {"a", "c"}
+    excluded = plan_json(project, "--exclude", "a", "--exclude", "b")
+    assert {a["job_id"] for a in excluded["actions"] if a["action"] == "arm"} == {"c", "d"}
+
+
+def test_plan_unknown_target_is_an_error(daily: Project) -> None:
+    res = daily.run("plan", "--now", NOW, "--target", "nope")
+    assert res.exit_code == 1
+    assert "nope" in res.stderr
+
+
+def test_plan_out_writes_the_json_plan(daily: Project) -> None:
+    res = daily.run("plan", "--now", NOW, "--out", "saved.json")
+    assert res.exit_code == 0
+    saved = json.loads((daily.root / "saved.json").read_text())
+    printed = plan_json(daily)
+    for key in ("format_version", "provider", "now", "summary", "intent_digest", "actions"):
+        assert saved[key] == printed[key]
+
+
+def test_plan_bad_now_is_usage_error(daily: Project) -> None:
+    res = daily.run("plan", "--now", "yesterday")
+    assert res.exit_code == 64
+    no_traceback(res)
+
+
+# =========================================================================== §8 JSON plan
+
+
+def test_json_plan_top_level_fields(daily: Project) -> None:
+    doc = plan_json(daily)
+    assert {"format_version", "provider", "now", "summary", "intent_digest", "actions"} <= set(doc)
+    assert doc["provider"] == "local"
+    assert doc["now"] == NOW
+    assert set(doc["summary"]) == {"arm", "rearm", "cancel", "skip"}
+    assert re.fullmatch(r"[0-9a-f]{16,}", doc["intent_digest"])
+
+
+def test_json_plan_action_fields_and_null_callback_for_local(project: Project) -> None:
+    project.write_jobs([job("a", cron("0 9 * * *")), job("p", cron("0 9 * * *"), enabled=False)])
+    acts = by_job(plan_json(project))
+    arm = acts["a"]
+    assert {"action", "job_id", "reason", "before", "after", "changes"} <= set(arm)
+    assert arm["before"] is None
+    assert set(arm["after"]) >= {"fire_at", "callback_url", "dedup_key"}
+    assert arm["after"]["callback_url"] is None
+    assert arm["changes"] == []
+    skip = acts["p"]  # skips are included
+    assert skip["action"] == "skip"
+    assert skip["after"] is None
+
+
+def test_json_plan_rearm_changes_have_path_before_after(daily: Project) -> None:
+    apply_now(daily)
+    daily.write_jobs([job("daily", cron("0 10 * * *"))])
+    act = by_job(plan_json(daily))["daily"]
+    assert act["action"] == "rearm"
+    assert act["changes"]
+    for change in act["changes"]:
+        assert {"path", "before", "after"} <= set(change)
+    assert any(c["before"] == "0 9 * * *" and c["after"] == "0 10 * * *" for c in act["changes"])
+
+
+def test_json_plan_matches_plan_schema(project: Project) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
+    project.write_jobs([job("a", cron("0 9 * * *")), job("p", cron("0 9 * * *"), enabled=False)])
+    jsonschema.validate(plan_json(project), schema)
+
+
+# =========================================================================== §8 markdown
+
+
+def test_markdown_summary_outside_details_diff_and_intent_marker(daily: Project) -> None:
+    md = daily.run("plan", "--now", NOW, "--format", "markdown").stdout
+    digest = plan_json(daily)["intent_digest"]
+    assert f"<!-- cronplan:intent={digest} -->" in md
+    summary = "Plan: 1 to arm, 0 to re-arm, 0 to cancel, 0 unchanged."
+    assert summary in md
+    assert md.index(summary) < md.index("<details")
+    fold = md[md.index("<details") : md.index("</details>")]
+    assert "```diff" in fold
+    assert "+ daily" in fold
+    assert len(md) < 65536
+
+
+def test_markdown_warns_about_cancels(daily: Project) -> None:
+    apply_now(daily)
+    daily.write_jobs([job("other", cron("0 9 * * *"))])
+    md = daily.run("plan", "--now", NOW, "--format", "markdown").stdout
+    before_fold = md[: md.index("<details")]
+    assert "cancel" in before_fold.lower()
+    assert "daily" in before_fold
+    assert "warning" in before_fold.lower()
+
+
+# =========================================================================== §7 apply
+
+
+def test_apply_off_terminal_requires_auto_approve(daily: Project) -> None:
+    res = daily.run("apply", "--now", NOW, input="yes\n")
+    assert res.exit_code == 1
+    assert "--auto-approve" in res.stderr
+    no_traceback(res)
+    assert status_json(daily)["daily"]["armed_fire_at"] is None
+
+
+def test_apply_auto_approve_arms_then_converged(daily: Project) -> None:
+    res = apply_now(daily)
+    assert "Plan: 1 to arm" in res.stdout
+    assert status_json(daily)["daily"]["armed_fire_at"] == "2026-11-27T09:00:00Z"
+    again = apply_now(daily)
+    assert again.stdout.rstrip().splitlines()[-1] == NO_CHANGES
+
+
+def test_apply_planfile_executes_exactly_the_saved_plan(project: Project) -> None:
+    project.write_jobs([job("a", cron("0 9 * * *")), job("b", cron("0 10 * * *"))])
+    assert project.run("plan", "--now", NOW, "--target", "a", "--out", "p.json").exit_code == 0
+    res = project.run("apply", "p.json", "--now", NOW)  # the plan file is the approval
+    assert res.exit_code == 0, res.stderr
+    st = status_json(project)
+    assert st["a"]["armed_fire_at"] == "2026-11-27T09:00:00Z"
+    assert st["b"]["armed_fire_at"] is None
+
+
+def test_apply_planfile_twice_is_stale(daily: Project) -> None:
+    daily.run("plan", "--now", NOW, "--out", "p.json")
+    assert daily.run("apply", "p.json", "--now", NOW).exit_code == 0
+    res = daily.run("apply", "p.json", "--now", NOW)
+    assert res.exit_code == 1
+    assert "Saved plan is stale" in res.stderr
+
+
+def test_apply_planfile_stale_when_arms_changed_elsewhere(daily: Project) -> None:
+    daily.run("plan", "--now", NOW, "--out", "p.json")
+    apply_now(daily)  # someone else applied meanwhile
+    res = daily.run("apply", "p.json", "--now", NOW)
+    assert res.exit_code == 1
+    assert "Saved plan is stale" in res.stderr
+
+
+def test_apply_planfile_stale_when_ledger_changed(daily: Project) -> None:
+    daily.run("plan", "--now", NOW, "--out", "p.json")
+    fired = daily.run("fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
+    assert fired.exit_code == 0, fired.stderr
+    res = daily.run("apply", "p.json", "--now", NOW)
+    assert res.exit_code == 1
+    assert "Saved plan is stale" in res.stderr
+
+
+def test_apply_planfile_now_is_the_staleness_clock(daily: Project) -> None:
+    daily.run("plan", "--now", NOW, "--out", "p.json")  # plans 09:00Z
+    late = daily.run("apply", "p.json", "--now", "2026-11-27T09:30:00Z")
+    assert late.exit_code == 1
+    assert "Saved plan is stale" in late.stderr
+    assert status_json(daily)["daily"]["armed_fire_at"] is None
+    on_time = daily.run("apply", "p.json", "--now", "2026-11-27T08:59:00Z")
+    assert on_time.exit_code == 0, on_time.stderr
+
+
+def test_apply_expect_intent(daily: Project) -> None:
+    digest = plan_json(daily)["intent_digest"]
+    wrong = daily.run("apply", "--auto-approve", "--now", NOW, "--expect-intent", "0" * 64)
+    assert wrong.exit_code == 1
+    assert status_json(daily)["daily"]["armed_fire_at"] is None
+    # The digest leaves fire times out: an hour later the same intent still applies.
+    later = "2026-11-27T10:00:00Z"
+    res = daily.run("apply", "--auto-approve", "--now", later, "--expect-intent", digest)
+    assert res.exit_code == 0, res.stderr
+    assert status_json(daily)["daily"]["armed_fire_at"] == "2026-11-28T09:00:00Z"
+
+
+def test_apply_parallelism(project: Project) -> None:
+    project.write_jobs([job(f"j{i:02d}", cron(f"{i} 9 * * *")) for i in range(25)])
+    res = project.run("apply", "--auto-approve", "--now", NOW, "--parallelism", "4")
+    assert res.exit_code == 0, res.stderr
+    assert sum(1 for j in status_json(project).values() if j["armed_fire_at"]) == 25
+    assert project.run("apply", "--auto-approve", "--parallelism", "0").exit_code == 64
+    assert project.run("apply", "--auto-approve", "--parallelism", "x").exit_code == 64
+
+
+def test_apply_format_json(daily: Project) -> None:
+    res = daily.run("apply", "--auto-approve", "--now", NOW, "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert isinstance(doc, dict)
+    assert "daily" in res.stdout
+    assert daily.run("apply", "--auto-approve", "--format", "markdown").exit_code == 64
+
+
+def test_apply_lock_timeout_and_force_unlock(daily: Project) -> None:
+    from cronplan.ledger_sqlite import SqliteLedger
+
+    ledger = SqliteLedger.from_url("sqlite:///.cronplan/state.db", base_dir=daily.root)
+    try:
+        lock = ledger.acquire_lock("someone-else", lease_seconds=600, timeout=0)
+    finally:
+        ledger.close()
+    res = daily.run("apply", "--auto-approve", "--now", NOW, "--lock-timeout", "0.3")
+    assert res.exit_code == 1
+    assert lock.lock_id in res.stderr  # the id to give force-unlock
+    assert status_json(daily)["daily"]["armed_fire_at"] is None
+    unlocked = daily.run("force-unlock", lock.lock_id)
+    assert unlocked.exit_code == 0, unlocked.stderr
+    assert daily.run("apply", "--auto-approve", "--now", NOW).exit_code == 0
+
+
+def test_force_unlock_unknown_id_is_exit_1(daily: Project) -> None:
+    res = daily.run("force-unlock", "no-such-lock")
+    assert res.exit_code == 1
+    no_traceback(res)
+    assert daily.run("force-unlock").exit_code == 64
+
+
+# =========================================================================== §7 show
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_show_renders_a_saved_plan_like_plan(daily: Project, fmt: str) -> None:
+    planned = daily.run("plan", "--now", NOW, "--format", fmt, "--out", "p.json")
+    shown = daily.run("show", "p.json", "--format", fmt)
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.stdout == planned.stdout
+
+
+def test_show_missing_or_bad_planfile_is_exit_1(daily: Project) -> None:
+    assert daily.run("show", "absent.json").exit_code == 1
+    (daily.root / "junk.json").write_text("{not json")
+    res = daily.run("show", "junk.json")
+    assert res.exit_code == 1
+    no_traceback(res)
+
+
+# =========================================================================== §7 + §11 fire
+
+
+def test_fire_runs_records_and_rearms(daily: Project) -> None:
+    apply_now(daily)
+    res = daily.run("fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == ""
+    st = status_json(daily)["daily"]
+    assert st["last_run"]["status"] == "succeeded"
+    assert st["armed_fire_at"] == "2026-11-28T09:00:00Z"
+
+
+def test_fire_duplicate_is_exit_0_with_stderr_message(daily: Project) -> None:
+    args = ("fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
+    assert daily.run(*args).exit_code == 0
+    dup = daily.run(*args)
+    assert dup.exit_code == 0
+    assert dup.stderr.strip()
+    assert status_json(daily)["daily"]["runs_completed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("job_id", "fire_at"),
+    [("daily", "2026-11-27T09:00:05Z"), ("nobody", "2026-11-27T09:00:00Z")],
+)
+def test_fire_stale_is_exit_0_without_running(daily: Project, job_id: str, fire_at: str) -> None:
+    res = daily.run("fire", "--job-id", job_id, "--fire-at", fire_at, "--now", NOW)
+    assert res.exit_code == 0
+    assert res.stderr.strip()
+    assert status_json(daily)["daily"]["last_run"] is None
+
+
+def test_fire_paused_job_is_stale(project: Project) -> None:
+    project.write_jobs([job("p", cron("0 9 * * *"), state="paused")])
+    res = project.run("fire", "--job-id", "p", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
+    assert res.exit_code == 0
+    assert status_json(project)["p"]["last_run"] is None
+
+
+def test_fire_failed_job_exits_1(project: Project) -> None:
+    project.write_jobs([{"id": "bad", "schedule": cron("0 9 * * *"), "command": ["false"]}])
+    res = project.run("fire", "--job-id", "bad", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
+    assert res.exit_code == 1
+    st = status_json(project)["bad"]
+    assert st["last_run"]["status"] == "failed"
+    assert st["last_run"]["exit_code"] == 1
+    assert st["failures"] == 1
+
+
+def test_fire_no_replan_leaves_the_arm(daily: Project) -> None:
+    apply_now(daily)
+    res = daily.run(
+        "fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW, "--no-replan"
+    )
+    assert res.exit_code == 0, res.stderr
+    st = status_json(daily)["daily"]
+    assert st["last_run"]["status"] == "succeeded"
+    assert st["armed_fire_at"] == "2026-11-27T09:00:00Z"
+
+
+def test_fire_request_is_authenticated_first(daily: Project) -> None:
+    body = json.dumps({"job_id": "daily", "fire_at": "2026-11-27T09:00:00Z"})
+    raw = (
+        "POST /api/cron/fire HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    )
+    (daily.root / "req.http").write_text(raw)
+    # The local provider sends no HTTP callbacks, so its verifier accepts none: nothing may run.
+    for args, stdin in ((("--request", "-"), raw), (("--request", "req.http"), None)):
+        res = daily.run("fire", *args, "--now", NOW, input=stdin)
+        assert res.exit_code == 1
+        assert res.stderr.strip()
+        no_traceback(res)
+    assert status_json(daily)["daily"]["last_run"] is None
+
+
+def test_fire_overdue_fires_dropped_arms(daily: Project) -> None:
+    apply_now(daily)  # armed at 09:00Z; daily grace is 2 h
+    res = daily.run("fire", "--overdue", "--now", "2026-11-27T12:00:00Z")
+    assert res.exit_code == 0, res.stderr
+    st = status_json(daily)["daily"]
+    assert st["last_run"]["fire_at"] == "2026-11-27T09:00:00Z"
+    assert st["armed_fire_at"] == "2026-11-28T09:00:00Z"
+
+
+def test_fire_usage_errors_are_64(daily: Project) -> None:
+    assert daily.run("fire").exit_code == 64
+    assert daily.run("fire", "--job-id", "daily").exit_code == 64
+    res = daily.run("fire", "--job-id", "daily", "--fire-at", "not-a-time")
+    assert res.exit_code == 64
+    no_traceback(res)
+
+
+# =========================================================================== §7 next
+
+
+def test_next_shows_n_times_in_job_zone_and_utc(project: Project) -> None:
+    project.write_jobs([job("b", cron("0 9 * * *", "Europe/Berlin"))])
+    res = project.run("next", "b", "-n", "3", "--now", NOW)
+    assert res.exit_code == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 3
+    for day, line in zip((28, 29, 30), lines, strict=True):
+        assert f"2026-11-{day}T08:00:00Z" in line
+        assert "09:00" in line
+
+
+def test_next_defaults_to_five(daily: Project) -> None:
+    res = daily.run("next", "daily", "--now", NOW)
+    assert len(res.stdout.strip().splitlines()) == 5
+    assert "2026-11-27T09:00:00Z" in res.stdout.splitlines()[0]
+
+
+def test_next_unknown_job_is_exit_1(daily: Project) -> None:
+    res = daily.run("next", "dialy", "--now", NOW)
+    assert res.exit_code == 1
+    assert "dialy" in res.stderr
+    no_traceback(res)
+
+
+# =========================================================================== §7 status
+
+
+def test_status_json_exact_shape(project: Project) -> None:
+    project.write_jobs([job("ran", cron("0 9 * * *")), job("idle", cron("0 10 * * *"))])
+    apply_now(project)
+    fired = project.run(
+        "fire", "--job-id", "ran", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW
+    )
+    assert fired.exit_code == 0, fired.stderr
+    res = project.run("status", "--format", "json")
+    doc = json.loads(res.stdout)
+    assert set(doc) == {"format_version", "jobs"}
+    assert doc["format_version"] == "1"
+    keys = {"job_id", "armed_fire_at", "last_run", "runs_completed", "failures"}
+    for row in doc["jobs"]:
+        assert set(row) == keys
+    rows = {r["job_id"]: r for r in doc["jobs"]}
+    assert rows["idle"]["last_run"] is None
+    assert rows["idle"]["armed_fire_at"] == "2026-11-27T10:00:00Z"
+    last = rows["ran"]["last_run"]
+    assert set(last) == {"fire_at", "status", "started_at", "finished_at", "duration_s", "exit_code"}
+    assert last["fire_at"] == "2026-11-27T09:00:00Z"
+    assert last["status"] in {"claimed", "running", "succeeded", "failed"}
+    assert last["status"] == "succeeded"
+    assert TS_Z.match(last["started_at"]) and TS_Z.match(last["finished_at"])
+    assert isinstance(last["duration_s"], (int, float))
+    assert last["exit_code"] == 0
+    assert rows["ran"]["runs_completed"] == 1
+    assert rows["ran"]["failures"] == 0
+    assert rows["ran"]["armed_fire_at"] == "2026-11-28T09:00:00Z"
+
+
+def test_status_text(daily: Project) -> None:
+    apply_now(daily)
+    res = daily.run("status")
+    assert res.exit_code == 0
+    assert "daily" in res.stdout
+    assert "2026-11-27T09:00:00Z" in res.stdout
+
+
+# =========================================================================== §7 providers
+
+
+def test_providers_json_lists_local_available(project: Project) -> None:
+    res = project.run("providers", "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    local = next(p for p in doc["providers"] if p["name"] == "local")
+    assert local["available"] is True
+    assert local["source"]
+    assert local["version"]
+
+
+def test_providers_text(project: Project) -> None:
+    res = project.run("providers")
+    assert res.exit_code == 0
+    assert "local" in res.stdout
+
+
+def test_unavailable_provider_is_refused_not_replaced(daily: Project) -> None:
+    daily.write_config("jobs: jobs.json\nprovider: nas\n")
+    for cmd in (("plan",), ("apply", "--auto-approve")):
+        res = daily.run(*cmd, "--now", NOW)
+        assert res.exit_code == 1
+        assert "nas" in res.stderr
+        no_traceback(res)
+
+
+# =========================================================================== §7 exit codes
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("frobnicate",),
+        ("plan", "--bogus"),
+        ("plan", "--format", "xml"),
+        ("status", "--format", "markdown"),
+        ("next",),
+        ("next", "daily", "-n", "0"),
+        ("show",),
+    ],
+)
+def test_usage_errors_exit_64(daily: Project, args: tuple[str, ...]) -> None:
+    res = daily.run(*args)
+    assert res.exit_code == 64
+    assert res.stdout == ""
+    no_traceback(res)
+
+
+def test_unreadable_ledger_is_exit_1_without_traceback(daily: Project) -> None:
+    (daily.root / "state-dir").mkdir()
+    daily.write_config("jobs: jobs.json\nprovider: local\nstate: sqlite:///state-dir\n")
+    res = daily.run("plan", "--now", NOW)
+    assert res.exit_code in (1, 3)
+    assert res.exit_code == 1, res.stderr
+    no_traceback(res)
+
+
+def test_help_is_exit_0(daily: Project) -> None:
+    res = daily.run("--help")
+    assert res.exit_code == 0
+    for command in ("validate", "plan", "apply", "show", "fire", "serve", "next", "status"):
+        assert command in res.stdout
+
+
+def test_no_secret_in_output(project: Project) -> None:
+    project.write_config(
+        "jobs: jobs.json\nprovider: local\nstate: postgresql://u:s3cr3t-pw@127.0.0.1:1/db\n"
+    )
+    res = project.run("plan", "--now", NOW)
+    assert "s3cr3t-pw" not in res.stdout + res.stderr
+    no_traceback(res)
