@@ -7,9 +7,10 @@ in the ledger as the job "as last applied"; failures are collected, never raised
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,17 +72,23 @@ def apply_plan(
     recorder = _Recorder(ledger, jobs_by_id, result)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-apply") as pool:
         pending: dict[Future[None], Action] = {}
-        queue = iter(todo)
+        # Futures arrive here as they finish. concurrent.futures.wait() would register a waiter on every
+        # pending future for each completion, and that main-thread work competes for the GIL with the
+        # provider calls it is waiting on.
+        finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
+        todo_iter = iter(todo)
 
         def submit_next() -> bool:
-            for action in queue:
+            for action in todo_iter:
                 if action.action == "cancel":
                     # One cancel per job id is enough; cancel is idempotent and by job id.
                     if action.job_id in cancelled_jobs:
                         result.done.append(action)
                         continue
                     cancelled_jobs.add(action.job_id)
-                pending[pool.submit(_execute, provider, action)] = action
+                fut = pool.submit(_execute, provider, action)
+                pending[fut] = action
+                fut.add_done_callback(finished.put)
                 return True
             return False
 
@@ -90,19 +97,20 @@ def apply_plan(
                 if not submit_next():
                     break
             while pending:
-                finished, _ = wait(
-                    pending, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED
-                )
-                for fut in finished:
-                    action = pending.pop(fut)
-                    error = _error_of(fut)
-                    if error is None:
-                        recorder.add(action)
-                    else:
-                        result.failed.append((action, error))
-                    if progress is not None:
-                        progress(len(result.done) + len(result.failed) + recorder.buffered, total)
-                    submit_next()
+                try:
+                    fut = finished.get(timeout=RECORD_EVERY_SECONDS)
+                except queue.Empty:
+                    recorder.maybe_flush()
+                    continue
+                action = pending.pop(fut)
+                error = _error_of(fut)
+                if error is None:
+                    recorder.add(action)
+                else:
+                    result.failed.append((action, error))
+                if progress is not None:
+                    progress(len(result.done) + len(result.failed) + recorder.buffered, total)
+                submit_next()
                 recorder.maybe_flush()
         finally:
             recorder.flush()

@@ -29,6 +29,10 @@ def parse_ts(text: str, *, default_tz: object | None = None) -> datetime:
     iso = text.strip().replace("z", "Z").replace("t", "T").replace(" ", "T", 1)
     if iso.endswith("Z"):
         iso = iso[:-1] + "+00:00"
+    if m.group(7):
+        # Python 3.10's fromisoformat takes only 3 or 6 fraction digits: pad or cut to microseconds.
+        digits = m.group(7)[1:]
+        iso = iso.replace(m.group(7), "." + (digits + "000000")[:6], 1)
     try:
         dt = datetime.fromisoformat(iso)
     except ValueError as exc:

@@ -622,7 +622,8 @@ def test_parsed_expressions_are_cached() -> None:
 @pytest.mark.parametrize("expr", ["*/7 * * * *", "30 2 * * *", "0 0 L * *", "15 30 2 * * 1-5"])
 def test_cloned_parser_state_walks_like_a_fresh_cronsim(expr: str) -> None:
     compiled = sch._compile(expr)
-    assert compiled.clonable  # the fast path is in use with the installed cronsim
+    if not compiled.clonable:  # cronsim < 2.8 (Python 3.10) keeps other internals: parsed per query
+        pytest.skip("the installed cronsim has other internals; the engine parses per query")
     fresh = sch._Cron(compiled.text, compiled.proto, compiled.fixed, clonable=False)
     start = datetime(2026, 3, 28, 23, 59, 59)
     for reverse in (False, True):

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +192,7 @@ def test_jobs_object_and_bare_list_are_both_accepted(project: Project) -> None:
 def test_jobs_yaml_is_accepted(project: Project) -> None:
     project.write_config("jobs: jobs.yaml\nprovider: local\n")
     (project.root / "jobs.yaml").write_text(
-        "jobs:\n"
-        "  - id: y\n"
-        "    schedule: {kind: cron, expr: '0 9 * * *'}\n"
-        "    command: [echo, hi]\n"
+        "jobs:\n  - id: y\n    schedule: {kind: cron, expr: '0 9 * * *'}\n    command: [echo, hi]\n"
     )
     acts = by_job(plan_json(project))
     assert acts["y"]["after"]["fire_at"] == "2026-11-27T09:00:00Z"
@@ -208,6 +208,41 @@ def test_cron_is_evaluated_in_its_tz(project: Project) -> None:
     project.write_jobs([job("b", cron("0 9 * * 1-5", "Europe/Berlin"))])
     acts = by_job(plan_json(project, now="2026-11-27T08:30:00Z"))  # Friday 09:30 Berlin
     assert acts["b"]["after"]["fire_at"] == "2026-11-30T08:00:00Z"  # Monday 09:00 CET
+
+
+def _next_utc(project: Project, job_id: str, n: int, now: str) -> list[str]:
+    res = project.run("next", job_id, "-n", str(n), "--now", now)
+    assert res.exit_code == 0, res.stderr
+    return [re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", ln)[0] for ln in res.stdout.splitlines()]
+
+
+def test_cron_dst_gap_fires_at_first_instant_after(project: Project) -> None:
+    project.write_jobs([job("g", cron("30 2 * * *", "Europe/Berlin"))])
+    # 2026-03-29 02:30 does not exist in Berlin; the first instant after the gap is 03:00 CEST.
+    assert _next_utc(project, "g", 2, "2026-03-28T12:00:00Z") == [
+        "2026-03-29T01:00:00Z",
+        "2026-03-30T00:30:00Z",
+    ]
+
+
+def test_cron_dst_repeated_time_fires_once_wildcard_hour_twice(project: Project) -> None:
+    project.write_jobs(
+        [
+            job("d", cron("30 2 * * *", "Europe/Berlin")),
+            job("w", cron("30 * * * *", "Europe/Berlin")),
+        ]
+    )
+    # 2026-10-25 02:30 happens twice in Berlin: a fixed hour fires at the first one only...
+    assert _next_utc(project, "d", 2, "2026-10-24T12:00:00Z") == [
+        "2026-10-25T00:30:00Z",
+        "2026-10-26T01:30:00Z",
+    ]
+    # ...while a wildcard hour fires in both repeated hours.
+    assert _next_utc(project, "w", 3, "2026-10-25T00:00:00Z") == [
+        "2026-10-25T00:30:00Z",
+        "2026-10-25T01:30:00Z",
+        "2026-10-25T02:30:00Z",
+    ]
 
 
 def test_interval_seconds_with_start_at(project: Project) -> None:
@@ -299,25 +334,45 @@ def test_catch_up_once_arms_missed_skip_arms_next(
         assert "catch-up of missed 08:00" in act["reason"]
 
 
-def test_hermes_fields_and_x_fields_validate(project: Project) -> None:
-    project.write_jobs(
-        [
-            {
-                "id": "hermes-1",
-                "name": "Morning brief",
-                "prompt": "Summarise the news",
-                "skills": ["web"],
-                "deliver": "telegram",
-                "model": "some-model",
-                "next_run_at": "2026-11-27T09:00:00+00:00",
-                "last_run_at": None,
-                "schedule": {"kind": "cron", "expr": "0 9 * * *", "display": "every day 9am"},
-                "x-team": "ops",
-            }
-        ]
-    )
+def test_hermes_written_jobs_file_validates_and_plans(project: Project) -> None:
+    hermes_job = {
+        "id": "a1b2c3d4e5f6",
+        "name": "Morning brief",
+        "prompt": "Summarise the news",
+        "skills": ["web"],
+        "model": "some-model",
+        "provider": "some-llm",
+        "base_url": "http://127.0.0.1:9/v1",
+        "script": None,
+        "no_agent": False,
+        "context_from": [],
+        "enabled_toolsets": ["web"],
+        "workdir": "/tmp",
+        "deliver": "origin",
+        "origin": {"platform": "cli"},
+        "attach_to_session": False,
+        "reasoning_effort": "low",
+        "failure_deliver": None,
+        "monitor_script": None,
+        "monitor_url": None,
+        "schedule": {"kind": "interval", "minutes": 30, "display": "every 30m"},
+        "repeat": {"times": None, "completed": 3},
+        "enabled": True,
+        "state": "scheduled",
+        "next_run_at": "2026-11-27T08:30:00+00:00",
+        "last_run_at": "2026-11-27T07:30:00+00:00",
+        "last_status": "ok",
+        "last_error": None,
+        "fire_claim": {"at": "2026-11-27T07:30:00+00:00", "by": "host-1"},
+        "created_at": "2026-11-01T00:00:00+00:00",
+        "x-team": "ops",
+    }
+    project.write_jobs({"jobs": [hermes_job], "updated_at": "2026-11-27T07:30:01+00:00"})
     res = project.run("validate")
     assert res.exit_code == 0, res.stderr
+    # Runtime fields are ignored by planning: state comes from the ledger (never fired: first is now+).
+    act = by_job(plan_json(project, now="2026-11-27T08:10:00Z"))["a1b2c3d4e5f6"]
+    assert act["after"]["fire_at"] == "2026-11-27T08:30:00Z"
 
 
 def test_misspelt_field_gets_did_you_mean(project: Project) -> None:
@@ -467,6 +522,31 @@ def test_plan_action_table(project: Project) -> None:
         {k: c[k] for k in ("path", "before", "after")} for c in change["changes"]
     ] or any("expr" in c["path"] for c in change["changes"])
     assert doc["summary"] == {"arm": 1, "rearm": 1, "cancel": 1, "skip": 1}
+
+
+def test_due_arm_is_left_alone(daily: Project) -> None:
+    apply_now(daily)  # armed at 09:00Z; a daily job's grace is 2 h
+    act = by_job(plan_json(daily, now="2026-11-27T09:30:00Z"))["daily"]
+    assert act["action"] == "skip"
+    assert "due, awaiting fire" in act["reason"]
+
+
+def test_arm_changed_outside_cronplan_is_drift(daily: Project) -> None:
+    from cronplan.local import LocalProvider
+    from cronplan.model import Arm
+    from cronplan.provider import ProviderSettings
+
+    apply_now(daily)
+    provider = LocalProvider(ProviderSettings(name="local", base_dir=daily.root))
+    try:
+        provider.arm(Arm("daily", datetime(2026, 11, 27, 11, 0, tzinfo=timezone.utc)))
+    finally:
+        provider.close()
+    act = by_job(plan_json(daily))["daily"]
+    assert act["action"] == "rearm"
+    assert "drift" in act["reason"]
+    assert act["before"]["fire_at"] == "2026-11-27T11:00:00Z"
+    assert act["after"]["fire_at"] == "2026-11-27T09:00:00Z"
 
 
 def test_empty_jobs_with_arms_needs_allow_empty(daily: Project) -> None:
@@ -719,6 +799,19 @@ def test_markdown_warns_about_cancels(daily: Project) -> None:
     assert "warning" in before_fold.lower()
 
 
+def test_markdown_stays_under_limit_keeping_summary_and_cancels(project: Project) -> None:
+    pad = "x" * 40
+    project.write_jobs([job(f"old-{pad}-{i:03d}", cron(f"{i % 60} 9 * * *")) for i in range(600)])
+    apply_now(project)
+    project.write_jobs([job(f"new-{pad}-{i:03d}", cron(f"{i % 60} 9 * * *")) for i in range(600)])
+    md = project.run("plan", "--now", NOW, "--format", "markdown").stdout
+    assert len(md) < 65536
+    assert "Plan: 600 to arm, 0 to re-arm, 600 to cancel, 0 unchanged." in md
+    assert "<!-- cronplan:intent=" in md
+    head = md[: md.index("<details")]
+    assert all(f"old-{pad}-{i:03d}" in head for i in range(600))  # every cancel is named
+
+
 # =========================================================================== §7 apply
 
 
@@ -766,7 +859,9 @@ def test_apply_planfile_stale_when_arms_changed_elsewhere(daily: Project) -> Non
 
 def test_apply_planfile_stale_when_ledger_changed(daily: Project) -> None:
     daily.run("plan", "--now", NOW, "--out", "p.json")
-    fired = daily.run("fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
+    fired = daily.run(
+        "fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW
+    )
     assert fired.exit_code == 0, fired.stderr
     res = daily.run("apply", "p.json", "--now", NOW)
     assert res.exit_code == 1
@@ -800,6 +895,8 @@ def test_apply_parallelism(project: Project) -> None:
     res = project.run("apply", "--auto-approve", "--now", NOW, "--parallelism", "4")
     assert res.exit_code == 0, res.stderr
     assert sum(1 for j in status_json(project).values() if j["armed_fire_at"]) == 25
+    assert "25/25" in res.stderr  # progress goes to stderr, never into the product
+    assert "25/25" not in res.stdout
     assert project.run("apply", "--auto-approve", "--parallelism", "0").exit_code == 64
     assert project.run("apply", "--auto-approve", "--parallelism", "x").exit_code == 64
 
@@ -909,7 +1006,14 @@ def test_fire_failed_job_exits_1(project: Project) -> None:
 def test_fire_no_replan_leaves_the_arm(daily: Project) -> None:
     apply_now(daily)
     res = daily.run(
-        "fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW, "--no-replan"
+        "fire",
+        "--job-id",
+        "daily",
+        "--fire-at",
+        "2026-11-27T09:00:00Z",
+        "--now",
+        NOW,
+        "--no-replan",
     )
     assert res.exit_code == 0, res.stderr
     st = status_json(daily)["daily"]
@@ -998,7 +1102,14 @@ def test_status_json_exact_shape(project: Project) -> None:
     assert rows["idle"]["last_run"] is None
     assert rows["idle"]["armed_fire_at"] == "2026-11-27T10:00:00Z"
     last = rows["ran"]["last_run"]
-    assert set(last) == {"fire_at", "status", "started_at", "finished_at", "duration_s", "exit_code"}
+    assert set(last) == {
+        "fire_at",
+        "status",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "exit_code",
+    }
     assert last["fire_at"] == "2026-11-27T09:00:00Z"
     assert last["status"] in {"claimed", "running", "succeeded", "failed"}
     assert last["status"] == "succeeded"
@@ -1075,6 +1186,34 @@ def test_unreadable_ledger_is_exit_1_without_traceback(daily: Project) -> None:
     assert res.exit_code in (1, 3)
     assert res.exit_code == 1, res.stderr
     no_traceback(res)
+
+
+def test_interrupt_exits_130(project: Project) -> None:
+    project.write_jobs(
+        [
+            {
+                "id": "slow",
+                "schedule": cron("0 9 * * *"),
+                "command": ["sh", "-c", "touch started; sleep 30"],
+            }
+        ]
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cronplan", "--config", str(project.config), "fire",
+         "--job-id", "slow", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW],
+        cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not (project.root / "started").exists():
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in err
 
 
 def test_help_is_exit_0(daily: Project) -> None:
