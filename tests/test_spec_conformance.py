@@ -6,13 +6,19 @@ what SPEC states, quoting it where the wording matters. Tests are grouped by SPE
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -64,6 +70,14 @@ def apply_now(project: Project, now: str = NOW, *args: str) -> Result:
     res = project.run("apply", "--auto-approve", "--now", now, *args)
     assert res.exit_code == 0, res.stderr
     return res
+
+
+def run_concurrently(
+    project: Project, calls: list[tuple[tuple[str, ...], dict[str, str] | None]]
+) -> list[Result]:
+    """Independent read-only invocations, run side by side to keep the suite fast."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda c: project.run(*c[0], env=c[1]), calls))
 
 
 def run_bare(
@@ -154,6 +168,29 @@ def test_config_timezone_is_the_default_zone(project: Project) -> None:
     acts = by_job(plan_json(project, now="2026-11-27T00:00:00Z"))
     assert acts["berlin"]["after"]["fire_at"] == "2026-11-27T08:00:00Z"
     assert acts["utc"]["after"]["fire_at"] == "2026-11-27T09:00:00Z"
+
+
+def test_state_from_environment_variable(project: Project) -> None:
+    project.write_config("jobs: jobs.json\nprovider: local\nstate: env:SPEC_TEST_STATE\n")
+    project.write_jobs([job("a", cron("0 9 * * *"))])
+    res = project.run(
+        "apply", "--auto-approve", "--now", NOW, env={"SPEC_TEST_STATE": "sqlite:///elsewhere.db"}
+    )
+    assert res.exit_code == 0, res.stderr
+    assert (project.root / "elsewhere.db").exists()
+    unset = project.run("plan", "--now", NOW)
+    assert unset.exit_code == 1
+    assert "SPEC_TEST_STATE" in unset.stderr
+    no_traceback(unset)
+
+
+def test_dsn_password_is_masked(project: Project) -> None:
+    project.write_config("jobs: jobs.json\nprovider: local\nstate: env:SPEC_TEST_STATE\n")
+    dsn = "postgresql://user:pw-s3cr3t@127.0.0.1:1/db?connect_timeout=2"
+    res = project.run("plan", "--now", NOW, env={"SPEC_TEST_STATE": dsn})
+    assert res.exit_code == 1
+    assert "pw-s3cr3t" not in res.stdout + res.stderr
+    no_traceback(res)
 
 
 @pytest.mark.parametrize(
@@ -420,6 +457,33 @@ def test_validation_line_and_column_point_at_the_value(project: Project) -> None
     assert text.splitlines()[1][col - 1 :].startswith('"0 9 * *"')
 
 
+def test_yaml_validation_errors_are_located_too(project: Project) -> None:
+    project.write_config("jobs: jobs.yaml\nprovider: local\n")
+    (project.root / "jobs.yaml").write_text(
+        "jobs:\n  - id: a\n    schedule:\n      kind: cron\n      expr: '0 9 * *'\n"
+    )
+    res = project.run("validate")
+    assert res.exit_code == 1
+    assert res.stderr.startswith("jobs.yaml:5:13: /jobs/0/schedule/expr: ")
+
+
+def test_job_id_pattern(project: Project) -> None:
+    ok = "A" + "b" * 63
+    project.write_jobs(
+        [
+            job(ok, cron("0 9 * * *")),
+            job("x.y_z-1", cron("0 9 * * *")),
+            job("A" + "b" * 64, cron("0 9 * * *")),
+            job("-leading", cron("0 9 * * *")),
+            job("has/slash", cron("0 9 * * *")),
+        ]
+    )
+    res = project.run("validate")
+    assert res.exit_code == 1
+    flagged = {ln.split(": ")[1] for ln in res.stderr.splitlines() if ": /jobs/" in ln}
+    assert flagged == {"/jobs/2/id", "/jobs/3/id", "/jobs/4/id"}
+
+
 def test_duplicate_ids_are_an_error(project: Project) -> None:
     project.write_jobs([job("a", cron("0 9 * * *")), job("a", cron("0 10 * * *"))])
     res = project.run("validate")
@@ -472,8 +536,8 @@ def test_same_inputs_give_byte_identical_output(project: Project, fmt: str) -> N
             job("mid", {"kind": "once", "run_at": "2026-12-01T09:00:00"}, state="paused"),
         ]
     )
-    first = project.run("plan", "--format", fmt, "--now", NOW)
-    second = project.run("plan", "--format", fmt, "--now", NOW)
+    args = ("plan", "--format", fmt, "--now", NOW)
+    first, second = run_concurrently(project, [(args, None), (args, None)])
     assert first.exit_code == 0, first.stderr
     assert first.stdout == second.stdout
     assert first.stdout
@@ -518,15 +582,28 @@ def test_plan_action_table(project: Project) -> None:
     assert "schedule changed" in change["reason"]
     assert change["before"]["fire_at"] == "2026-11-27T09:00:00Z"
     assert change["after"]["fire_at"] == "2026-11-27T10:00:00Z"
-    assert {"path": "schedule.expr", "before": "0 9 * * *", "after": "0 10 * * *"} in [
-        {k: c[k] for k in ("path", "before", "after")} for c in change["changes"]
-    ] or any("expr" in c["path"] for c in change["changes"])
+    assert any(
+        "expr" in c["path"] and (c["before"], c["after"]) == ("0 9 * * *", "0 10 * * *")
+        for c in change["changes"]
+    )
     assert doc["summary"] == {"arm": 1, "rearm": 1, "cancel": 1, "skip": 1}
 
 
 def test_due_arm_is_left_alone(daily: Project) -> None:
     apply_now(daily)  # armed at 09:00Z; a daily job's grace is 2 h
     act = by_job(plan_json(daily, now="2026-11-27T09:30:00Z"))["daily"]
+    assert act["action"] == "skip"
+    assert "due, awaiting fire" in act["reason"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="planner cancels a due once-arm ('no future occurrence') instead of leaving it (SPEC §6)",
+)
+def test_due_once_arm_is_left_alone(project: Project) -> None:
+    project.write_jobs([job("o", {"kind": "once", "run_at": "2026-11-27T09:00:00Z"})])
+    apply_now(project)
+    act = by_job(plan_json(project, now="2026-11-27T09:01:00Z"))["o"]  # once grace: 120 s
     assert act["action"] == "skip"
     assert "due, awaiting fire" in act["reason"]
 
@@ -568,34 +645,24 @@ def test_empty_jobs_with_arms_needs_allow_empty(daily: Project) -> None:
 # =========================================================================== §7 Global options
 
 
-def _colored_plan(project: Project, *global_args: str, env: dict[str, str] | None = None) -> str:
-    res = project.run(*global_args, "plan", "--now", NOW, env=env)
+@pytest.mark.parametrize(
+    ("global_args", "env", "colored"),
+    [
+        (("--color", "always"), None, True),
+        (("--color", "never"), {"FORCE_COLOR": "1"}, False),
+        ((), None, False),  # auto, and stdout is not a terminal
+        (("--color", "auto"), None, False),
+        ((), {"FORCE_COLOR": "1"}, True),
+        ((), {"NO_COLOR": "1"}, False),
+        ((), {"TERM": "dumb"}, False),
+    ],
+)
+def test_color_option_and_environment(
+    daily: Project, global_args: tuple[str, ...], env: dict[str, str] | None, colored: bool
+) -> None:
+    res = daily.run(*global_args, "plan", "--now", NOW, env=env)
     assert res.exit_code == 0, res.stderr
-    return res.stdout
-
-
-def test_color_always_and_never(daily: Project) -> None:
-    assert ANSI in _colored_plan(daily, "--color", "always")
-    assert ANSI not in _colored_plan(daily, "--color", "never", env={"FORCE_COLOR": "1"})
-
-
-def test_color_auto_is_off_when_not_a_terminal(daily: Project) -> None:
-    assert ANSI not in _colored_plan(daily)
-    assert ANSI not in _colored_plan(daily, "--color", "auto")
-
-
-def test_color_auto_honours_force_color(daily: Project) -> None:
-    assert ANSI in _colored_plan(daily, env={"FORCE_COLOR": "1"})
-
-
-@pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
-def test_color_auto_honours_no_color_and_term_dumb(daily: Project, env: dict[str, str]) -> None:
-    assert ANSI not in _colored_plan(daily, env=env)
-
-
-def test_color_choice_is_validated(daily: Project) -> None:
-    res = daily.run("--color", "rainbow", "plan")
-    assert res.exit_code == 64
+    assert (ANSI in res.stdout) is colored
 
 
 def test_verbose_lists_skips(project: Project) -> None:
@@ -687,6 +754,7 @@ def test_plan_text_symbols_times_and_reasons(project: Project) -> None:
     cancel = next(ln for ln in lines if "- gone" in ln)
     assert "orphan" in cancel
     assert "expr" in out  # the changed field of the re-arm
+    assert "~ re-arm" in out  # the legend writes the action as re-arm
     assert any("cancel" in ln.lower() and "warning" in ln.lower() for ln in lines)
     assert lines[-1] == "Plan: 1 to arm, 1 to re-arm, 1 to cancel, 0 unchanged."
 
@@ -723,12 +791,6 @@ def test_plan_out_writes_the_json_plan(daily: Project) -> None:
         assert saved[key] == printed[key]
 
 
-def test_plan_bad_now_is_usage_error(daily: Project) -> None:
-    res = daily.run("plan", "--now", "yesterday")
-    assert res.exit_code == 64
-    no_traceback(res)
-
-
 # =========================================================================== §8 JSON plan
 
 
@@ -742,6 +804,7 @@ def test_json_plan_top_level_fields(daily: Project) -> None:
 
 
 def test_json_plan_action_fields_and_null_callback_for_local(project: Project) -> None:
+    project.write_config("jobs: jobs.json\nprovider: local\ncallback_url: http://127.0.0.1:8787\n")
     project.write_jobs([job("a", cron("0 9 * * *")), job("p", cron("0 9 * * *"), enabled=False)])
     acts = by_job(plan_json(project))
     arm = acts["a"]
@@ -823,6 +886,49 @@ def test_apply_off_terminal_requires_auto_approve(daily: Project) -> None:
     assert status_json(daily)["daily"]["armed_fire_at"] is None
 
 
+def _apply_on_a_terminal(project: Project, answer: str) -> tuple[int, str]:
+    """``apply`` with stdin/stdout/stderr on a pseudo-terminal, answering its confirmation prompt."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cronplan", "--config", str(project.config), "--color", "never",
+         "apply", "--now", NOW],
+        cwd=project.root, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"accepted" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += os.read(master, 4096)
+        os.write(master, answer.encode() + b"\n")
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        os.close(master)
+    return code, seen.decode(errors="replace")
+
+
+def test_apply_on_a_terminal_shows_the_plan_and_asks(daily: Project) -> None:
+    code, screen = _apply_on_a_terminal(daily, "no")
+    assert code == 1
+    assert "Plan: 1 to arm" in screen
+    assert status_json(daily)["daily"]["armed_fire_at"] is None
+    code, screen = _apply_on_a_terminal(daily, "yes")
+    assert code == 0, screen
+    assert status_json(daily)["daily"]["armed_fire_at"] == "2026-11-27T09:00:00Z"
+
+
 def test_apply_auto_approve_arms_then_converged(daily: Project) -> None:
     res = apply_now(daily)
     assert "Plan: 1 to arm" in res.stdout
@@ -897,7 +1003,6 @@ def test_apply_parallelism(project: Project) -> None:
     assert sum(1 for j in status_json(project).values() if j["armed_fire_at"]) == 25
     assert "25/25" in res.stderr  # progress goes to stderr, never into the product
     assert "25/25" not in res.stdout
-    assert project.run("apply", "--auto-approve", "--parallelism", "0").exit_code == 64
     assert project.run("apply", "--auto-approve", "--parallelism", "x").exit_code == 64
 
 
@@ -907,7 +1012,6 @@ def test_apply_format_json(daily: Project) -> None:
     doc = json.loads(res.stdout)
     assert isinstance(doc, dict)
     assert "daily" in res.stdout
-    assert daily.run("apply", "--auto-approve", "--format", "markdown").exit_code == 64
 
 
 def test_apply_lock_timeout_and_force_unlock(daily: Project) -> None:
@@ -931,7 +1035,6 @@ def test_force_unlock_unknown_id_is_exit_1(daily: Project) -> None:
     res = daily.run("force-unlock", "no-such-lock")
     assert res.exit_code == 1
     no_traceback(res)
-    assert daily.run("force-unlock").exit_code == 64
 
 
 # =========================================================================== §7 show
@@ -1021,6 +1124,108 @@ def test_fire_no_replan_leaves_the_arm(daily: Project) -> None:
     assert st["armed_fire_at"] == "2026-11-27T09:00:00Z"
 
 
+def test_fire_job_without_action_goes_to_the_configured_runner(project: Project) -> None:
+    script = "import json, sys; open('got.json', 'w').write(sys.stdin.read())"
+    project.write_config(
+        f'jobs: jobs.json\nprovider: local\nrunner: [{sys.executable}, -c, "{script}"]\n'
+    )
+    project.write_jobs([{"id": "p", "prompt": "hello", "x-k": 1, "schedule": cron("0 9 * * *")}])
+    res = project.run("fire", "--job-id", "p", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
+    assert res.exit_code == 0, res.stderr
+    got = json.loads((project.root / "got.json").read_text())
+    assert (got["id"], got["prompt"], got["x-k"]) == ("p", "hello", 1)
+
+
+def test_fire_command_gets_env_cwd_and_timeout(project: Project) -> None:
+    (project.root / "sub").mkdir()
+    project.write_jobs(
+        [
+            {
+                "id": "envcwd",
+                "schedule": cron("0 9 * * *"),
+                "command": ["sh", "-c", 'printf \'%s %s\' "$SPEC_FOO" "$(pwd)" > out.txt'],
+                "env": {"SPEC_FOO": "bar"},
+                "cwd": "sub",
+            },
+            {
+                "id": "slow",
+                "schedule": cron("0 9 * * *"),
+                "command": ["sleep", "30"],
+                "timeout_seconds": 1,
+            },
+        ]
+    )
+    ok = project.run(
+        "fire", "--job-id", "envcwd", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW
+    )
+    assert ok.exit_code == 0, ok.stderr
+    foo, cwd = (project.root / "sub" / "out.txt").read_text().split(" ", 1)
+    assert foo == "bar"
+    assert Path(cwd).resolve() == (project.root / "sub").resolve()
+    started = time.monotonic()
+    slow = project.run(
+        "fire", "--job-id", "slow", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW
+    )
+    assert slow.exit_code == 1
+    assert time.monotonic() - started < 20
+    assert status_json(project)["slow"]["last_run"]["status"] == "failed"
+
+
+def test_fire_http_action_sends_string_as_is_and_json_otherwise(project: Project) -> None:
+    received: list[tuple[str, str, str | None, bytes]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _record(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            received.append((self.command, self.path, self.headers.get("X-Spec"), body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_PUT = _record
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        project.write_jobs(
+            [
+                {
+                    "id": "s",
+                    "schedule": cron("0 9 * * *"),
+                    "http": {"url": f"{url}/s", "body": "raw text"},
+                },
+                {
+                    "id": "o",
+                    "schedule": cron("0 9 * * *"),
+                    "http": {
+                        "url": f"{url}/o",
+                        "method": "PUT",
+                        "headers": {"X-Spec": "1"},
+                        "body": {"k": [1]},
+                    },
+                },
+            ]
+        )
+        for job_id in ("s", "o"):
+            res = project.run(
+                "fire", "--job-id", job_id, "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW
+            )
+            assert res.exit_code == 0, res.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    by_path = {path: (method, header, body) for method, path, header, body in received}
+    assert by_path["/s"] == ("POST", None, b"raw text")
+    method, header, body = by_path["/o"]
+    assert (method, header, json.loads(body)) == ("PUT", "1", {"k": [1]})
+
+
 def test_fire_request_is_authenticated_first(daily: Project) -> None:
     body = json.dumps({"job_id": "daily", "fire_at": "2026-11-27T09:00:00Z"})
     raw = (
@@ -1044,14 +1249,6 @@ def test_fire_overdue_fires_dropped_arms(daily: Project) -> None:
     st = status_json(daily)["daily"]
     assert st["last_run"]["fire_at"] == "2026-11-27T09:00:00Z"
     assert st["armed_fire_at"] == "2026-11-28T09:00:00Z"
-
-
-def test_fire_usage_errors_are_64(daily: Project) -> None:
-    assert daily.run("fire").exit_code == 64
-    assert daily.run("fire", "--job-id", "daily").exit_code == 64
-    res = daily.run("fire", "--job-id", "daily", "--fire-at", "not-a-time")
-    assert res.exit_code == 64
-    no_traceback(res)
 
 
 # =========================================================================== §7 next
@@ -1157,33 +1354,115 @@ def test_unavailable_provider_is_refused_not_replaced(daily: Project) -> None:
         no_traceback(res)
 
 
+def test_provider_network_error_is_exit_1_without_traceback_or_secret(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CRONPLAN_DISABLE_PLUGINS")  # the bundled nas plugin
+    pytest.importorskip("cronplan_nas")
+    project.write_config(
+        "jobs: jobs.json\nprovider: nas\ncallback_url: http://127.0.0.1:8787\nproviders:\n"
+        "  nas:\n    portal_url: http://127.0.0.1:1\n    token_env: SPEC_TEST_NAS_TOKEN\n"
+        "    jwks_url: http://127.0.0.1:1/jwks.json\n    issuer: http://127.0.0.1:1\n"
+        "    audience: agent:test\n    retry_total_seconds: 1\n"
+    )
+    project.write_jobs([job("a", cron("0 9 * * *"))])
+    token = "tok-very-secret-4711"
+    res = project.run("plan", "--now", NOW, env={"SPEC_TEST_NAS_TOKEN": token})
+    assert res.exit_code == 1
+    assert res.stderr.strip()
+    assert token not in res.stdout + res.stderr
+    no_traceback(res)
+
+
+# =========================================================================== §7 serve
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_serve_healthz_fire_endpoint_and_local_timer(project: Project) -> None:
+    from cronplan.ledger_sqlite import SqliteLedger
+
+    project.write_jobs([job("tick", {"kind": "interval", "seconds": 1})])
+    assert project.run("apply", "--auto-approve").exit_code == 0  # real clock: serve fires it
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cronplan", "--config", str(project.config), "serve",
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
+                    assert resp.status == 200
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
+                time.sleep(0.1)
+        body = json.dumps({"job_id": "tick", "fire_at": NOW}).encode()
+        request = urllib.request.Request(f"{base}/api/cron/fire", data=body, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(request, timeout=5)
+        assert denied.value.code == 401  # the local provider authenticates no HTTP callback
+        ledger = SqliteLedger.from_url("sqlite:///.cronplan/state.db", base_dir=project.root)
+        try:
+            while not any(r.status == "succeeded" for r in ledger.runs("tick")):
+                assert time.monotonic() < deadline + 10, "the timer loop never fired"
+                time.sleep(0.1)
+        finally:
+            ledger.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _out, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+    assert "Traceback" not in err
+
+
 # =========================================================================== §7 exit codes
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("frobnicate",),
-        ("plan", "--bogus"),
-        ("plan", "--format", "xml"),
-        ("status", "--format", "markdown"),
-        ("next",),
-        ("next", "daily", "-n", "0"),
-        ("show",),
-    ],
-)
-def test_usage_errors_exit_64(daily: Project, args: tuple[str, ...]) -> None:
-    res = daily.run(*args)
-    assert res.exit_code == 64
-    assert res.stdout == ""
-    no_traceback(res)
+USAGE_ERRORS = [
+    ("frobnicate",),
+    ("--color", "rainbow", "plan"),
+    ("plan", "--bogus"),
+    ("plan", "--format", "xml"),
+    ("plan", "--now", "yesterday"),
+    ("apply", "--auto-approve", "--format", "markdown"),
+    ("apply", "--auto-approve", "--parallelism", "0"),
+    ("status", "--format", "markdown"),
+    ("providers", "--format", "yaml"),
+    ("next",),
+    ("next", "daily", "-n", "0"),
+    ("show",),
+    ("force-unlock",),
+    ("fire",),
+    ("fire", "--job-id", "daily"),
+    ("fire", "--job-id", "daily", "--fire-at", "not-a-time"),
+]
+
+
+def test_usage_errors_exit_64(daily: Project) -> None:
+    results = run_concurrently(daily, [(args, None) for args in USAGE_ERRORS])
+    for args, res in zip(USAGE_ERRORS, results, strict=True):
+        assert res.exit_code == 64, (args, res.exit_code, res.stderr)
+        assert res.stdout == "", args
+        assert res.stderr.strip(), args
+        no_traceback(res)
 
 
 def test_unreadable_ledger_is_exit_1_without_traceback(daily: Project) -> None:
     (daily.root / "state-dir").mkdir()
     daily.write_config("jobs: jobs.json\nprovider: local\nstate: sqlite:///state-dir\n")
     res = daily.run("plan", "--now", NOW)
-    assert res.exit_code in (1, 3)
     assert res.exit_code == 1, res.stderr
     no_traceback(res)
 
@@ -1216,17 +1495,34 @@ def test_interrupt_exits_130(project: Project) -> None:
     assert "Traceback" not in err
 
 
+def _run_with_crashing_planner(project: Project, *args: str) -> Result:
+    """The real CLI entry point with a planner that has a bug (an unexpected exception)."""
+    code = (
+        "import cronplan.planner as p\n"
+        "def boom(*a, **k): raise ZeroDivisionError('simulated bug')\n"
+        "p.plan = boom\n"
+        "from cronplan.cli.base import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--config", str(project.config), *args],
+        cwd=project.root, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_internal_error_is_exit_3_and_names_v(daily: Project) -> None:
+    res = _run_with_crashing_planner(daily, "plan", "--now", NOW)
+    assert res.exit_code == 3
+    assert "-v" in res.stderr
+    no_traceback(res)
+    verbose = _run_with_crashing_planner(daily, "-v", "plan", "--now", NOW)
+    assert verbose.exit_code == 3
+    assert "Traceback" in verbose.stderr
+
+
 def test_help_is_exit_0(daily: Project) -> None:
     res = daily.run("--help")
     assert res.exit_code == 0
     for command in ("validate", "plan", "apply", "show", "fire", "serve", "next", "status"):
         assert command in res.stdout
-
-
-def test_no_secret_in_output(project: Project) -> None:
-    project.write_config(
-        "jobs: jobs.json\nprovider: local\nstate: postgresql://u:s3cr3t-pw@127.0.0.1:1/db\n"
-    )
-    res = project.run("plan", "--now", NOW)
-    assert "s3cr3t-pw" not in res.stdout + res.stderr
-    no_traceback(res)
