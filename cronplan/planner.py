@@ -183,6 +183,13 @@ def _plan_job(
     if target is None:
         if not job_arms:
             return [Action("skip", job.id, why, **common)]
+        if why == "no future occurrence":
+            # A due, unclaimed arm is never replaced — not even the last one of a `once` job.
+            due = next((a for a in job_arms if is_due(a, job, record, now)), None)
+            if due is not None:
+                if len(job_arms) == 1:
+                    return [Action("skip", job.id, "due, awaiting fire", before=due, **common)]
+                return _keep_one(job, due, job_arms, callback_url, common)
         return [Action("cancel", job.id, why, before=a, **common) for a in job_arms]
 
     after = Arm(job.id, target, callback_url)
@@ -214,18 +221,34 @@ def _plan_job(
         reason = "due, awaiting fire" if keep.fire_at <= now else "already armed"
         main = Action("skip", job.id, reason, before=keep, **common)
 
-    extras = [a for a in job_arms if a is not keep]
-    if extras and main.action == "skip":
-        # A provider holds one arm per job id: re-arming the keeper replaces the extra ones.
-        main = Action(
-            "rearm",
-            job.id,
-            f"duplicate arms: keeping {keep.dedup_key}",
-            before=keep,
-            after=Arm(job.id, keep.fire_at, callback_url),
-            **common,
-        )
-    dupes = [Action("cancel", job.id, "duplicate arm", before=a, **common) for a in extras]
+    if main.action == "skip" and len(job_arms) > 1:
+        return _keep_one(job, keep, job_arms, callback_url, common)
+    dupes = [
+        Action("cancel", job.id, "duplicate arm", before=a, **common)
+        for a in job_arms
+        if a is not keep
+    ]
+    return [main, *dupes]
+
+
+def _keep_one(
+    job: Job, keep: Arm, job_arms: list[Arm], callback_url: str | None, common: dict[str, Any]
+) -> list[Action]:
+    """Several live arms, ``keep`` is right: re-arm it (a provider holds one arm per job id, so the upsert
+    replaces the others) and show a cancel for each extra arm."""
+    main = Action(
+        "rearm",
+        job.id,
+        f"duplicate arms: keeping {keep.dedup_key}",
+        before=keep,
+        after=Arm(job.id, keep.fire_at, callback_url),
+        **common,
+    )
+    dupes = [
+        Action("cancel", job.id, "duplicate arm", before=a, **common)
+        for a in job_arms
+        if a is not keep
+    ]
     return [main, *dupes]
 
 

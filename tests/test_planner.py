@@ -540,3 +540,21 @@ def test_manual_run_ahead_of_time_of_never_applied_job_is_not_armed_again():
     rec = {"j": JobRecord("j", last_fired_at=ts("2026-11-27T09:00:00Z"), runs=1)}
     a = only(run_plan([job], records=rec))
     assert a.after.fire_at == ts("2026-11-28T09:00:00Z")
+
+
+def test_due_arm_of_a_once_job_is_left_alone():
+    job = make_job("j", {"kind": "once", "run_at": "2026-11-26T12:00:00Z"})
+    arm = Arm("j", NOW, CB)
+    a = only(run_plan([job], [arm], now=NOW + timedelta(seconds=60)))  # once grace: 120 s
+    assert (a.action, a.reason) == ("skip", "due, awaiting fire")
+    late = only(run_plan([job], [arm], now=NOW + timedelta(seconds=121)))
+    assert (late.action, late.reason) == ("cancel", "no future occurrence")
+
+
+def test_due_once_arm_with_a_duplicate_keeps_the_due_one():
+    job = make_job("j", {"kind": "once", "run_at": "2026-11-26T12:00:00Z"})
+    due = Arm("j", NOW, CB)
+    stray = Arm("j", NOW + timedelta(days=1), CB, provider_ref="x")
+    p = run_plan([job], [stray, due], now=NOW + timedelta(seconds=60))
+    assert [(a.action, a.before) for a in p.actions] == [("rearm", due), ("cancel", stray)]
+    assert p.actions[0].after.fire_at == NOW

@@ -66,6 +66,31 @@ def status_json(project: Project) -> dict[str, dict[str, Any]]:
     return {j["job_id"]: j for j in json.loads(res.stdout)["jobs"]}
 
 
+def armed(project: Project) -> dict[str, str]:
+    """The live arms, read straight from the local provider's store: job id -> fire_at."""
+    from cronplan.local import LocalProvider
+    from cronplan.provider import ProviderSettings
+    from cronplan.timefmt import format_ts
+
+    provider = LocalProvider(ProviderSettings(name="local", base_dir=project.root))
+    try:
+        return {a.job_id: format_ts(a.fire_at) for a in provider.list_arms()}
+    finally:
+        provider.close()
+
+
+def last_status(project: Project, job_id: str) -> str | None:
+    """The status of the job's latest run, read straight from the SQLite ledger."""
+    from cronplan.ledger_sqlite import SqliteLedger
+
+    ledger = SqliteLedger.from_url("sqlite:///.cronplan/state.db", base_dir=project.root)
+    try:
+        runs = ledger.runs(job_id)
+    finally:
+        ledger.close()
+    return runs[0].status if runs else None
+
+
 def apply_now(project: Project, now: str = NOW, *args: str) -> Result:
     res = project.run("apply", "--auto-approve", "--now", now, *args)
     assert res.exit_code == 0, res.stderr
@@ -193,17 +218,28 @@ def test_dsn_password_is_masked(project: Project) -> None:
     no_traceback(res)
 
 
-@pytest.mark.parametrize(
-    "config_text",
-    ["provider: [\n", "provider: nosuch\n", "timezone: Mars/Olympus\n", "state: ftp://x\n"],
-)
-def test_bad_config_is_exit_1_without_traceback(project: Project, config_text: str) -> None:
-    project.write_config(config_text)
-    res = project.run("plan", "--now", NOW)
-    assert res.exit_code == 1
-    assert res.stdout == ""
-    assert res.stderr.strip()
-    no_traceback(res)
+BAD_CONFIGS = [
+    "provider: [\n",
+    "provider: nosuch\n",
+    "timezone: Mars/Olympus\n",
+    "state: ftp://x\n",
+]
+
+
+def test_bad_config_is_exit_1_without_traceback(tmp_path: Path) -> None:
+    projects = []
+    for i, text in enumerate(BAD_CONFIGS):
+        (tmp_path / str(i)).mkdir()
+        projects.append(Project(tmp_path / str(i)))
+        projects[-1].write_config(text)
+        projects[-1].write_jobs([])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda p: p.run("plan", "--now", NOW), projects))
+    for text, res in zip(BAD_CONFIGS, results, strict=True):
+        assert res.exit_code == 1, text
+        assert res.stdout == "", text
+        assert res.stderr.strip(), text
+        no_traceback(res)
 
 
 def test_missing_config_named_by_flag_is_an_error(tmp_path: Path) -> None:
@@ -282,24 +318,18 @@ def test_cron_dst_repeated_time_fires_once_wildcard_hour_twice(project: Project)
     ]
 
 
-def test_interval_seconds_with_start_at(project: Project) -> None:
-    sched = {"kind": "interval", "seconds": 30, "start_at": "2026-11-27T08:00:10Z"}
-    project.write_jobs([job("i", sched)])
+def test_interval_schedules(project: Project) -> None:
+    project.write_jobs(
+        [
+            job("sec", {"kind": "interval", "seconds": 30, "start_at": "2026-11-27T08:00:10Z"}),
+            job("later", {"kind": "interval", "minutes": 15, "start_at": "2026-11-28T00:07:00Z"}),
+            job("epoch", {"kind": "interval", "minutes": 15}),
+        ]
+    )
     acts = by_job(plan_json(project, now="2026-11-27T08:01:00Z"))
-    assert acts["i"]["after"]["fire_at"] == "2026-11-27T08:01:10Z"
-
-
-def test_interval_start_at_in_the_future_is_the_first_fire(project: Project) -> None:
-    sched = {"kind": "interval", "minutes": 15, "start_at": "2026-11-28T00:07:00Z"}
-    project.write_jobs([job("i", sched)])
-    acts = by_job(plan_json(project))
-    assert acts["i"]["after"]["fire_at"] == "2026-11-28T00:07:00Z"
-
-
-def test_interval_without_start_at_is_epoch_aligned(project: Project) -> None:
-    project.write_jobs([job("m", {"kind": "interval", "minutes": 15})])
-    acts = by_job(plan_json(project, now="2026-11-27T08:01:00Z"))
-    assert acts["m"]["after"]["fire_at"] == "2026-11-27T08:15:00Z"
+    assert acts["sec"]["after"]["fire_at"] == "2026-11-27T08:01:10Z"  # start_at + k*30s
+    assert acts["later"]["after"]["fire_at"] == "2026-11-28T00:07:00Z"  # k >= 0: start_at first
+    assert acts["epoch"]["after"]["fire_at"] == "2026-11-27T08:15:00Z"  # epoch + k*15min
 
 
 def test_once_naive_run_at_is_read_in_tz(project: Project) -> None:
@@ -314,22 +344,21 @@ def test_once_naive_run_at_is_read_in_tz(project: Project) -> None:
     assert acts["p"]["after"]["fire_at"] == "2026-12-01T08:00:00Z"
 
 
-@pytest.mark.parametrize(
-    ("extra", "reason"),
-    [
-        ({"enabled": False}, "disabled"),
-        ({"state": "paused"}, "paused"),
-        ({"state": "completed"}, "completed"),
-    ],
-)
-def test_disabled_paused_completed_get_no_arm(
-    project: Project, extra: dict[str, Any], reason: str
-) -> None:
-    project.write_jobs([job("j", cron("0 9 * * *"), **extra)])
-    act = by_job(plan_json(project))["j"]
-    assert act["action"] == "skip"
-    assert act["after"] is None
-    assert reason in act["reason"]
+def test_disabled_paused_completed_get_no_arm(project: Project) -> None:
+    project.write_jobs(
+        [
+            job("disabled", cron("0 9 * * *"), enabled=False),
+            job("paused", cron("0 9 * * *"), state="paused"),
+            job("completed", cron("0 9 * * *"), state="completed"),
+            job("errored", cron("0 9 * * *"), state="error"),
+        ]
+    )
+    acts = by_job(plan_json(project))
+    for job_id in ("disabled", "paused", "completed"):
+        assert acts[job_id]["action"] == "skip"
+        assert acts[job_id]["after"] is None
+        assert job_id in acts[job_id]["reason"]
+    assert acts["errored"]["action"] == "arm"  # only enabled: false, paused and completed stop it
 
 
 def test_paused_job_with_live_arm_is_cancelled(daily: Project) -> None:
@@ -348,7 +377,7 @@ def test_repeat_times_limits_runs(project: Project) -> None:
     act = by_job(plan_json(project, now="2026-11-27T08:00:30Z"))["r"]
     assert act["action"] == "skip"
     assert "repeat exhausted" in act["reason"]
-    assert status_json(project)["r"]["armed_fire_at"] is None
+    assert armed(project).get("r") is None
 
 
 @pytest.mark.parametrize(
@@ -430,8 +459,7 @@ def test_validation_errors_are_located_listed_at_once_on_stderr(project: Project
             job("three", cron("61 9 * * *")),
         ]
     )
-    for cmd in (("validate",), ("plan", "--now", NOW)):
-        res = project.run(*cmd)
+    for res in run_concurrently(project, [(("validate",), None), (("plan", "--now", NOW), None)]):
         assert res.exit_code == 1
         assert res.stdout == ""
         lines = res.stderr.strip().splitlines()
@@ -596,10 +624,6 @@ def test_due_arm_is_left_alone(daily: Project) -> None:
     assert "due, awaiting fire" in act["reason"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="planner cancels a due once-arm ('no future occurrence') instead of leaving it (SPEC §6)",
-)
 def test_due_once_arm_is_left_alone(project: Project) -> None:
     project.write_jobs([job("o", {"kind": "once", "run_at": "2026-11-27T09:00:00Z"})])
     apply_now(project)
@@ -634,64 +658,74 @@ def test_empty_jobs_with_arms_needs_allow_empty(daily: Project) -> None:
         assert res.exit_code == 1, res.stdout
         assert "--allow-empty" in res.stderr
         no_traceback(res)
-    assert status_json(daily)["daily"]["armed_fire_at"] == "2026-11-27T09:00:00Z"
+    assert armed(daily).get("daily") == "2026-11-27T09:00:00Z"
     acts = by_job(plan_json(daily, "--allow-empty"))
     assert acts["daily"]["action"] == "cancel"
     res = daily.run("apply", "--auto-approve", "--allow-empty", "--now", NOW)
     assert res.exit_code == 0, res.stderr
-    assert status_json(daily).get("daily", {"armed_fire_at": None})["armed_fire_at"] is None
+    assert armed(daily).get("daily") is None
 
 
 # =========================================================================== §7 Global options
 
 
-@pytest.mark.parametrize(
-    ("global_args", "env", "colored"),
-    [
-        (("--color", "always"), None, True),
-        (("--color", "never"), {"FORCE_COLOR": "1"}, False),
-        ((), None, False),  # auto, and stdout is not a terminal
-        (("--color", "auto"), None, False),
-        ((), {"FORCE_COLOR": "1"}, True),
-        ((), {"NO_COLOR": "1"}, False),
-        ((), {"TERM": "dumb"}, False),
-    ],
-)
-def test_color_option_and_environment(
-    daily: Project, global_args: tuple[str, ...], env: dict[str, str] | None, colored: bool
-) -> None:
-    res = daily.run(*global_args, "plan", "--now", NOW, env=env)
-    assert res.exit_code == 0, res.stderr
-    assert (ANSI in res.stdout) is colored
+COLOR_CASES: list[tuple[tuple[str, ...], dict[str, str] | None, bool]] = [
+    (("--color", "always"), None, True),
+    (("--color", "never"), {"FORCE_COLOR": "1"}, False),
+    ((), None, False),  # auto, and stdout is not a terminal
+    (("--color", "auto"), None, False),
+    ((), {"FORCE_COLOR": "1"}, True),
+    ((), {"NO_COLOR": "1"}, False),
+    ((), {"TERM": "dumb"}, False),
+]
+
+
+def test_color_option_and_environment(daily: Project) -> None:
+    calls = [((*global_args, "plan", "--now", NOW), env) for global_args, env, _ in COLOR_CASES]
+    for (global_args, env, colored), res in zip(
+        COLOR_CASES, run_concurrently(daily, calls), strict=True
+    ):
+        assert res.exit_code == 0, res.stderr
+        assert (ANSI in res.stdout) is colored, (global_args, env)
 
 
 def test_verbose_lists_skips(project: Project) -> None:
     project.write_jobs([job("quiet-one", cron("0 9 * * *"), enabled=False)])
-    assert "quiet-one" not in project.run("plan", "--now", NOW).stdout
-    verbose = project.run("-v", "plan", "--now", NOW)
+    plain, verbose, long_form = run_concurrently(
+        project,
+        [(("plan", "--now", NOW), None), (("-v", "plan", "--now", NOW), None),
+         (("--verbose", "plan", "--now", NOW), None)],
+    )  # fmt: skip
+    assert "quiet-one" not in plain.stdout
     assert "quiet-one" in verbose.stdout
     assert verbose.stdout.rstrip().splitlines()[-1] == NO_CHANGES
-    assert project.run("--verbose", "plan", "--now", NOW).stdout == verbose.stdout
+    assert long_form.stdout == verbose.stdout
 
 
 def test_quiet_keeps_product_and_errors_only(daily: Project) -> None:
-    loud = daily.run("plan", "--now", NOW, "--out", "p.json")
-    quiet = daily.run("-q", "plan", "--now", NOW, "--out", "q.json")
+    loud, quiet, err = run_concurrently(
+        daily,
+        [(("plan", "--now", NOW, "--out", "p.json"), None),
+         (("-q", "plan", "--now", NOW, "--out", "q.json"), None),
+         (("--quiet", "next", "nope"), None)],
+    )  # fmt: skip
     assert loud.stderr.strip()  # "Saved the plan to ..." is a log line
     assert quiet.stderr == ""
     assert quiet.stdout == loud.stdout
-    err = daily.run("--quiet", "next", "nope")
     assert err.exit_code == 1
     assert err.stderr.strip()
 
 
 def test_stdout_carries_only_the_product(daily: Project) -> None:
-    text = daily.run("plan", "--now", NOW, "--out", "plan.json")
+    text, js, md = run_concurrently(
+        daily,
+        [(("plan", "--now", NOW, "--out", "plan1.json"), None),
+         (("plan", "--now", NOW, "--format", "json", "--out", "plan2.json"), None),
+         (("plan", "--now", NOW, "--format", "markdown", "--out", "plan3.json"), None)],
+    )  # fmt: skip
     assert text.stdout.rstrip().splitlines()[-1].startswith("Plan: ")
-    assert "plan.json" not in text.stdout
-    js = daily.run("plan", "--now", NOW, "--format", "json", "--out", "plan2.json")
+    assert "plan1.json" not in text.stdout
     json.loads(js.stdout)  # nothing but the document
-    md = daily.run("plan", "--now", NOW, "--format", "markdown", "--out", "plan3.json")
     assert "plan3.json" not in md.stdout
 
 
@@ -780,6 +814,15 @@ def test_plan_unknown_target_is_an_error(daily: Project) -> None:
     res = daily.run("plan", "--now", NOW, "--target", "nope")
     assert res.exit_code == 1
     assert "nope" in res.stderr
+
+
+def test_plan_and_apply_f_use_the_named_jobs_file(daily: Project) -> None:
+    (daily.root / "other.json").write_text(json.dumps({"jobs": [job("other", cron("0 7 * * *"))]}))
+    acts = by_job(plan_json(daily, "-f", "other.json"))
+    assert set(acts) == {"other"}
+    res = daily.run("apply", "-f", "other.json", "--auto-approve", "--now", NOW)
+    assert res.exit_code == 0, res.stderr
+    assert armed(daily) == {"other": "2026-11-28T07:00:00Z"}
 
 
 def test_plan_out_writes_the_json_plan(daily: Project) -> None:
@@ -883,7 +926,7 @@ def test_apply_off_terminal_requires_auto_approve(daily: Project) -> None:
     assert res.exit_code == 1
     assert "--auto-approve" in res.stderr
     no_traceback(res)
-    assert status_json(daily)["daily"]["armed_fire_at"] is None
+    assert armed(daily).get("daily") is None
 
 
 def _apply_on_a_terminal(project: Project, answer: str) -> tuple[int, str]:
@@ -923,16 +966,16 @@ def test_apply_on_a_terminal_shows_the_plan_and_asks(daily: Project) -> None:
     code, screen = _apply_on_a_terminal(daily, "no")
     assert code == 1
     assert "Plan: 1 to arm" in screen
-    assert status_json(daily)["daily"]["armed_fire_at"] is None
+    assert armed(daily).get("daily") is None
     code, screen = _apply_on_a_terminal(daily, "yes")
     assert code == 0, screen
-    assert status_json(daily)["daily"]["armed_fire_at"] == "2026-11-27T09:00:00Z"
+    assert armed(daily).get("daily") == "2026-11-27T09:00:00Z"
 
 
 def test_apply_auto_approve_arms_then_converged(daily: Project) -> None:
     res = apply_now(daily)
     assert "Plan: 1 to arm" in res.stdout
-    assert status_json(daily)["daily"]["armed_fire_at"] == "2026-11-27T09:00:00Z"
+    assert armed(daily).get("daily") == "2026-11-27T09:00:00Z"
     again = apply_now(daily)
     assert again.stdout.rstrip().splitlines()[-1] == NO_CHANGES
 
@@ -942,9 +985,7 @@ def test_apply_planfile_executes_exactly_the_saved_plan(project: Project) -> Non
     assert project.run("plan", "--now", NOW, "--target", "a", "--out", "p.json").exit_code == 0
     res = project.run("apply", "p.json", "--now", NOW)  # the plan file is the approval
     assert res.exit_code == 0, res.stderr
-    st = status_json(project)
-    assert st["a"]["armed_fire_at"] == "2026-11-27T09:00:00Z"
-    assert st["b"]["armed_fire_at"] is None
+    assert armed(project) == {"a": "2026-11-27T09:00:00Z"}
 
 
 def test_apply_planfile_twice_is_stale(daily: Project) -> None:
@@ -979,7 +1020,7 @@ def test_apply_planfile_now_is_the_staleness_clock(daily: Project) -> None:
     late = daily.run("apply", "p.json", "--now", "2026-11-27T09:30:00Z")
     assert late.exit_code == 1
     assert "Saved plan is stale" in late.stderr
-    assert status_json(daily)["daily"]["armed_fire_at"] is None
+    assert armed(daily).get("daily") is None
     on_time = daily.run("apply", "p.json", "--now", "2026-11-27T08:59:00Z")
     assert on_time.exit_code == 0, on_time.stderr
 
@@ -988,19 +1029,19 @@ def test_apply_expect_intent(daily: Project) -> None:
     digest = plan_json(daily)["intent_digest"]
     wrong = daily.run("apply", "--auto-approve", "--now", NOW, "--expect-intent", "0" * 64)
     assert wrong.exit_code == 1
-    assert status_json(daily)["daily"]["armed_fire_at"] is None
+    assert armed(daily).get("daily") is None
     # The digest leaves fire times out: an hour later the same intent still applies.
     later = "2026-11-27T10:00:00Z"
     res = daily.run("apply", "--auto-approve", "--now", later, "--expect-intent", digest)
     assert res.exit_code == 0, res.stderr
-    assert status_json(daily)["daily"]["armed_fire_at"] == "2026-11-28T09:00:00Z"
+    assert armed(daily).get("daily") == "2026-11-28T09:00:00Z"
 
 
 def test_apply_parallelism(project: Project) -> None:
     project.write_jobs([job(f"j{i:02d}", cron(f"{i} 9 * * *")) for i in range(25)])
     res = project.run("apply", "--auto-approve", "--now", NOW, "--parallelism", "4")
     assert res.exit_code == 0, res.stderr
-    assert sum(1 for j in status_json(project).values() if j["armed_fire_at"]) == 25
+    assert len(armed(project)) == 25
     assert "25/25" in res.stderr  # progress goes to stderr, never into the product
     assert "25/25" not in res.stdout
     assert project.run("apply", "--auto-approve", "--parallelism", "x").exit_code == 64
@@ -1025,7 +1066,7 @@ def test_apply_lock_timeout_and_force_unlock(daily: Project) -> None:
     res = daily.run("apply", "--auto-approve", "--now", NOW, "--lock-timeout", "0.3")
     assert res.exit_code == 1
     assert lock.lock_id in res.stderr  # the id to give force-unlock
-    assert status_json(daily)["daily"]["armed_fire_at"] is None
+    assert armed(daily).get("daily") is None
     unlocked = daily.run("force-unlock", lock.lock_id)
     assert unlocked.exit_code == 0, unlocked.stderr
     assert daily.run("apply", "--auto-approve", "--now", NOW).exit_code == 0
@@ -1040,12 +1081,15 @@ def test_force_unlock_unknown_id_is_exit_1(daily: Project) -> None:
 # =========================================================================== §7 show
 
 
-@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
-def test_show_renders_a_saved_plan_like_plan(daily: Project, fmt: str) -> None:
-    planned = daily.run("plan", "--now", NOW, "--format", fmt, "--out", "p.json")
-    shown = daily.run("show", "p.json", "--format", fmt)
-    assert shown.exit_code == 0, shown.stderr
-    assert shown.stdout == planned.stdout
+def test_show_renders_a_saved_plan_like_plan(daily: Project) -> None:
+    fmts = ("text", "json", "markdown")
+    planned = run_concurrently(
+        daily, [(("plan", "--now", NOW, "--format", f, "--out", f"{f}.plan"), None) for f in fmts]
+    )
+    shown = run_concurrently(daily, [(("show", f"{f}.plan", "--format", f), None) for f in fmts])
+    for fmt, plan_res, show_res in zip(fmts, planned, shown, strict=True):
+        assert show_res.exit_code == 0, show_res.stderr
+        assert show_res.stdout == plan_res.stdout, fmt
 
 
 def test_show_missing_or_bad_planfile_is_exit_1(daily: Project) -> None:
@@ -1064,9 +1108,8 @@ def test_fire_runs_records_and_rearms(daily: Project) -> None:
     res = daily.run("fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
     assert res.exit_code == 0, res.stderr
     assert res.stdout == ""
-    st = status_json(daily)["daily"]
-    assert st["last_run"]["status"] == "succeeded"
-    assert st["armed_fire_at"] == "2026-11-28T09:00:00Z"
+    assert last_status(daily, "daily") == "succeeded"
+    assert armed(daily) == {"daily": "2026-11-28T09:00:00Z"}
 
 
 def test_fire_duplicate_is_exit_0_with_stderr_message(daily: Project) -> None:
@@ -1086,14 +1129,14 @@ def test_fire_stale_is_exit_0_without_running(daily: Project, job_id: str, fire_
     res = daily.run("fire", "--job-id", job_id, "--fire-at", fire_at, "--now", NOW)
     assert res.exit_code == 0
     assert res.stderr.strip()
-    assert status_json(daily)["daily"]["last_run"] is None
+    assert last_status(daily, "daily") is None
 
 
 def test_fire_paused_job_is_stale(project: Project) -> None:
     project.write_jobs([job("p", cron("0 9 * * *"), state="paused")])
     res = project.run("fire", "--job-id", "p", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
     assert res.exit_code == 0
-    assert status_json(project)["p"]["last_run"] is None
+    assert last_status(project, "p") is None
 
 
 def test_fire_failed_job_exits_1(project: Project) -> None:
@@ -1119,9 +1162,8 @@ def test_fire_no_replan_leaves_the_arm(daily: Project) -> None:
         "--no-replan",
     )
     assert res.exit_code == 0, res.stderr
-    st = status_json(daily)["daily"]
-    assert st["last_run"]["status"] == "succeeded"
-    assert st["armed_fire_at"] == "2026-11-27T09:00:00Z"
+    assert last_status(daily, "daily") == "succeeded"
+    assert armed(daily) == {"daily": "2026-11-27T09:00:00Z"}
 
 
 def test_fire_job_without_action_goes_to_the_configured_runner(project: Project) -> None:
@@ -1168,7 +1210,7 @@ def test_fire_command_gets_env_cwd_and_timeout(project: Project) -> None:
     )
     assert slow.exit_code == 1
     assert time.monotonic() - started < 20
-    assert status_json(project)["slow"]["last_run"]["status"] == "failed"
+    assert last_status(project, "slow") == "failed"
 
 
 def test_fire_http_action_sends_string_as_is_and_json_otherwise(project: Project) -> None:
@@ -1239,11 +1281,76 @@ def test_fire_request_is_authenticated_first(daily: Project) -> None:
         assert res.exit_code == 1
         assert res.stderr.strip()
         no_traceback(res)
-    assert status_json(daily)["daily"]["last_run"] is None
+    assert last_status(daily, "daily") is None
+
+
+def _signed_request(key: bytes, body: str, *, tamper: bool = False) -> str:
+    """A Standard Webhooks request as the temporal worker sends it (SPEC §9.1)."""
+    import base64
+    import hashlib
+    import hmac
+
+    msg_id, stamp = "msg_spec_1", str(int(time.time()))
+    mac = hmac.new(key, f"{msg_id}.{stamp}.{body}".encode(), hashlib.sha256).digest()
+    signature = base64.b64encode(mac).decode()
+    if tamper:
+        signature = base64.b64encode(b"x" * 32).decode()
+    return (
+        "POST /api/cron/fire HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"webhook-id: {msg_id}\r\nwebhook-timestamp: {stamp}\r\n"
+        f"webhook-signature: v1,{signature}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+    )
+
+
+def test_fire_request_verified_runs_and_a_failed_rearm_exits_1(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    monkeypatch.delenv("CRONPLAN_DISABLE_PLUGINS")  # the bundled temporal plugin verifies requests
+    pytest.importorskip("cronplan_temporal")
+    key = b"0123456789abcdef0123456789abcdef"
+    env = {"CRONPLAN_WEBHOOK_SECRET": "whsec_" + base64.b64encode(key).decode()}
+    project.write_config(
+        "jobs: jobs.json\nprovider: temporal\ncallback_url: http://127.0.0.1:8787\n"
+        "providers:\n  temporal: {address: '127.0.0.1:1'}\n"  # nothing listens: re-arms fail
+    )
+    project.write_jobs([job("a", cron("0 9 * * *"))])
+    body = json.dumps({"job_id": "a", "fire_at": "2026-11-27T09:00:00Z"})
+
+    forged = project.run(
+        "fire", "--request", "-", input=_signed_request(key, body, tamper=True), env=env
+    )
+    assert forged.exit_code == 1
+    assert last_status(project, "a") is None  # rejected before anything ran
+
+    ok = project.run(
+        "fire", "--request", "-", "--no-replan", input=_signed_request(key, body), env=env
+    )
+    assert ok.exit_code == 0, ok.stderr
+    assert last_status(project, "a") == "succeeded"
+
+    # SPEC §11.5: a failure to re-arm is recorded and reported (exit 1).
+    args = (
+        "fire",
+        "--job-id",
+        "a",
+        "--fire-at",
+        "2026-11-28T09:00:00Z",
+        "--now",
+        "2026-11-28T09:00:00Z",
+    )
+    rearm = project.run(*args, env=env)
+    assert rearm.exit_code == 1
+    assert last_status(project, "a") == "succeeded"
+    no_traceback(rearm)
 
 
 def test_fire_overdue_fires_dropped_arms(daily: Project) -> None:
     apply_now(daily)  # armed at 09:00Z; daily grace is 2 h
+    within = daily.run("fire", "--overdue", "--now", "2026-11-27T10:30:00Z")
+    assert within.exit_code == 0, within.stderr
+    assert last_status(daily, "daily") is None  # not yet overdue beyond grace: left to the provider
     res = daily.run("fire", "--overdue", "--now", "2026-11-27T12:00:00Z")
     assert res.exit_code == 0, res.stderr
     st = status_json(daily)["daily"]

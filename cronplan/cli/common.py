@@ -42,16 +42,25 @@ def now_option(f: Any) -> Any:
 
 
 def load_jobs(app: AppContext, rt: Runtime, path: str | None) -> JobsFile:
-    """Load jobs.json; under GitHub Actions also emit ``::error`` annotations for every problem."""
+    """Load jobs.json; under GitHub Actions also emit ``::error`` annotations for every problem (stderr)."""
     try:
         return rt.load_jobs(path)
     except ValidationError as exc:
-        if app.environ.get("GITHUB_ACTIONS") == "true":
-            from cronplan.annotations import github_annotations
-
-            for line in github_annotations(exc.problems):
-                click.echo(line)
+        emit_annotations(app, exc)
         raise
+
+
+def emit_annotations(app: AppContext, exc: ValidationError) -> None:
+    """Under GitHub Actions, one ``::error file=,line=,col=::`` workflow command per problem.
+
+    They go to stderr, like every error: the runner reads workflow commands from both streams, and stdout
+    must stay the product alone (``plan --format json > plan.json`` in a workflow).
+    """
+    if app.environ.get("GITHUB_ACTIONS") == "true":
+        from cronplan.annotations import github_annotations
+
+        for line in github_annotations(exc.problems):
+            click.echo(line, err=True)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from datetime import datetime
 import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
-from cronplan.cli.common import load_jobs, now_option, parse_now
+from cronplan.cli.common import emit_annotations, load_jobs, now_option, parse_now
 from cronplan.errors import JobNotFound
 
 
@@ -28,11 +28,7 @@ def validate(app: AppContext, jobs_path: str | None) -> None:
     try:
         count = check_jobs(path, default_tz=config.timezone)
     except ValidationError as exc:
-        if app.environ.get("GITHUB_ACTIONS") == "true":
-            from cronplan.annotations import github_annotations
-
-            for line in github_annotations(exc.problems):
-                click.echo(line)
+        emit_annotations(app, exc)
         raise
     noun = "job" if count == 1 else "jobs"
     click.echo(f"{display_path(path)}: {count} {noun} valid.")
