@@ -88,14 +88,30 @@ def _echo(text: str) -> None:
 
 @contextmanager
 def _apply_lock(rt: Runtime, timeout: float) -> Iterator[None]:
+    """Hold the apply lock; a background thread renews its lease while the apply (or its prompt) runs,
+    so only a process that died loses it."""
+    import threading
+
     holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
-    lock = rt.ledger.acquire_lock(holder, lease_seconds=LOCK_LEASE_SECONDS, timeout=timeout)
+    ledger = rt.ledger
+    lock = ledger.acquire_lock(holder, lease_seconds=LOCK_LEASE_SECONDS, timeout=timeout)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(LOCK_LEASE_SECONDS / 4):
+            with suppress(CronplanError):
+                ledger.renew_lock(lock.lock_id, lease_seconds=LOCK_LEASE_SECONDS)
+
+    renewer = threading.Thread(target=renew, name="cronplan-lock-lease", daemon=True)
+    renewer.start()
     try:
         yield
     finally:
+        stop.set()
+        renewer.join(timeout=5)
         # A lock we could not release expires with its lease; the apply's own outcome matters more.
         with suppress(CronplanError):
-            rt.ledger.release_lock(lock.lock_id)
+            ledger.release_lock(lock.lock_id)
 
 
 # --------------------------------------------------------------------------- plan
