@@ -7,19 +7,18 @@ file costs a small multiple of parsing it.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
+from cronplan._gc import gc_paused
 from cronplan.errors import ConfigError, Problem, ValidationError
 from cronplan.model import (
     CommandAction,
@@ -171,7 +170,7 @@ def parse_jobs(
         raise ConfigError(
             f"unknown default timezone {default_tz!r} (check 'timezone' in cronplan.yaml)"
         )
-    with _no_gc():
+    with gc_paused():
         doc = _parse(text, file, fmt)
 
     from cronplan.schemas import fast_validator
@@ -196,7 +195,7 @@ def parse_jobs(
     jobs: list[Job] = []
     if isinstance(raw_jobs, list):
         builder = _Builder(default_tz, default_zone, build=build)
-        with _no_gc():
+        with gc_paused():
             jobs, more = builder.build_all(raw_jobs, prefix)
         issues.extend(_not_shadowed(more, issues))
     if schema_ok and not issues:
@@ -208,19 +207,6 @@ def parse_jobs(
 
 
 # --------------------------------------------------------------------------- parsing
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Parsing and building allocate many objects and no cycles; with 100,000 jobs the cyclic
-    collector's repeated full passes over the growing heap cost more than the work itself."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _parse(text: str, file: str, fmt: str) -> Any:

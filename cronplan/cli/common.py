@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from cronplan._gc import gc_paused
 from cronplan.errors import ValidationError
+
+__all__ = [
+    "ProgressReporter",
+    "emit_annotations",
+    "gc_paused",
+    "load_jobs",
+    "now_option",
+    "parse_now",
+]
 
 if TYPE_CHECKING:
     from cronplan.cli.base import AppContext
@@ -61,25 +69,6 @@ def emit_annotations(app: AppContext, exc: ValidationError) -> None:
 
         for line in github_annotations(exc.problems):
             click.echo(line, err=True)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around bulk planning.
-
-    A 100,000-job plan allocates millions of small objects and frees almost none before the command ends,
-    so generational collections only rescan live data: they were about 40% of `plan`'s time. Nothing here
-    builds reference cycles that need collecting while paused.
-    """
-    import gc
-
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class ProgressReporter:

@@ -118,3 +118,13 @@ def change_lines(action: Action, limit: int = CHANGES_LIMIT) -> list[str]:
 
 def id_width(actions: list[Action], cap: int = 40) -> int:
     return min(cap, max((len(a.job_id) for a in actions), default=0))
+
+
+def action_parts(action: Action, plan: Plan, width: int) -> str:
+    """One action's line after its symbol: id, fire time(s), reason (shared by text and markdown)."""
+    parts = [clean(action.job_id).ljust(width)]
+    moment = when(action)
+    if moment:
+        parts.append(moment)
+    parts.append(reason_text(action, plan))
+    return "  ".join(parts)

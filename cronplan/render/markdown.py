@@ -22,12 +22,11 @@ from cronplan.planfile import action_sort_key, intent_digest
 from cronplan.render.common import (
     ELLIPSIS,
     LABELS,
+    action_parts,
     change_lines,
     clean,
     id_width,
-    reason_text,
     summary_line,
-    when,
 )
 from cronplan.timefmt import format_ts
 
@@ -229,12 +228,7 @@ def _fold(changes: list[Action], plan: Plan, room: _Budget) -> tuple[list[str], 
 
 
 def _diff_unit(action: Action, plan: Plan, width: int) -> str:
-    parts = [clean(action.job_id).ljust(width)]
-    moment = when(action)
-    if moment:
-        parts.append(moment)
-    parts.append(reason_text(action, plan))
-    lines = [f"{_DIFF_SYMBOLS[action.action]} {'  '.join(parts)}".rstrip()]
+    lines = [f"{_DIFF_SYMBOLS[action.action]} {action_parts(action, plan, width)}".rstrip()]
     # Indented detail lines are diff context: plain, and they can never close the fence.
     lines.extend(f"      {c}" for c in change_lines(action))
     return "".join(f"{line}\n" for line in lines)

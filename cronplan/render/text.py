@@ -9,12 +9,10 @@ from cronplan.planfile import action_sort_key, intent_digest
 from cronplan.render.common import (
     LABELS,
     SYMBOLS,
+    action_parts,
     change_lines,
-    clean,
     id_width,
-    reason_text,
     summary_line,
-    when,
 )
 from cronplan.timefmt import format_ts
 
@@ -73,11 +71,6 @@ def _action_lines(
     action: Action, plan: Plan, width: int, paint: Callable[[str, str], str]
 ) -> list[str]:
     symbol = paint(_COLORS[action.action], SYMBOLS[action.action])
-    parts = [clean(action.job_id).ljust(width)]
-    moment = when(action)
-    if moment:
-        parts.append(moment)
-    parts.append(reason_text(action, plan))
-    lines = [f"  {symbol} {'  '.join(parts)}".rstrip()]
+    lines = [f"  {symbol} {action_parts(action, plan, width)}".rstrip()]
     lines.extend(f"      {c}" for c in change_lines(action))
     return lines
