@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from cronplan._gc import gc_paused
@@ -29,6 +29,7 @@ from cronplan.model import (
     JobAction,
     OnceSchedule,
     Schedule,
+    build_frozen,
 )
 from cronplan.schema_errors import Issue, did_you_mean, locate, schema_issues
 from cronplan.timefmt import parse_ts
@@ -58,24 +59,25 @@ class JobsFile:
         return {j.id: j for j in self.jobs}
 
 
-def _canonical_encoder() -> Callable[[Any], str]:
-    """Canonical JSON (sorted keys, compact, UTF-8). Digests are computed per job, so the per-call setup
-    of ``json.dumps`` would dominate: build the C encoder once when the interpreter has it."""
-    from json import encoder as enc
+def _canonical_encoder() -> Callable[[Any], bytes]:
+    """Canonical JSON as UTF-8 bytes (sorted keys, compact). Digests are computed per job, so the encoder is
+    on the hot path of ``plan``: orjson sorts and encodes in one C call; a value it cannot encode (an
+    integer beyond 64 bits) goes through the standard library's encoder, which writes the same text."""
+    import orjson
 
-    def default(value: Any) -> str:
-        return str(value)
-
-    make = getattr(enc, "c_make_encoder", None)
-    basestring = getattr(enc, "c_encode_basestring", None)
-    if make is not None and basestring is not None:
-        # (markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan)
-        c_encode = make(None, default, basestring, None, ":", ",", True, False, True)
-        return lambda value: "".join(c_encode(value, 0))
+    dumps = orjson.dumps
+    sort_keys = orjson.OPT_SORT_KEYS
     slow = json.JSONEncoder(
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default
-    )
-    return slow.encode
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode
+
+    def encode(value: Any) -> bytes:
+        try:
+            return dumps(value, option=sort_keys)
+        except TypeError:  # orjson.JSONEncodeError
+            return slow(value).encode("utf-8")
+
+    return encode
 
 
 _canonical = _canonical_encoder()
@@ -83,27 +85,19 @@ _sha256 = hashlib.sha256
 
 
 def canonical_json(value: Any) -> str:
-    return _canonical(value)
+    return _canonical(value).decode("utf-8")
 
 
 def spec_digest(spec: Mapping[str, Any]) -> str:
     """SHA-256 hex of the canonical JSON of a job spec (sorted keys, compact, UTF-8)."""
-    return _sha256(_canonical(spec).encode("utf-8")).hexdigest()
+    return _sha256(_canonical(spec)).hexdigest()
 
 
 _new = object.__new__
-_T = TypeVar("_T")
+_make = build_frozen
 _UNSEEN: Any = object()
 # Stands for a job that passed every check (check_jobs builds no Job).
 _CHECKED = cast(Job, object())
-
-
-def _make(cls: type[_T], **values: Any) -> _T:
-    """Build a frozen dataclass without its generated ``__init__``: 100,000 jobs make the per-field
-    ``object.__setattr__`` of frozen classes a visible cost. Callers pass every field (tested)."""
-    obj = _new(cls)
-    obj.__dict__.update(values)
-    return obj
 
 
 def display_path(path: Path) -> str:
@@ -481,7 +475,7 @@ class _Builder:
             id=jid,
             schedule=schedule,
             spec=spec,
-            digest=_sha256(_canonical(spec).encode()).hexdigest(),
+            digest=_sha256(_canonical(spec)).hexdigest(),
             raw=raw,
             name=raw.get("name"),
             enabled=raw.get("enabled", True),

@@ -36,7 +36,7 @@ from cronplan._sqlite import (
     to_us,
 )
 from cronplan.errors import ConfigError, LedgerError, LockError
-from cronplan.model import JobRecord, LockInfo, Run, RunStatus
+from cronplan.model import JobRecord, LockInfo, Run, RunStatus, build_frozen
 from cronplan.timefmt import format_ts
 
 SCHEMA_VERSION = 1
@@ -243,25 +243,29 @@ class SqliteLedger:
         read_instant = instant_reader()  # fire times repeat (jobs sharing a minute): convert once
         records: dict[str, JobRecord] = {}
         no_runs = (None, 0, 0, None)
-        new_record = object.__new__
-        for job_id in sorted(applied.keys() | stats.keys()):
-            row = applied.get(job_id)
-            last, count, failed, claimed = stats.get(job_id, no_runs)
-            # Built without the frozen dataclass __init__ (per-field object.__setattr__): 100,000 records
-            # per plan make it a visible cost. Every field is given (tests compare with JobRecord(...)).
-            record = new_record(JobRecord)
-            record.__dict__.update(
+        for row in applied.values():
+            job_id, spec, digest, fire_at, callback_url = row
+            last, count, failed, claimed = stats.pop(job_id, no_runs)
+            records[job_id] = build_frozen(
+                JobRecord,
                 job_id=job_id,
-                applied_spec=None if row is None or row[1] is None else LazyJson(row[1]),
-                applied_digest=None if row is None else row[2],
-                applied_fire_at=None if row is None or row[3] is None else read_instant(row[3]),
-                applied_callback_url=None if row is None else row[4],
+                applied_spec=None if spec is None else LazyJson(spec),
+                applied_digest=digest,
+                applied_fire_at=None if fire_at is None else read_instant(fire_at),
+                applied_callback_url=callback_url,
                 last_fired_at=None if last is None else read_instant(last),
                 runs=count,
                 failures=failed,
                 last_claimed_at=None if claimed is None else read_instant(claimed),
             )
-            records[job_id] = record
+        for job_id, (last, count, failed, claimed) in stats.items():  # runs of jobs never applied
+            records[job_id] = JobRecord(
+                job_id=job_id,
+                last_fired_at=None if last is None else read_instant(last),
+                runs=count,
+                failures=failed,
+                last_claimed_at=None if claimed is None else read_instant(claimed),
+            )
         return records
 
     def record_applied(

@@ -21,7 +21,7 @@ from typing import Any
 from cronplan._sqlite import Database, from_us, instant_reader, now_us, to_us
 from cronplan.config import DEFAULT_LOCAL_PATH
 from cronplan.errors import AuthError, ProviderError
-from cronplan.model import Arm, FireCall, HttpRequest
+from cronplan.model import Arm, FireCall, HttpRequest, build_frozen
 from cronplan.provider import Availability, ProviderSettings
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -109,7 +109,10 @@ class LocalProvider:
                 "SELECT job_id, fire_at, callback_url FROM arms ORDER BY job_id"
             ).fetchall()
         instant = instant_reader()
-        return [Arm(job_id=j, fire_at=instant(f), callback_url=c) for j, f, c in rows]
+        return [
+            build_frozen(Arm, job_id=j, fire_at=instant(f), callback_url=c, provider_ref=None)
+            for j, f, c in rows
+        ]
 
     def arm(self, arm: Arm) -> None:
         self.arm_many([arm])

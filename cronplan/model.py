@@ -8,9 +8,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from cronplan.timefmt import dedup_key, format_ts
+
+_T = TypeVar("_T")
+_new = object.__new__
+
+
+def build_frozen(cls: type[_T], **values: Any) -> _T:
+    """Build a frozen dataclass without its generated ``__init__``.
+
+    Loading and planning 100,000 jobs builds hundreds of thousands of these values, and the per-field
+    ``object.__setattr__`` of a frozen ``__init__`` is a visible share of that. Callers pass every field
+    (tests compare what they build with the normal constructor's result); nothing is validated here.
+    """
+    obj = _new(cls)
+    obj.__dict__.update(values)
+    return obj
+
 
 # --------------------------------------------------------------------------- schedules
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from cronplan import schedule as sched
 from cronplan.errors import EmptyJobsRefused
-from cronplan.model import Action, Arm, Change, Job, JobRecord, Plan
+from cronplan.model import Action, Arm, Change, Job, JobRecord, Plan, build_frozen
 
 # --------------------------------------------------------------------------- desired arm of one job
 
@@ -137,15 +137,15 @@ def plan(
     for arm in arms:
         live[arm.job_id].append(arm)
 
-    wanted = set(targets)
-    excluded = set(excludes)
-    ids = sorted(set(by_id) | set(live))
+    ids = sorted(by_id.keys() | live.keys())
+    if targets or excludes:
+        wanted = set(targets)
+        excluded = set(excludes)
+        ids = [i for i in ids if (not wanted or i in wanted) and i not in excluded]
     actions: list[Action] = []
     basis: dict[str, Any] = {}
     no_arms: list[Arm] = []
     for job_id in ids:
-        if (wanted and job_id not in wanted) or job_id in excluded:
-            continue
         job_arms = live.get(job_id, no_arms)
         if len(job_arms) > 1:
             job_arms = sorted(job_arms, key=_arm_order)
@@ -174,27 +174,47 @@ def _arm_order(arm: Arm) -> tuple[datetime, str]:
     return (arm.fire_at, arm.provider_ref or "")
 
 
+def _act(
+    kind: str,
+    job: Job,
+    reason: str,
+    before: Arm | None = None,
+    after: Arm | None = None,
+    changes: tuple[Change, ...] = (),
+) -> Action:
+    """An Action of ``job`` (a plan of 100,000 jobs builds 100,000 of them)."""
+    return build_frozen(
+        Action,
+        action=kind,
+        job_id=job.id,
+        reason=reason,
+        before=before,
+        after=after,
+        changes=changes,
+        job_digest=job.digest,
+        tz=job.schedule.tz,
+    )
+
+
 def _plan_job(
     job: Job, job_arms: list[Arm], record: JobRecord | None, now: datetime, callback_url: str | None
 ) -> list[Action]:
     target, why = desired(job, record, now)
-    common: dict[str, Any] = {"job_digest": job.digest, "tz": job.tz}
 
     if target is None:
         if not job_arms:
-            return [Action("skip", job.id, why, **common)]
+            return [_act("skip", job, why)]
         if why == "no future occurrence":
             # A due, unclaimed arm is never replaced — not even the last one of a `once` job.
             due = next((a for a in job_arms if is_due(a, job, record, now)), None)
             if due is not None:
                 if len(job_arms) == 1:
-                    return [Action("skip", job.id, "due, awaiting fire", before=due, **common)]
-                return _keep_one(job, due, job_arms, callback_url, common)
-        return [Action("cancel", job.id, why, before=a, **common) for a in job_arms]
+                    return [_act("skip", job, "due, awaiting fire", due)]
+                return _keep_one(job, due, job_arms, callback_url)
+        return [_act("cancel", job, why, a) for a in job_arms]
 
-    after = Arm(job.id, target, callback_url)
     if not job_arms:
-        return [Action("arm", job.id, why, after=after, **common)]
+        return [_act("arm", job, why, after=Arm(job.id, target, callback_url))]
 
     keep = None
     for a in job_arms:
@@ -202,54 +222,42 @@ def _plan_job(
             keep = a
             break
     if keep is None:
+        after = Arm(job.id, target, callback_url)
         due = next((a for a in job_arms if is_due(a, job, record, now)), None)
         if due is not None:
             keep = due
-            main = Action("skip", job.id, "due, awaiting fire", before=due, **common)
+            main = _act("skip", job, "due, awaiting fire", due)
         else:
             keep = job_arms[0]
             reason, changes = _rearm_reason(job, keep, record, callback_url, why, now)
-            main = Action(
-                "rearm", job.id, reason, before=keep, after=after, changes=changes, **common
-            )
+            main = _act("rearm", job, reason, keep, after, changes)
     elif _callback_changed(keep, record, callback_url):
         changes = (Change("callback_url", _applied_callback(keep, record), callback_url),)
-        main = Action(
-            "rearm", job.id, "callback changed", before=keep, after=after, changes=changes, **common
+        main = _act(
+            "rearm", job, "callback changed", keep, Arm(job.id, target, callback_url), changes
         )
     else:
-        reason = "due, awaiting fire" if keep.fire_at <= now else "already armed"
-        main = Action("skip", job.id, reason, before=keep, **common)
+        main = _act(
+            "skip", job, "due, awaiting fire" if keep.fire_at <= now else "already armed", keep
+        )
 
-    if main.action == "skip" and len(job_arms) > 1:
-        return _keep_one(job, keep, job_arms, callback_url, common)
-    dupes = [
-        Action("cancel", job.id, "duplicate arm", before=a, **common)
-        for a in job_arms
-        if a is not keep
-    ]
-    return [main, *dupes]
+    if len(job_arms) == 1:
+        return [main]
+    if main.action == "skip":
+        return _keep_one(job, keep, job_arms, callback_url)
+    return [main, *_dupes(job, keep, job_arms)]
 
 
-def _keep_one(
-    job: Job, keep: Arm, job_arms: list[Arm], callback_url: str | None, common: dict[str, Any]
-) -> list[Action]:
+def _keep_one(job: Job, keep: Arm, job_arms: list[Arm], callback_url: str | None) -> list[Action]:
     """Several live arms, ``keep`` is right: re-arm it (a provider holds one arm per job id, so the upsert
     replaces the others) and show a cancel for each extra arm."""
-    main = Action(
-        "rearm",
-        job.id,
-        f"duplicate arms: keeping {keep.dedup_key}",
-        before=keep,
-        after=Arm(job.id, keep.fire_at, callback_url),
-        **common,
-    )
-    dupes = [
-        Action("cancel", job.id, "duplicate arm", before=a, **common)
-        for a in job_arms
-        if a is not keep
-    ]
-    return [main, *dupes]
+    after = Arm(job.id, keep.fire_at, callback_url)
+    main = _act("rearm", job, f"duplicate arms: keeping {keep.dedup_key}", keep, after)
+    return [main, *_dupes(job, keep, job_arms)]
+
+
+def _dupes(job: Job, keep: Arm, job_arms: list[Arm]) -> list[Action]:
+    return [_act("cancel", job, "duplicate arm", a) for a in job_arms if a is not keep]
 
 
 def _applied_callback(arm: Arm, record: JobRecord | None) -> str | None:

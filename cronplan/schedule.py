@@ -404,7 +404,8 @@ def next_after(schedule: Schedule, t: datetime, *, inclusive: bool = False) -> d
     match within 50 years.
     """
     # In UTC before it becomes a cache key: equal wall times in one zone compare equal whatever their fold.
-    t = _aware(t).astimezone(UTC)
+    if t.tzinfo is not UTC:  # most callers pass UTC already (every datetime of the model is)
+        t = _aware(t).astimezone(UTC)
     try:
         if isinstance(schedule, CronSchedule):
             return _cron_next(schedule.expr, schedule.tz, t, inclusive)
@@ -418,7 +419,8 @@ def next_after(schedule: Schedule, t: datetime, *, inclusive: bool = False) -> d
 
 def previous_before(schedule: Schedule, t: datetime, *, inclusive: bool = False) -> datetime | None:
     """The last occurrence strictly before ``t`` (at or before with ``inclusive``), in UTC, or None."""
-    t = _aware(t).astimezone(UTC)
+    if t.tzinfo is not UTC:
+        t = _aware(t).astimezone(UTC)
     try:
         if isinstance(schedule, CronSchedule):
             return _cron_previous(schedule.expr, schedule.tz, t, inclusive)

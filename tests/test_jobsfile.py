@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cronplan.errors import ConfigError, ValidationError
 from cronplan.jobsfile import RUNTIME_FIELDS, load_jobs, parse_jobs, spec_digest
@@ -144,6 +147,35 @@ def test_spec_digest_is_sha256_of_canonical_json() -> None:
     spec = {"b": [1, {"z": "é", "a": None}], "a": True}
     canonical = '{"a":true,"b":[1,{"a":null,"z":"é"}]}'
     assert spec_digest(spec) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_JSON_LEAVES = st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.text(max_size=8)
+_JSON_VALUES = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_JSON_VALUES)
+def test_canonical_json_is_the_standard_librarys_sorted_compact_form(value: Any) -> None:
+    """The fast encoder (orjson) writes exactly what json.dumps writes sorted and compact, also for
+    integers beyond 64 bits (which it hands to the standard library)."""
+    from cronplan.jobsfile import canonical_json
+
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == expected
+    assert (
+        spec_digest({"v": value})
+        == hashlib.sha256(
+            json.dumps(
+                {"v": value}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode()
+        ).hexdigest()
+    )
 
 
 def test_actions_are_built() -> None:

@@ -46,6 +46,35 @@ def test_malformed_url_is_a_config_error(url: str, tmp_path: Path) -> None:
         SqliteLedger.from_url(url, base_dir=tmp_path)
 
 
+def test_job_records_equal_constructed_ones_and_have_every_field(tmp_path: Path) -> None:
+    """job_records builds records without the dataclass __init__ (a bulk path): they must be whole."""
+    import dataclasses
+
+    from cronplan.model import JobRecord
+
+    ledger = SqliteLedger(tmp_path / "s.db")
+    try:
+        ledger.record_applied("a", spec={"id": "a"}, digest="d", fire_at=T0, callback_url="cb")
+        ledger.record_applied("b", spec={"id": "b"}, digest="e", fire_at=T0, callback_url=None)
+        assert ledger.claim("b", T0, "t")
+        assert ledger.claim("c", T0 - timedelta(hours=1), "t")  # runs, never applied
+        records = ledger.job_records()
+        assert sorted(records) == ["a", "b", "c"]
+        names = {f.name for f in dataclasses.fields(JobRecord)}
+        for record in records.values():
+            assert set(vars(record)) == names
+            assert record == JobRecord(**vars(record))
+        a, b, c = records["a"], records["b"], records["c"]
+        assert (a.applied_spec, a.applied_digest, a.applied_fire_at) == ({"id": "a"}, "d", T0)
+        assert (a.applied_callback_url, a.runs, a.last_fired_at) == ("cb", 0, None)
+        assert (b.runs, b.failures, b.last_fired_at) == (1, 0, T0)
+        assert b.last_claimed_at is not None
+        assert (c.applied_digest, c.runs, c.last_fired_at) == (None, 1, T0 - timedelta(hours=1))
+        assert ledger.job_records(["a", "zz"]).keys() == {"a"}
+    finally:
+        ledger.close()
+
+
 def test_store_uses_wal_and_the_agreed_schema(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "s.db")
     ledger.serial()

@@ -104,6 +104,18 @@ def test_list_arms_sorted_by_job_id(local: LocalProvider) -> None:
     assert all(a.callback_url is None for a in local.list_arms())
 
 
+def test_listed_arms_equal_constructed_ones_and_have_every_field(local: LocalProvider) -> None:
+    """list_arms builds Arms without the dataclass __init__ (a bulk path): they must be whole Arms."""
+    import dataclasses
+
+    local.arm(Arm("a", T0, "http://127.0.0.1:1/cb"))
+    (arm,) = local.list_arms()
+    assert set(vars(arm)) == {f.name for f in dataclasses.fields(Arm)}
+    assert arm == Arm("a", T0, "http://127.0.0.1:1/cb")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        arm.job_id = "b"  # type: ignore[misc]
+
+
 def test_generation_changes_with_every_change_in_any_process(
     local: LocalProvider, local_factory: Callable[[], LocalProvider]
 ) -> None:

@@ -512,6 +512,26 @@ def test_property_matching_arms_mean_no_changes_and_no_wrong_cancels(scenario):
             assert a.reason == "duplicate arm"
 
 
+@settings(max_examples=60, deadline=None)
+@given(scenarios())
+def test_property_actions_are_whole_actions(scenario):
+    """The planner builds Actions without the dataclass __init__ (a bulk path): each must be whole."""
+    import dataclasses
+
+    from cronplan.model import Action
+
+    jobs, records, orphans, now = scenario
+    arms = orphans + [Arm(j.id, now + timedelta(minutes=7), CB) for j in jobs[::2]]
+    names = {f.name for f in dataclasses.fields(Action)}
+    by_id = {j.id: j for j in jobs}
+    for a in run_plan(jobs, arms, records, now, allow_empty=True).actions:
+        assert set(vars(a)) == names
+        assert a == Action(**vars(a))
+        job = by_id.get(a.job_id)
+        assert a.job_digest == (job.digest if job else None)
+        assert a.tz == (job.tz if job else None)
+
+
 def test_occurrence_claimed_at_exactly_now_is_not_armed_again():
     job = make_job("j", {"kind": "interval", "minutes": 60})
     rec = {"j": JobRecord("j", last_fired_at=NOW, applied_fire_at=NOW, runs=1)}

@@ -157,7 +157,7 @@ def plan(
     """Show the actions that would converge the live arms to jobs.json."""
     now = parse_now(now_text)
     rt = app.runtime()
-    with gc_paused():
+    with gc_paused(freeze_survivors=True):
         jobs_file = load_jobs(app, rt, jobs_path)
         result = _compute_plan(
             rt, jobs_file, now, targets=targets, excludes=excludes, allow_empty=allow_empty
@@ -235,9 +235,9 @@ def apply(
             "(or apply a saved plan: cronplan plan --out PLANFILE, then cronplan apply PLANFILE)"
         )
     rt = app.runtime()
-    with gc_paused():
+    with gc_paused(freeze_survivors=True):
         jobs_file = load_jobs(app, rt, jobs_path)
-    with _apply_lock(rt, lock_timeout), gc_paused():
+    with _apply_lock(rt, lock_timeout), gc_paused(freeze_survivors=True):
         if planfile:
             the_plan = _load_saved_plan(rt, planfile, jobs_file, now)
         else:
