@@ -230,7 +230,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(a.is_change for a in self.actions)
+        return any(a.action != "skip" for a in self.actions)
 
 
 # --------------------------------------------------------------------------- ledger values

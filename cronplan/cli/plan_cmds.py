@@ -48,12 +48,12 @@ def _compute_plan(
     arms = provider.list_arms()
     ledger = rt.ledger
     jobs = jobs_file.jobs
-    known = {j.id for j in jobs} | {a.job_id for a in arms}
-    unknown = sorted(set(targets) - known)
-    if unknown:
-        raise CronplanError(
-            f"--target names no job in {jobs_file.path} and no live arm: {', '.join(unknown)}"
-        )
+    if targets:
+        unknown = sorted(set(targets) - {j.id for j in jobs} - {a.job_id for a in arms})
+        if unknown:
+            raise CronplanError(
+                f"--target names no job in {jobs_file.path} and no live arm: {', '.join(unknown)}"
+            )
     return planner.plan(
         jobs,
         arms,
