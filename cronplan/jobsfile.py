@@ -94,7 +94,6 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
 
 
 _new = object.__new__
-_make = build_frozen
 _UNSEEN: Any = object()
 # Stands for a job that passed every check (check_jobs builds no Job).
 _CHECKED = cast(Job, object())
@@ -498,7 +497,7 @@ class _Builder:
             if problem is not None:
                 issues.append(Issue(self.ptr("/schedule/expr"), str(problem)))
                 return None
-            return _make(CronSchedule, expr=expr, tz=tzname, kind="cron")
+            return build_frozen(CronSchedule, expr=expr, tz=tzname, kind="cron")
         if kind == "interval":
             seconds = sched.get("seconds")
             if seconds is None:
@@ -512,14 +511,14 @@ class _Builder:
                 start_at = self._instant(sched["start_at"], zone, "/schedule/start_at", issues)
                 if start_at is None:
                     return None
-            return _make(
+            return build_frozen(
                 IntervalSchedule, seconds=seconds, start_at=start_at, tz=tzname, kind="interval"
             )
         if kind == "once":
             run_at = self._instant(sched["run_at"], zone, "/schedule/run_at", issues)
             if run_at is None:
                 return None
-            return _make(OnceSchedule, run_at=run_at, tz=tzname, kind="once")
+            return build_frozen(OnceSchedule, run_at=run_at, tz=tzname, kind="once")
         return None
 
     def _instant(
@@ -571,7 +570,7 @@ class _Builder:
                     )
                 )
         if command is not None:
-            return _make(
+            return build_frozen(
                 CommandAction,
                 argv=tuple(command),
                 env=dict(raw.get("env") or {}),
@@ -580,7 +579,7 @@ class _Builder:
                 kind="command",
             )
         if http is not None:
-            return _make(
+            return build_frozen(
                 HttpAction,
                 url=http["url"],
                 method=http.get("method", "POST"),

@@ -27,7 +27,7 @@ from typing import Any
 
 from cronplan import schedule as sched
 from cronplan.errors import EmptyJobsRefused
-from cronplan.model import Action, Arm, Change, Job, JobRecord, Plan, build_frozen
+from cronplan.model import Action, ActionKind, Arm, Change, Job, JobRecord, Plan, build_frozen
 
 # --------------------------------------------------------------------------- desired arm of one job
 
@@ -175,7 +175,7 @@ def _arm_order(arm: Arm) -> tuple[datetime, str]:
 
 
 def _act(
-    kind: str,
+    kind: ActionKind,
     job: Job,
     reason: str,
     before: Arm | None = None,
