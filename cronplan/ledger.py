@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from cronplan.model import JobRecord, LockInfo, Run, RunStatus
+from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary
 
 
 class Ledger(Protocol):
@@ -75,6 +75,10 @@ class Ledger(Protocol):
 
     def runs(self, job_id: str | None = None, *, limit: int | None = None) -> list[Run]:
         """Runs, newest ``fire_at`` first."""
+        ...
+
+    def run_summaries(self) -> dict[str, RunSummary]:
+        """Per job that has runs: its latest run and its counts, in one query (``status`` at scale)."""
         ...
 
     # -- the apply lock (a lease)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from cronplan.errors import LedgerError, LockError
 from cronplan.ledger import mask_dsn
-from cronplan.model import JobRecord, LockInfo, Run, RunStatus
+from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary
 
 if TYPE_CHECKING:
     import psycopg
@@ -453,6 +453,23 @@ class PostgresLedger:
         with self._conn("read runs") as conn:
             rows = conn.execute(sql, {"job_id": job_id, "limit": limit}).fetchall()
         return [_run(r) for r in rows]
+
+    def run_summaries(self) -> dict[str, RunSummary]:
+        columns = ", ".join(f"r.{c.strip()}" for c in _RUN_COLUMNS.split(","))
+        sql = f"""
+            SELECT {columns}, s.completed, s.failed
+            FROM (SELECT job_id, max(fire_at) AS last,
+                         count(*) FILTER (WHERE status IN ('succeeded', 'failed')) AS completed,
+                         count(*) FILTER (WHERE status = 'failed') AS failed
+                  FROM cronplan_runs GROUP BY job_id) AS s
+            JOIN cronplan_runs AS r ON r.job_id = s.job_id AND r.fire_at = s.last
+        """
+        with self._conn("read run summaries") as conn:
+            rows = conn.execute(sql).fetchall()
+        return {
+            r[0]: RunSummary(last=_run(r[:-2]), completed=int(r[-2]), failed=int(r[-1]))
+            for r in rows
+        }
 
     # ------------------------------------------------------------------ the apply lock
 

@@ -36,7 +36,7 @@ from cronplan._sqlite import (
     to_us,
 )
 from cronplan.errors import ConfigError, LedgerError, LockError
-from cronplan.model import JobRecord, LockInfo, Run, RunStatus, build_frozen
+from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary, build_frozen
 from cronplan.timefmt import format_ts
 
 SCHEMA_VERSION = 1
@@ -386,6 +386,22 @@ class SqliteLedger:
         with self._db.read() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [_row_to_run(r) for r in rows]
+
+    def run_summaries(self) -> dict[str, RunSummary]:
+        columns = ", ".join(f"r.{c}" for c in _RUN_COLUMNS.split(", "))
+        sql = f"""
+            SELECT {columns}, s.completed, s.failed
+            FROM (SELECT job_id, MAX(fire_at) AS last,
+                         SUM(status IN ('succeeded', 'failed')) AS completed,
+                         SUM(status = 'failed') AS failed
+                  FROM runs GROUP BY job_id) AS s
+            JOIN runs AS r ON r.job_id = s.job_id AND r.fire_at = s.last
+        """
+        with self._db.read() as conn:
+            rows = conn.execute(sql).fetchall()
+        return {
+            r[0]: RunSummary(last=_row_to_run(r[:-2]), completed=r[-2], failed=r[-1]) for r in rows
+        }
 
     # ------------------------------------------------------------------ the apply lock
 

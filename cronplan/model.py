@@ -283,6 +283,16 @@ class Run:
 
 
 @dataclass(frozen=True)
+class RunSummary:
+    """A job's run history in brief: its latest run (newest ``fire_at``) and how its runs ended."""
+
+    last: Run
+    #: Runs that finished, succeeded or failed (claimed and running ones are still going).
+    completed: int
+    failed: int
+
+
+@dataclass(frozen=True)
 class LockInfo:
     lock_id: str
     holder: str

@@ -363,6 +363,30 @@ class LedgerContract:
         assert records["b"].applied_spec is None and records["b"].applied_digest is None
         assert records["b"].runs == 1  # the run history stays
 
+    def test_run_summaries_give_each_jobs_latest_run_and_counts(self, ledger: Ledger) -> None:
+        assert ledger.run_summaries() == {}
+        statuses = ["succeeded", "failed", "failed", "running"]
+        for i, status in enumerate(statuses):
+            fire = T0 + timedelta(hours=i)
+            assert ledger.claim("a", fire, "me")
+            ledger.update_run("a", fire, status=status, exit_code=i)  # type: ignore[arg-type]
+        assert ledger.claim("b", T0 - timedelta(days=1), "me")
+        ledger.update_run("b", T0 - timedelta(days=1), status="succeeded", exit_code=0)
+        assert ledger.claim("c", T0, "me")  # claimed, not finished
+        summaries = ledger.run_summaries()
+        assert sorted(summaries) == ["a", "b", "c"]
+        a = summaries["a"]
+        assert a.last == ledger.runs("a")[0]
+        assert (a.last.fire_at, a.last.status, a.last.exit_code) == (
+            T0 + timedelta(hours=3),
+            "running",
+            3,
+        )
+        assert (a.completed, a.failed) == (3, 2)
+        assert (summaries["b"].completed, summaries["b"].failed) == (1, 0)
+        assert summaries["b"].last.fire_at == T0 - timedelta(days=1)
+        assert (summaries["c"].last.status, summaries["c"].completed) == ("claimed", 0)
+
     def test_job_records_for_many_ids(self, ledger: Ledger) -> None:
         count = 12_000  # more than fits in one IN list of most backends
         record_many = getattr(ledger, "record_applied_many", None)

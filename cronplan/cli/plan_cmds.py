@@ -366,19 +366,10 @@ def show(app: AppContext, planfile: str, fmt: str) -> None:
 # --------------------------------------------------------------------------- status
 
 
-@cli.command()
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-@pass_app
-def status(app: AppContext, fmt: str) -> None:
-    """Per job: the armed fire time, the last run, runs completed and failures."""
-    import json
-
+def _status_rows(app: AppContext, rt: Runtime) -> tuple[list[dict[str, Any]], str | None]:
     from cronplan.errors import ProviderError
     from cronplan.timefmt import format_ts
 
-    rt = app.runtime()
     jobs_file = load_jobs(app, rt, None)
     ledger = rt.ledger
     armed: dict[str, datetime] = {}
@@ -390,10 +381,11 @@ def status(app: AppContext, fmt: str) -> None:
     except ProviderError as exc:
         provider_note = f"arms unknown: {exc.message}"
     ids = sorted({j.id for j in jobs_file.jobs} | set(armed))
+    summaries = ledger.run_summaries()
     rows: list[dict[str, Any]] = []
     for job_id in ids:
-        runs = ledger.runs(job_id)
-        last = runs[0] if runs else None
+        summary = summaries.get(job_id)
+        last = summary.last if summary is not None else None
         rows.append(
             {
                 "job_id": job_id,
@@ -408,10 +400,25 @@ def status(app: AppContext, fmt: str) -> None:
                     "duration_s": last.duration_s,
                     "exit_code": last.exit_code,
                 },
-                "runs_completed": sum(1 for r in runs if r.status in ("succeeded", "failed")),
-                "failures": sum(1 for r in runs if r.status == "failed"),
+                "runs_completed": summary.completed if summary is not None else 0,
+                "failures": summary.failed if summary is not None else 0,
             }
         )
+    return rows, provider_note
+
+
+@cli.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@pass_app
+def status(app: AppContext, fmt: str) -> None:
+    """Per job: the armed fire time, the last run, runs completed and failures."""
+    import json
+
+    rt = app.runtime()
+    with gc_paused(freeze_survivors=True):
+        rows, provider_note = _status_rows(app, rt)
     if provider_note:
         app.err(f"Warning: {provider_note}")
     if fmt == "json":
@@ -421,16 +428,17 @@ def status(app: AppContext, fmt: str) -> None:
         click.echo("No jobs.")
         return
     width = max(len(r["job_id"]) for r in rows)
-    click.echo(f"{'JOB':<{width}}  {'ARMED (UTC)':<20}  {'LAST RUN':<34}  RUNS  FAILED")
+    lines = [f"{'JOB':<{width}}  {'ARMED (UTC)':<20}  {'LAST RUN':<34}  RUNS  FAILED"]
     for r in rows:
         last = r["last_run"]
         last_text = "-" if last is None else f"{last['fire_at']} {last['status']}"
         if last is not None and last["duration_s"] is not None:
             last_text += f" {last['duration_s']:.1f}s"
-        click.echo(
+        lines.append(
             f"{r['job_id']:<{width}}  {r['armed_fire_at'] or '-':<20}  {last_text:<34}  "
             f"{r['runs_completed']:>4}  {r['failures']:>6}"
         )
+    click.echo("\n".join(lines))
 
 
 # --------------------------------------------------------------------------- force-unlock
