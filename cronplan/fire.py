@@ -169,7 +169,7 @@ def claim(
     from cronplan import schedule as sched
 
     now = now or utcnow()
-    job = rt.load_jobs().by_id().get(call.job_id)
+    job = rt.load_job(call.job_id)
     if job is None:
         return Claim("stale", f"job {call.job_id!r} is not in jobs.json", call, None, "unknown")
     ledger = rt.ledger

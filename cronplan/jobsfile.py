@@ -119,6 +119,17 @@ def load_jobs(path: str | Path, *, default_tz: str = "UTC") -> JobsFile:
     return JobsFile(path=path, jobs=jobs)
 
 
+def load_job(path: str | Path, job_id: str, *, default_tz: str = "UTC") -> Job | None:
+    """The job ``job_id`` of ``path`` (None when there is none), after the same checks as ``load_jobs``.
+
+    Every job is checked, exactly as ``load_jobs`` does, but only this one is built (spec, digest): a fire
+    needs one job, and in a file of 100,000 building them all would be most of its cost.
+    """
+    text, fmt, name = _read(Path(path))
+    jobs = parse_jobs(text, file=name, fmt=fmt, default_tz=default_tz, build=job_id)
+    return next((job for job in jobs if job is not _CHECKED), None)
+
+
 def check_jobs(path: str | Path, *, default_tz: str = "UTC") -> int:
     """Validate ``path`` exactly as ``load_jobs`` does and return the number of jobs.
 
@@ -151,20 +162,34 @@ def _read(path: Path) -> tuple[str, str, str]:
 
 
 def parse_jobs(
-    text: str, *, file: str, fmt: str = "json", default_tz: str = "UTC", build: bool = True
+    text: str,
+    *,
+    file: str,
+    fmt: str = "json",
+    default_tz: str = "UTC",
+    build: bool | str = True,
 ) -> tuple[Job, ...]:
     """Validate and build the jobs of a jobs-file text (``fmt``: ``json`` or ``yaml``).
 
     With ``build=False`` only the checks run; the result then has the right length but its items are
-    placeholders (see ``check_jobs``).
+    placeholders (see ``check_jobs``). With a job id, only that job is built (see ``load_job``).
+
+    The collector is paused throughout, and resumes only once the parsed document is released: what is
+    left then is what the caller keeps (all jobs, one, or none), not a million dicts to walk once more.
     """
+    with gc_paused():
+        return _parse_jobs(text, file=file, fmt=fmt, default_tz=default_tz, build=build)
+
+
+def _parse_jobs(
+    text: str, *, file: str, fmt: str, default_tz: str, build: bool | str
+) -> tuple[Job, ...]:
     default_zone = _zone(default_tz)
     if default_zone is None:
         raise ConfigError(
             f"unknown default timezone {default_tz!r} (check 'timezone' in cronplan.yaml)"
         )
-    with gc_paused():
-        doc = _parse(text, file, fmt)
+    doc = _parse(text, file, fmt)
 
     from cronplan.schemas import fast_validator
 
@@ -188,8 +213,7 @@ def parse_jobs(
     jobs: list[Job] = []
     if isinstance(raw_jobs, list):
         builder = _Builder(default_tz, default_zone, build=build)
-        with gc_paused():
-            jobs, more = builder.build_all(raw_jobs, prefix)
+        jobs, more = builder.build_all(raw_jobs, prefix)
         issues.extend(_not_shadowed(more, issues))
     if schema_ok and not issues:
         return tuple(jobs)
@@ -379,7 +403,10 @@ def _fallback_check_cron(expr: str) -> str | None:
 class _Builder:
     """Checks each job's meaning and builds it; caches per distinct cron expression and zone."""
 
-    def __init__(self, default_tz: str, default_zone: ZoneInfo, *, build: bool = True) -> None:
+    def __init__(
+        self, default_tz: str, default_zone: ZoneInfo, *, build: bool | str = True
+    ) -> None:
+        # True: build every job; False: none; a job id: only that one.
         self.make_jobs = build
         self.default_tz = default_tz
         self.default_zone = default_zone
@@ -450,7 +477,7 @@ class _Builder:
             or not _ID.fullmatch(jid)
         ):
             return None
-        if not self.make_jobs:
+        if self.make_jobs is not True and self.make_jobs != jid:
             return _CHECKED
 
         # Most jobs carry no runtime field: copy them whole. Joining the keys finds a "_"-prefixed one at

@@ -12,6 +12,7 @@ from cronplan.provider import Provider, ProviderSettings
 if TYPE_CHECKING:
     from cronplan.jobsfile import JobsFile
     from cronplan.ledger import Ledger
+    from cronplan.model import Job
 
 
 class Runtime:
@@ -30,6 +31,12 @@ class Runtime:
         return load_jobs(
             Path(path) if path else self.config.jobs_path, default_tz=self.config.timezone
         )
+
+    def load_job(self, job_id: str) -> Job | None:
+        """One job of jobs.json as it is now (None when absent), after checking the whole file."""
+        from cronplan.jobsfile import load_job
+
+        return load_job(self.config.jobs_path, job_id, default_tz=self.config.timezone)
 
     @property
     def ledger(self) -> Ledger:

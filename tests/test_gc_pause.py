@@ -64,3 +64,38 @@ def test_a_small_pause_freezes_nothing() -> None:
         small = [[i] for i in range(100)]
     assert gc.get_freeze_count() == 0
     del small
+
+
+def test_loading_one_job_leaves_no_document_for_the_collector(tmp_path) -> None:
+    """The pause ends after the parsed document is released: no collection walks the document, during
+    the load or when the collector resumes (it used to resume between parsing and checking, and the
+    next allocation walked all of it)."""
+    import json
+
+    from cronplan.jobsfile import check_jobs, load_job
+
+    path = tmp_path / "jobs.json"
+    jobs = [
+        {"id": f"j{i}", "schedule": {"kind": "interval", "seconds": 60}, "command": ["true"]}
+        for i in range(20_000)
+    ]
+    path.write_text(json.dumps({"jobs": jobs}))
+    del jobs
+    young_at_collection: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            young_at_collection.append(gc.get_count()[0])
+
+    gc.collect()
+    gc.callbacks.append(record)
+    try:
+        job = load_job(path, "j123")
+        assert check_jobs(path) == 20_000
+        _ = [[i] for i in range(100)]  # allocations after the load would start a pending collection
+    finally:
+        gc.callbacks.remove(record)
+    assert job is not None and job.id == "j123"
+    assert gc.isenabled()
+    # The document is over 100,000 objects; what is left to walk is the few the loader keeps.
+    assert all(young < 5_000 for young in young_at_collection), young_at_collection

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cronplan.errors import ConfigError, ValidationError
-from cronplan.jobsfile import RUNTIME_FIELDS, load_jobs, parse_jobs, spec_digest
+from cronplan.jobsfile import RUNTIME_FIELDS, load_job, load_jobs, parse_jobs, spec_digest
 from cronplan.model import (
     CommandAction,
     CronSchedule,
@@ -213,6 +213,29 @@ def test_fast_built_objects_equal_constructed_ones_and_have_every_field() -> Non
             assert job.action == type(job.action)(**vars(job.action))
         with pytest.raises(dataclasses.FrozenInstanceError):
             job.id = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_load_job_builds_exactly_the_job_load_jobs_builds(path: Path) -> None:
+    everything = load_jobs(path).jobs
+    for job in everything:
+        one = load_job(path, job.id)
+        assert one is not None
+        assert vars(one) == vars(job)
+    assert load_job(path, "no-such-job") is None
+
+
+def test_load_job_checks_the_whole_file(tmp_path: Path) -> None:
+    """A fire builds one job but refuses a file that plan would refuse, with the same problems."""
+    path = tmp_path / "jobs.json"
+    good = {"id": "good", "schedule": {"kind": "interval", "seconds": 60}, "command": ["true"]}
+    bad = {"id": "bad", "schedule": {"kind": "cron", "expr": "0 9 * * *", "tz": "Mars/Base"}}
+    path.write_text(json.dumps({"jobs": [good, bad]}))
+    with pytest.raises(ValidationError) as everything:
+        load_jobs(path)
+    with pytest.raises(ValidationError) as one:
+        load_job(path, "good")
+    assert one.value.problems == everything.value.problems
 
 
 def test_once_naive_time_is_read_in_the_schedule_zone() -> None:
