@@ -95,7 +95,7 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
 
 _new = object.__new__
 _UNSEEN: Any = object()
-# Stands for a job that passed every check (check_jobs builds no Job).
+# Stands for a job that passed every check but was not built (check_jobs builds none, load_job one).
 _CHECKED = cast(Job, object())
 
 
