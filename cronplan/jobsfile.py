@@ -469,7 +469,7 @@ class _Builder:
         schedule = self._schedule(sched, tzname, zone, issues)
         command = raw.get("command")
         http = raw.get("http")
-        action = self._action(raw, command, http, issues)
+        self._check_action(raw, command, http, issues)
         if (
             len(issues) > before
             or schedule is None
@@ -496,6 +496,7 @@ class _Builder:
             times = repeat.get("times")
             if "completed" in repeat:
                 spec["repeat"] = {k: v for k, v in repeat.items() if k != "completed"}
+        action = _make_action(raw, command, http)
         job = _new(Job)
         job.__dict__.update(
             id=jid,
@@ -563,9 +564,9 @@ class _Builder:
                 return None
         return instant
 
-    def _action(
+    def _check_action(
         self, raw: dict[str, Any], command: Any, http: Any, issues: list[Issue]
-    ) -> JobAction | None:
+    ) -> None:
         if command is not None and http is not None:
             issues.append(
                 Issue(
@@ -574,7 +575,7 @@ class _Builder:
                     key=True,
                 )
             )
-            return None
+            return
         if command is None:
             for name in _COMMAND_ONLY:
                 if name in raw:
@@ -596,23 +597,27 @@ class _Builder:
                         key=True,
                     )
                 )
-        if command is not None:
-            return build_frozen(
-                CommandAction,
-                argv=tuple(command),
-                env=dict(raw.get("env") or {}),
-                cwd=raw.get("cwd"),
-                timeout_seconds=float(raw.get("timeout_seconds", 3600.0)),
-                kind="command",
-            )
-        if http is not None:
-            return build_frozen(
-                HttpAction,
-                url=http["url"],
-                method=http.get("method", "POST"),
-                headers=dict(http.get("headers") or {}),
-                body=http.get("body"),
-                timeout_seconds=float(http.get("timeout_seconds", 3600.0)),
-                kind="http",
-            )
-        return None
+
+
+def _make_action(raw: dict[str, Any], command: Any, http: Any) -> JobAction | None:
+    """The action of a checked job (None: the configured runner runs it)."""
+    if command is not None:
+        return build_frozen(
+            CommandAction,
+            argv=tuple(command),
+            env=dict(raw.get("env") or {}),
+            cwd=raw.get("cwd"),
+            timeout_seconds=float(raw.get("timeout_seconds", 3600.0)),
+            kind="command",
+        )
+    if http is not None:
+        return build_frozen(
+            HttpAction,
+            url=http["url"],
+            method=http.get("method", "POST"),
+            headers=dict(http.get("headers") or {}),
+            body=http.get("body"),
+            timeout_seconds=float(http.get("timeout_seconds", 3600.0)),
+            kind="http",
+        )
+    return None
