@@ -2,6 +2,8 @@
 
     comment upsert --repo O/R --pr N --body-file plan.md   edit the sticky plan comment (or create it)
     comment intent --repo O/R (--pr N | --sha SHA)         print the approved intent digest
+    comment result --repo O/R (--pr N | --sha SHA) --body-file apply-result.md
+                                                           post the apply result (or edit it)
     merged-pr --repo O/R --sha SHA                         print the PR number merged as SHA
     drift-issue --repo O/R --state drifted|clean [--body-file plan.md]
     action                                                 the composite action's run step
@@ -64,6 +66,15 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     which.add_argument("--pr", type=int)
     which.add_argument("--sha", help="find the pull request merged as this commit first")
     author_opts(intent)
+    result = csub.add_parser(
+        "result", help="post the apply result on the merged pull request (one comment, edited)"
+    )
+    repo_opt(result)
+    target = result.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pr", type=int)
+    target.add_argument("--sha", help="the pull request merged as this commit")
+    result.add_argument("--body-file", type=Path, required=True)
+    author_opts(result)
 
     merged = sub.add_parser("merged-pr", help="print the number of the PR merged as a commit")
     repo_opt(merged)
@@ -123,6 +134,19 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
                 pr, digest = args.pr, intent_for_pr(client, args.repo, args.pr, author=author)
             print(f"Approved intent from pull request #{pr}: {digest}", file=sys.stderr)
             print(digest)
+            return 0
+        if args.command == "comment" and args.comment_command == "result":
+            from cronplan.github.result import upsert_result_comment
+            from cronplan.github.sticky import merged_pr_for_commit
+
+            body = _read(args.body_file)
+            pr = merged_pr_for_commit(client, args.repo, args.sha) if args.sha else args.pr
+            posted = upsert_result_comment(client, args.repo, pr, body, author=author)
+            print(
+                f"{posted.action} result comment {posted.comment_id} on pull request #{pr} "
+                f"{posted.html_url}".rstrip(),
+                file=sys.stderr,
+            )
             return 0
         if args.command == "merged-pr":
             from cronplan.github.sticky import merged_pr_for_commit

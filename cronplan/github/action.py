@@ -3,11 +3,14 @@
 ``action.yml`` passes its inputs as ``CRONPLAN_ACTION_*`` environment variables (never templated into a
 shell line) and calls ``python -m cronplan.github action``. For ``plan`` this saves the JSON plan, renders
 the markdown plan next to it for the comment step, and exposes the exit code, whether there are changes,
-the intent digest and the counts as step outputs.
+the intent digest and the counts as step outputs. For ``apply`` it keeps cronplan's JSON result and
+renders the result comment for the merged pull request (``result-file``), with what was applied and what
+failed as outputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,6 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from cronplan.github.api import GitHubError
+from cronplan.github.result import (
+    ApplyOutcome,
+    apply_outputs,
+    apply_result_markdown,
+    outcome_from_document,
+)
 
 COMMANDS = ("plan", "apply", "validate")
 SUMMARY_LIMIT = 1024 * 1024  # GitHub's per-step limit for $GITHUB_STEP_SUMMARY, in bytes
@@ -102,17 +111,23 @@ def command_argv(inputs: ActionInputs) -> list[str]:
     argv = [*base, "apply", "--auto-approve"]
     if inputs.expect_intent:
         argv += ["--expect-intent", inputs.expect_intent]
-    return [*argv, *inputs.args]
+    # The JSON result (on stdout, kept in out_dir) is what the result comment is made from.
+    return [*argv, "--format", "json", *inputs.args]
 
 
 def run_action(
     inputs: ActionInputs, environ: Mapping[str, str], *, runner: Runner | None = None
 ) -> ActionResult:
     """Run the command and compute the step outputs (files land in ``inputs.out_dir``)."""
-    run = runner or run_tee
     env = child_env(inputs, environ)
     inputs.out_dir.mkdir(parents=True, exist_ok=True)
-    code, err_tail = run(command_argv(inputs), env)
+    apply_path = inputs.out_dir / "apply.json"
+    if runner is not None:
+        code, err_tail = runner(command_argv(inputs), env)
+    elif inputs.command == "apply":
+        code, err_tail = run_tee(command_argv(inputs), env, stdout_path=apply_path)
+    else:
+        code, err_tail = run_tee(command_argv(inputs), env)
     outputs: dict[str, str] = {
         "exit-code": str(code),
         "has-changes": "false",
@@ -124,6 +139,9 @@ def run_action(
         "counts": json.dumps({"arm": 0, "rearm": 0, "cancel": 0, "skip": 0}),
         "plan-file": "",
         "markdown-file": "",
+        "applied": "0",
+        "failed": "0",
+        "result-file": "",
     }
     if inputs.command == "plan":
         ok = code in (0, 2)
@@ -147,11 +165,55 @@ def run_action(
         if not ok:
             markdown_path.write_text(failure_markdown("plan", code, err_tail), encoding="utf-8")
         outputs["markdown-file"] = str(markdown_path)
+    elif inputs.command == "apply":
+        ok = code == 0
+        outcome = _apply_outcome(apply_path, code)
+        if outcome.failed:
+            ok = False
+        outputs.update(apply_outputs(outcome))
+        result_path = inputs.out_dir / "apply-result.md"
+        result_path.write_text(
+            apply_result_markdown(
+                outcome, err_tail=err_tail, intent=inputs.expect_intent, run_url=_run_url(environ)
+            ),
+            encoding="utf-8",
+        )
+        outputs["result-file"] = str(result_path)
+        print(
+            f"cronplan apply: {outputs['applied']} applied, {outputs['failed']} failed "
+            f"(exit code {code})",
+            flush=True,
+        )
     else:
         ok = code == 0
     if not ok:
         _annotate_failure(inputs, code)
     return ActionResult(code, ok, outputs)
+
+
+def _apply_outcome(path: Path, code: int) -> ApplyOutcome:
+    """The apply's JSON result; an outcome without a report when cronplan printed none."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return outcome_from_document(None, code)
+    if not isinstance(doc, dict):
+        return outcome_from_document(None, code)
+    try:
+        return outcome_from_document(doc, code)
+    except GitHubError:
+        return outcome_from_document(None, code)
+
+
+def _run_url(environ: Mapping[str, str]) -> str:
+    server, repo, run_id = (
+        environ.get("GITHUB_SERVER_URL", ""),
+        environ.get("GITHUB_REPOSITORY", ""),
+        environ.get("GITHUB_RUN_ID", ""),
+    )
+    if not (server and repo and run_id):
+        return ""
+    return f"{server.rstrip('/')}/{repo}/actions/runs/{run_id}"
 
 
 def plan_outputs(doc: Mapping[str, Any], exit_code: int) -> dict[str, str]:
@@ -214,22 +276,34 @@ def append_summary(path: str | os.PathLike[str], text: str, *, limit: int = SUMM
         fh.write(data)
 
 
-def run_tee(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
-    """Run with stdout passed through and stderr echoed live, keeping its tail for the comment."""
+def run_tee(
+    argv: Sequence[str], env: Mapping[str, str], *, stdout_path: Path | None = None
+) -> tuple[int, str]:
+    """Run with stderr echoed live, keeping its tail for the comment.
+
+    stdout is passed through, or written to ``stdout_path`` when one is given (a JSON result).
+    """
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     try:
-        proc = subprocess.Popen(
-            list(argv), stderr=subprocess.PIPE, text=True, env=dict(env), errors="replace"
-        )
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(stdout_path.open("wb")) if stdout_path else None
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=dict(env),
+                errors="replace",
+            )
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                sys.stderr.write(line)
+                tail.append(line)
+            return proc.wait(), "".join(tail)
     except OSError as exc:
         message = f"cannot run {argv[0]}: {exc.strerror or exc}"
         print(message, file=sys.stderr)
         return 127, message
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        sys.stderr.write(line)
-        tail.append(line)
-    return proc.wait(), "".join(tail)
 
 
 def main(environ: Mapping[str, str]) -> int:
@@ -246,7 +320,7 @@ def main(environ: Mapping[str, str]) -> int:
 
 
 def _summary_text(inputs: ActionInputs, result: ActionResult) -> str:
-    md = result.outputs.get("markdown-file")
+    md = result.outputs.get("markdown-file") or result.outputs.get("result-file")
     if md and Path(md).exists():
         return Path(md).read_text(encoding="utf-8")
     verdict = "succeeded" if result.ok else f"failed (exit code {result.exit_code})"

@@ -67,7 +67,7 @@ def find_sticky_comment(
     """
     path = f"/repos/{check_repo(repo)}/issues/{check_number(pr)}/comments"
     for raw in client.paginate(path):
-        comment = _comment(raw)
+        comment = comment_from_api(raw)
         if INTENT_MARKER_PREFIX not in comment.body:
             continue
         if author is not None and comment.author != author:
@@ -100,7 +100,7 @@ def upsert_sticky_comment(
     existing = find_sticky_comment(client, repo, pr, author=author)
     if existing is None:
         created = client.request("POST", f"/repos/{repo}/issues/{pr}/comments", json={"body": body})
-        comment = _comment(created)
+        comment = comment_from_api(created)
         return UpsertResult("created", comment.id, comment.html_url)
     if existing.body == body:
         # An identical edit would only bump "edited" and notify nobody usefully.
@@ -108,7 +108,7 @@ def upsert_sticky_comment(
     updated = client.request(
         "PATCH", f"/repos/{repo}/issues/comments/{existing.id}", json={"body": body}
     )
-    comment = _comment(updated)
+    comment = comment_from_api(updated)
     return UpsertResult("updated", comment.id, comment.html_url)
 
 
@@ -163,7 +163,8 @@ def intent_for_commit(
     return pr, intent_for_pr(client, repo, pr, author=author)
 
 
-def _comment(raw: Any) -> Comment:
+def comment_from_api(raw: Any) -> Comment:
+    """A comment from the REST API's JSON (the fields cronplan reads)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), int):
         raise GitHubError("GitHub API: a comment without an id in the response")
     user = raw.get("user") or {}
