@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cronplan.github.action import ActionInputs, run_action
 from cronplan.github.api import GitHubClient, GitHubError
@@ -229,3 +230,67 @@ def test_comment_result_by_merge_sha(
     res = gh(env, "comment", "result", "--pr", "42", "--body-file", str(body))
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert TOKEN not in res.stderr
+
+
+# -- the example apply workflow ----------------------------------------------------------------------
+
+APPLY_WORKFLOW = (
+    Path(__file__).resolve().parent.parent / "examples" / "github" / "cronplan-apply.yml"
+)
+
+
+def apply_workflow() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(APPLY_WORKFLOW.read_text(encoding="utf-8"))
+    return doc
+
+
+def steps_by_id() -> dict[str, dict[str, Any]]:
+    return {s["id"]: s for s in apply_workflow()["jobs"]["apply"]["steps"] if "id" in s}
+
+
+def test_apply_workflow_can_be_dispatched_with_an_intent() -> None:
+    doc = apply_workflow()
+    on = doc.get("on", doc.get(True))  # PyYAML reads the key `on` as a boolean
+    assert set(on) == {"push", "workflow_dispatch"}
+    intent = on["workflow_dispatch"]["inputs"]["intent"]
+    assert intent["required"] is True and intent["type"] == "string"
+    steps = steps_by_id()
+    assert steps["merged"]["if"] == "github.event_name == 'push'"
+    assert steps["given"]["if"] == "github.event_name == 'workflow_dispatch'"
+    assert steps["given"]["env"]["INTENT"] == "${{ inputs.intent }}"  # never templated into run:
+    assert steps["apply"]["with"]["expect-intent"] == (
+        "${{ steps.merged.outputs.digest || steps.given.outputs.digest }}"
+    )
+    job = doc["jobs"]["apply"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    (tell,) = [s for s in job["steps"] if "comment result" in s.get("run", "")]
+    assert "!cancelled()" in tell["if"] and "steps.merged.outputs.pr" in tell["if"]
+    assert tell["env"]["RESULT_MD"] == "${{ steps.apply.outputs.result-file }}"
+
+
+@pytest.mark.parametrize(
+    ("given", "accepted"),
+    [
+        ("ab" * 32, True),
+        (f"  {'ab' * 32}\n", True),  # pasted with whitespace
+        ("", False),  # would otherwise mean "apply without --expect-intent"
+        ("AB" * 32, False),
+        ("ab" * 31, False),
+        ("ab" * 32 + "; rm -rf /", False),
+    ],
+)
+def test_the_dispatch_intent_is_checked_before_apply(
+    given: str, accepted: bool, tmp_path: Path
+) -> None:
+    script = steps_by_id()["given"]["run"]
+    out = tmp_path / "github_output"
+    out.write_text("")
+    res = subprocess.run(
+        ["bash", "-c", script],
+        env={"PATH": os.environ["PATH"], "INTENT": given, "GITHUB_OUTPUT": str(out)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (res.returncode == 0) is accepted, res.stdout + res.stderr
+    assert out.read_text() == (f"digest={'ab' * 32}\n" if accepted else "")
