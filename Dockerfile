@@ -7,8 +7,10 @@
 
 # -- build: the wheels of cronplan and the bundled providers, from this checkout --------------------------
 FROM python:3.13.9-slim-trixie AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-COPY pyproject.toml README.md CHANGELOG.md ./
+COPY pyproject.toml README.md ./
 COPY cronplan ./cronplan
 COPY schemas ./schemas
 COPY providers/nas ./providers/nas
@@ -20,6 +22,7 @@ FROM python:3.13.9-slim-trixie
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     CRONPLAN_CONFIG=/data/cronplan.yaml
 RUN groupadd --system --gid 10001 cronplan \
     && useradd --system --uid 10001 --gid cronplan --home-dir /data --no-create-home \
