@@ -294,3 +294,85 @@ def test_the_dispatch_intent_is_checked_before_apply(
     )
     assert (res.returncode == 0) is accepted, res.stdout + res.stderr
     assert out.read_text() == (f"digest={'ab' * 32}\n" if accepted else "")
+
+
+def run_step(script: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """A workflow step's ``run:`` script under bash, with this interpreter as ``python``."""
+    bindir = str(Path(sys.executable).parent)
+    return subprocess.run(
+        ["bash", "-e", "-c", script],
+        env={
+            **env,
+            "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+            "RUNNER_TEMP": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def outputs_of(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def tell_step() -> dict[str, Any]:
+    steps = apply_workflow()["jobs"]["apply"]["steps"]
+    (tell,) = [s for s in steps if "comment result" in s.get("run", "")]
+    return tell
+
+
+def test_workflow_steps_on_merge_read_the_intent_and_post_the_result(
+    served: tuple[FakeGitHub, dict[str, str]], tmp_path: Path
+) -> None:
+    fake, env = served
+    out = tmp_path / "github_output"
+    out.write_text("")
+    env = {**env, "GITHUB_SHA": MERGE_SHA, "GITHUB_OUTPUT": str(out)}
+    res = run_step(steps_by_id()["merged"]["run"], env, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert outputs_of(out) == {"pr": "42", "digest": OLD_DIGEST}
+    assert "Approved intent from pull request #42" in res.stderr  # shown in the log as well
+    result = tmp_path / "apply-result.md"
+    result.write_text(apply_result_markdown(outcome_from_document(document([("a", "arm")]), 0)))
+    tell = {
+        **env,
+        "PR_NUMBER": "42",
+        "RESULT_MD": str(result),
+        "MERGED_OUTCOME": "success",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "77",
+    }
+    res = run_step(tell_step()["run"], tell, tmp_path)
+    assert res.returncode == 0, res.stderr
+    (posted,) = [c for c in fake.comments[42] if RESULT_MARKER in c["body"]]
+    assert "cronplan apply succeeded" in posted["body"]
+
+
+def test_workflow_steps_tell_the_pull_request_when_there_was_no_approved_plan(
+    served: tuple[FakeGitHub, dict[str, str]], tmp_path: Path
+) -> None:
+    fake, env = served
+    fake.comments[42] = [c for c in fake.comments[42] if c["user"]["login"] != BOT]
+    out = tmp_path / "github_output"
+    out.write_text("")
+    env = {**env, "GITHUB_SHA": MERGE_SHA, "GITHUB_OUTPUT": str(out)}
+    res = run_step(steps_by_id()["merged"]["run"], env, tmp_path)
+    assert res.returncode == 1
+    assert outputs_of(out) == {"pr": "42"}  # no digest: the apply step never runs
+    assert "refusing to apply a plan nobody reviewed" in res.stderr
+    tell = {
+        **env,
+        "PR_NUMBER": "42",
+        "RESULT_MD": "",
+        "MERGED_OUTCOME": "failure",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "78",
+    }
+    res = run_step(tell_step()["run"], tell, tmp_path)
+    assert res.returncode == 0, res.stderr
+    (posted,) = [c for c in fake.comments[42] if RESULT_MARKER in c["body"]]
+    assert "cronplan apply failed (exit code 1)" in posted["body"]
+    assert "has no cronplan plan comment" in posted["body"]
+    assert f"[Workflow run](https://github.com/{REPO}/actions/runs/78)" in posted["body"]
+    assert extract_intent(posted["body"]) is None

@@ -2,7 +2,7 @@
 
     comment upsert --repo O/R --pr N --body-file plan.md   edit the sticky plan comment (or create it)
     comment intent --repo O/R (--pr N | --sha SHA)         print the approved intent digest
-    comment result --repo O/R (--pr N | --sha SHA) --body-file apply-result.md
+    comment result --repo O/R (--pr N | --sha SHA) (--body-file apply-result.md | --error-file E)
                                                            post the apply result (or edit it)
     merged-pr --repo O/R --sha SHA                         print the PR number merged as SHA
     drift-issue --repo O/R --state drifted|clean [--body-file plan.md]
@@ -73,7 +73,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     target = result.add_mutually_exclusive_group(required=True)
     target.add_argument("--pr", type=int)
     target.add_argument("--sha", help="the pull request merged as this commit")
-    result.add_argument("--body-file", type=Path, required=True)
+    body = result.add_mutually_exclusive_group(required=True)
+    body.add_argument("--body-file", type=Path, help="the action's result-file")
+    body.add_argument(
+        "--error-file",
+        type=Path,
+        help="when cronplan never ran (no approved intent): the error output to quote",
+    )
     author_opts(result)
 
     merged = sub.add_parser("merged-pr", help="print the number of the PR merged as a commit")
@@ -136,10 +142,22 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
             print(digest)
             return 0
         if args.command == "comment" and args.comment_command == "result":
-            from cronplan.github.result import upsert_result_comment
+            from cronplan.github.result import (
+                apply_result_markdown,
+                outcome_from_document,
+                run_url,
+                upsert_result_comment,
+            )
             from cronplan.github.sticky import merged_pr_for_commit
 
-            body = _read(args.body_file)
+            if args.body_file is not None:
+                body = _read(args.body_file)
+            else:
+                body = apply_result_markdown(
+                    outcome_from_document(None, 1),
+                    err_tail=_read(args.error_file),
+                    run_url=run_url(env),
+                )
             pr = merged_pr_for_commit(client, args.repo, args.sha) if args.sha else args.pr
             posted = upsert_result_comment(client, args.repo, pr, body, author=author)
             print(

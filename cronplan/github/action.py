@@ -30,6 +30,7 @@ from cronplan.github.result import (
     apply_outputs,
     apply_result_markdown,
     outcome_from_document,
+    run_url,
 )
 
 COMMANDS = ("plan", "apply", "validate")
@@ -174,7 +175,7 @@ def run_action(
         result_path = inputs.out_dir / "apply-result.md"
         result_path.write_text(
             apply_result_markdown(
-                outcome, err_tail=err_tail, intent=inputs.expect_intent, run_url=_run_url(environ)
+                outcome, err_tail=err_tail, intent=inputs.expect_intent, run_url=run_url(environ)
             ),
             encoding="utf-8",
         )
@@ -203,17 +204,6 @@ def _apply_outcome(path: Path, code: int) -> ApplyOutcome:
         return outcome_from_document(doc, code)
     except GitHubError:
         return outcome_from_document(None, code)
-
-
-def _run_url(environ: Mapping[str, str]) -> str:
-    server, repo, run_id = (
-        environ.get("GITHUB_SERVER_URL", ""),
-        environ.get("GITHUB_REPOSITORY", ""),
-        environ.get("GITHUB_RUN_ID", ""),
-    )
-    if not (server and repo and run_id):
-        return ""
-    return f"{server.rstrip('/')}/{repo}/actions/runs/{run_id}"
 
 
 def plan_outputs(doc: Mapping[str, Any], exit_code: int) -> dict[str, str]:

@@ -113,9 +113,9 @@ def apply_result_markdown(
     else:
         lines.append(f"### ❌ cronplan apply failed (exit code {outcome.exit_code})")
         lines.append(
-            "cronplan stopped before applying anything it could report; the error output is below. "
-            "If the plan changed since it was reviewed, nothing was applied: open a new pull request "
-            "to review the current plan."
+            "Nothing was reported as applied: cronplan refused or stopped (or, without an approved "
+            "plan, never ran). The error output is below. When the plan changed since it was "
+            "reviewed, nothing was applied: open a new pull request to review the current plan."
         )
     rows = [(job, action, error) for job, action, error in outcome.failed] + [
         (job, action, "") for job, action in outcome.applied
@@ -177,6 +177,18 @@ def upsert_result_comment(
         return UpsertResult("updated", edited.id, edited.html_url)
     created = comment_from_api(client.request("POST", path, json={"body": body}))
     return UpsertResult("created", created.id, created.html_url)
+
+
+def run_url(environ: Mapping[str, str]) -> str:
+    """The URL of the current workflow run, from the variables GitHub sets; "" outside a workflow."""
+    server, repo, run_id = (
+        environ.get("GITHUB_SERVER_URL", ""),
+        environ.get("GITHUB_REPOSITORY", ""),
+        environ.get("GITHUB_RUN_ID", ""),
+    )
+    if not (server and repo and run_id):
+        return ""
+    return f"{server.rstrip('/')}/{repo}/actions/runs/{run_id}"
 
 
 def _label(action: str) -> str:
