@@ -70,8 +70,17 @@ def import_files(source: str, paths: Sequence[str | Path], *, system: bool = Fal
                 entry.job = None
             notes.extend(Note(entry.file, entry.line, message) for message in entry.notes)
             if entry.job is not None:
-                jobs.append(entry.job)
+                jobs.append(_ordered(entry.job))
     return ImportResult({"$schema": SCHEMA_URL, "jobs": jobs}, tuple(notes))
+
+
+_ORDER = ("id", "name", "schedule", "enabled", "state", "command", "env", "cwd", "timeout_seconds")
+
+
+def _ordered(job: dict[str, Any]) -> dict[str, Any]:
+    """The job's keys in the order a person reads them (id, name, schedule, ..., extensions last)."""
+    rank = {key: i for i, key in enumerate(_ORDER)}
+    return dict(sorted(job.items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
 def _problems(job: dict[str, Any]) -> list[str]:
