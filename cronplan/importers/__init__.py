@@ -71,6 +71,7 @@ def import_files(source: str, paths: Sequence[str | Path], *, system: bool = Fal
             notes.extend(Note(entry.file, entry.line, message) for message in entry.notes)
             if entry.job is not None:
                 jobs.append(_ordered(entry.job))
+    notes.sort(key=lambda n: (n.file, n.line))  # stable: the notes of one line keep their order
     return ImportResult({"$schema": SCHEMA_URL, "jobs": jobs}, tuple(notes))
 
 
