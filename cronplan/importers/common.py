@@ -71,7 +71,7 @@ def read_text(path: Path) -> str:
 
 def slug(text: str) -> str:
     """``text`` as the readable part of a job id: letters, digits, '.', '_' and '-' only."""
-    out = _NOT_ID.sub("-", text).strip("-._")[:_MAX_SLUG].rstrip("-._")
+    out = _NOT_ID.sub("-", text.lower()).strip("-._")[:_MAX_SLUG].rstrip("-._")
     return out or "job"
 
 
