@@ -13,7 +13,7 @@ USER = CRONTAB / "user.crontab"
 
 
 def test_user_crontab_jobs_carry_shell_env_and_zone(project: Project) -> None:
-    res, doc = import_into(project, "crontab", USER)
+    _, doc = import_into(project, "crontab", USER)
     jobs = by_name(doc)
     backup = jobs["/usr/local/bin/backup.sh --full > /var/log/backup.log 2>&1"]
     assert backup["schedule"] == {"kind": "cron", "expr": "30 2 * * *", "tz": "Europe/Berlin"}
@@ -35,7 +35,9 @@ def test_user_crontab_jobs_carry_shell_env_and_zone(project: Project) -> None:
     assert len(doc["jobs"]) == 8
 
 
-def test_lines_that_cannot_be_carried_over_are_reported_with_file_and_line(project: Project) -> None:
+def test_lines_that_cannot_be_carried_over_are_reported_with_file_and_line(
+    project: Project,
+) -> None:
     res, _ = import_into(project, "crontab", USER)
     text = "\n".join(notes(res))
     where = str(USER)
@@ -43,7 +45,10 @@ def test_lines_that_cannot_be_carried_over_are_reported_with_file_and_line(proje
     assert f"{where}:17: the text after '%' is the command's stdin" in text
     assert f"{where}:18: not imported: @reboot runs at boot" in text
     assert f"{where}:20: not imported: unknown macro '@every'" in text
-    assert f"{where}:21: not imported: the result would not validate: /schedule/expr: bad minute field '61'" in text
+    assert (
+        f"{where}:21: not imported: the result would not validate: /schedule/expr: bad minute field '61'"
+        in text
+    )
 
 
 def test_import_is_stable(project: Project) -> None:
@@ -82,7 +87,8 @@ def test_round_trip_day_of_month_or_day_of_week(project: Project) -> None:
 def test_round_trip_names_and_ranges(project: Project) -> None:
     _, doc = import_into(project, "crontab", USER)
     jobs = by_name(doc)
-    poll = jobs["cd /srv/app && ./bin/poll --quiet"]  # */15 9-17 * * mon-fri, Berlin (CET in January)
+    # */15 9-17 * * mon-fri, Berlin (CET in January)
+    poll = jobs["cd /srv/app && ./bin/poll --quiet"]
     assert next_utc(project, poll["id"], "2031-01-03T16:40:00Z", 3) == [
         "2031-01-03T16:45:00Z",  # Fri 17:45
         "2031-01-06T08:00:00Z",  # Mon 09:00: the weekend skipped
@@ -112,7 +118,9 @@ def test_percent_becomes_stdin_exactly(project: Project, tmp_path: Path) -> None
 
 
 def test_system_crontabs_by_path_and_by_flag(project: Project, tmp_path: Path) -> None:
-    res, doc = import_into(project, "crontab", CRONTAB / "etc" / "crontab", CRONTAB / "cron.d" / "certbot")
+    res, doc = import_into(
+        project, "crontab", CRONTAB / "etc" / "crontab", CRONTAB / "cron.d" / "certbot"
+    )
     users = {job["x-crontab-user"] for job in doc["jobs"]}
     assert users == {"root"}
     assert len(doc["jobs"]) == 5
@@ -162,4 +170,6 @@ def test_system_flag_is_for_crontabs_only(project: Project) -> None:
 def test_real_subprocess_import(project: Project) -> None:
     res = project.run("import", "--from", "crontab", str(USER))
     assert res.exit_code == 0, res.stderr
-    assert res.stdout.startswith('{\n  "$schema": "https://cronplan.dev/schemas/v1/jobs.schema.json"')
+    assert res.stdout.startswith(
+        '{\n  "$schema": "https://cronplan.dev/schemas/v1/jobs.schema.json"'
+    )

@@ -59,7 +59,9 @@ def read_text(path: Path) -> str:
     except FileNotFoundError:
         raise CronplanError(f"cannot import {path}: no such file") from None
     except IsADirectoryError:
-        raise CronplanError(f"cannot import {path}: it is a directory; name the files in it") from None
+        raise CronplanError(
+            f"cannot import {path}: it is a directory; name the files in it"
+        ) from None
     except OSError as exc:
         raise CronplanError(f"cannot import {path}: {exc.strerror or exc}") from None
     try:

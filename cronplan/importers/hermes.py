@@ -49,7 +49,7 @@ def read(path: Path, text: str, ids: IdMaker, *, system: bool = False) -> list[E
         ) from None
     raw_jobs = doc.get("jobs") if isinstance(doc, dict) else doc
     if not isinstance(raw_jobs, list):
-        raise CronplanError(f"{file}: cannot import: expected {{\"jobs\": [...]}} or a list of jobs")
+        raise CronplanError(f'{file}: cannot import: expected {{"jobs": [...]}} or a list of jobs')
     starts = _job_lines(text, len(raw_jobs))
     known = _known_fields()
     entries: list[Entry] = []
@@ -72,7 +72,9 @@ def _job_lines(text: str, count: int) -> list[int]:
     return [index.locate(f"{prefix}/{i}")[0] for i in range(count)]
 
 
-def _job(entry: Entry, raw: dict[str, Any], ids: IdMaker, known: frozenset[str]) -> dict[str, Any] | None:
+def _job(
+    entry: Entry, raw: dict[str, Any], ids: IdMaker, known: frozenset[str]
+) -> dict[str, Any] | None:
     job: dict[str, Any] = {}
     for key, value in raw.items():
         if key in RUNTIME_FIELDS or key.startswith("_"):
@@ -86,7 +88,9 @@ def _job(entry: Entry, raw: dict[str, Any], ids: IdMaker, known: frozenset[str])
     if is_valid_id(raw_id) and str(raw_id) not in ids.taken:
         job["id"] = ids.claim(str(raw_id))
     else:
-        new = ids.make(str(raw.get("name") or "hermes"), json.dumps(raw, sort_keys=True, default=str))
+        new = ids.make(
+            str(raw.get("name") or "hermes"), json.dumps(raw, sort_keys=True, default=str)
+        )
         entry.note(f"id {raw_id!r} is not a valid or unique cronplan id: imported as {new!r}")
         job["id"] = new
     schedule = _schedule(entry, raw.get("schedule"))
@@ -122,7 +126,7 @@ def _schedule(entry: Entry, value: Any) -> dict[str, Any] | None:
             return {"kind": "cron", "expr": text, "display": value}
         entry.note(
             f"not imported: schedule {value!r} is ambiguous (Hermes versions read it as once or as "
-            "every); write it as {\"kind\": \"interval\", ...} or {\"kind\": \"once\", ...}"
+            'every); write it as {"kind": "interval", ...} or {"kind": "once", ...}'
         )
         return None
     entry.note("not imported: no schedule")

@@ -93,7 +93,8 @@ def _cronjob(file: str, line: int, obj: dict[str, Any], ids: IdMaker) -> Entry:
     entry = Entry(file, line, None)
     name = str(_get(obj, "metadata", "name") or "cronjob")
     namespace = str(_get(obj, "metadata", "namespace") or "default")
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    raw_spec = obj.get("spec")
+    spec: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else {}
     api = obj.get("apiVersion")
     if api != "batch/v1":
         entry.note(f"apiVersion {api!r}: read as batch/v1")
@@ -128,7 +129,9 @@ def _cronjob(file: str, line: int, obj: dict[str, Any], ids: IdMaker) -> Entry:
     schedule: dict[str, Any] = {"kind": "cron", "expr": expr}
     if tz:
         schedule["tz"] = str(tz)
-        note = dst_note(str(tz), "Kubernetes (which skips a skipped time and runs a repeated one twice)")
+        note = dst_note(
+            str(tz), "Kubernetes (which skips a skipped time and runs a repeated one twice)"
+        )
         if note:
             entry.note(note)
     else:
@@ -169,7 +172,9 @@ def _container(entry: Entry, job: dict[str, Any], pod: Any) -> bool:
         entry.note(f"only the first container ({first.get('name')!r}) is carried over")
     command, args = first.get("command"), first.get("args")
     if not command:
-        what = "only args, so the image's entrypoint" if args else "no command: the image's entrypoint"
+        what = (
+            "only args, so the image's entrypoint" if args else "no command: the image's entrypoint"
+        )
         entry.note(
             f"not imported: the container has {what} runs it, which cronplan cannot see; "
             "add the entrypoint as command"

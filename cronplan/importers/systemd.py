@@ -115,7 +115,9 @@ def read(path: Path, text: str, ids: IdMaker, *, system: bool = False) -> list[E
         entry = Entry(file, line, None)
         entries.append(entry)
         if len(triggers) > 1 and (kind, line, value) == triggers[0]:
-            entry.note(f"{len(triggers)} triggers in this timer: each is imported as a job of its own")
+            entry.note(
+                f"{len(triggers)} triggers in this timer: each is imported as a job of its own"
+            )
         schedule = _schedule(entry, kind, value, zone_noted)
         if schedule is not None and schedule["kind"] == "cron" and "tz" not in schedule:
             zone_noted = True
@@ -181,7 +183,11 @@ def _schedule(entry: Entry, kind: str, value: str, zone_noted: bool) -> dict[str
         f"not from when the unit {since}"
     )
     n = int(seconds)
-    return {"kind": "interval", "minutes": n // 60} if n % 60 == 0 else {"kind": "interval", "seconds": n}
+    return (
+        {"kind": "interval", "minutes": n // 60}
+        if n % 60 == 0
+        else {"kind": "interval", "seconds": n}
+    )
 
 
 def _service(timer_path: Path, timer: Unit) -> tuple[Entry, dict[str, Any] | None]:
@@ -204,7 +210,9 @@ def _service(timer_path: Path, timer: Unit) -> tuple[Entry, dict[str, Any] | Non
         return entry, None
     if len(starts) > 1:
         entry.line = starts[1][0]
-        entry.note(f"not imported: {len(starts)} ExecStart= lines; cronplan runs one command per job")
+        entry.note(
+            f"not imported: {len(starts)} ExecStart= lines; cronplan runs one command per job"
+        )
         return entry, None
     entry.line = starts[0][0]
     env: dict[str, str] = {}
@@ -240,7 +248,9 @@ def _exec_argv(entry: Entry, value: str, env: dict[str, str]) -> list[str] | Non
         entry.note("not imported: ExecStart=@ (a separate argv[0]) has no equivalent in cronplan")
         return None
     if "-" in prefixes:
-        entry.note("ExecStart=- (failure ignored): cronplan records a non-zero exit as a failed run")
+        entry.note(
+            "ExecStart=- (failure ignored): cronplan records a non-zero exit as a failed run"
+        )
     if "+" in prefixes or "!" in prefixes:
         entry.note("ExecStart=+/! (privileged) is not carried over: the job runs as cronplan runs")
     specifiers = {m.group(1) for m in _SPECIFIER.finditer(value)} - {"%"}

@@ -96,7 +96,9 @@ def to_cron(spec: str) -> Cron:
 
 def _date(text: str) -> tuple[str, str]:
     if "~" in text:
-        raise CalendarError("the '~' (days from the end of the month) syntax has no cron equivalent")
+        raise CalendarError(
+            "the '~' (days from the end of the month) syntax has no cron equivalent"
+        )
     parts = text.split("-")
     if len(parts) == 2:
         parts.insert(0, "*")
@@ -160,7 +162,9 @@ def _weekdays(text: str) -> str:
         except KeyError:
             raise CalendarError(f"cannot read weekday {item!r}") from None
         if end < start:
-            raise CalendarError(f"weekday range {item!r} wraps around the week; list it in two parts")
+            raise CalendarError(
+                f"weekday range {item!r} wraps around the week; list it in two parts"
+            )
         out.append(str(start) if start == end else f"{start}-{end}")
     return ",".join(out)
 
