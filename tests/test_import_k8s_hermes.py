@@ -116,3 +116,42 @@ def test_hermes_round_trip_fires_as_the_original(project: Project) -> None:
     after = {job_id: next_utc(project, job_id, "2026-11-30T07:00:00Z", 4) for job_id in before}
     assert after == before
     assert before["3f9a1c2b7d4e"][:2] == ["2026-11-30T08:00:00Z", "2026-12-01T08:00:00Z"]
+
+
+def test_hostile_hermes_values_are_reported_never_a_crash(project: Project, tmp_path: Path) -> None:
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(
+        '{"jobs": ['
+        '{"id": "a", "name": "x\\ud800", "schedule": {"kind": "cron", "expr": "0 1 * * *"}},\n'
+        '{"id": "b", "schedule": {"kind": "interval", "minutes": 1e400}},\n'
+        '{"id": "c", "schedule": {"kind": "cron", "expr": "0 1 * * *"}, "zz\\ud800": 1},\n'
+        '{"id": "ok", "schedule": {"kind": "cron", "expr": "0 1 * * *"}}]}\n'
+    )
+    res = project.run("import", "--from", "hermes", str(hostile))
+    assert res.exit_code == 0, res.stderr
+    assert [job["id"] for job in json.loads(res.stdout)["jobs"]] == ["ok"]
+    assert (
+        f"{hostile}:1: not imported: the result would not validate: a string holds a lone surrogate"
+        in res.stderr
+    )
+    assert (
+        f"{hostile}:2: not imported: the result would not validate: a number is out of range"
+        in res.stderr
+    )
+    assert f"{hostile}:3: unknown field 'zz\\ud800' kept as 'x-hermes-zz\\ud800'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_nul_bytes_and_bad_json_are_clear_errors(project: Project, tmp_path: Path) -> None:
+    nul = tmp_path / "nul.json"
+    nul.write_text('{"jobs": [\n{"id": "a\x00"}]}')
+    res = project.cli("import", "--from", "hermes", str(nul))
+    assert (res.exit_code, res.stderr) == (
+        1,
+        f"Error: {nul}:2: cannot import: the file contains a NUL byte\n",
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"jobs": [\n  {"id": "a",}\n]}')
+    res = project.cli("import", "--from", "hermes", str(bad))
+    assert res.exit_code == 1
+    assert f"{bad}:2:14: cannot import: invalid JSON" in res.stderr

@@ -63,6 +63,9 @@ def import_files(source: str, paths: Sequence[str | Path], *, system: bool = Fal
     for raw in paths:
         path = Path(raw)
         text = read_text(path)
+        if "\x00" in text:
+            line = text.count("\n", 0, text.index("\x00")) + 1
+            raise CronplanError(f"{path}:{line}: cannot import: the file contains a NUL byte")
         for entry in read(path, text, ids, system=system):
             problems = _problems(entry.job) if entry.job is not None else []
             if problems:
@@ -87,11 +90,21 @@ def _ordered(job: dict[str, Any]) -> dict[str, Any]:
 def _problems(job: dict[str, Any]) -> list[str]:
     """What ``cronplan validate`` would say about ``job`` (a cron expression cronplan cannot read, a zone
     it does not know, ...), as messages; empty when it is valid."""
-    from cronplan.errors import ValidationError
-    from cronplan.jobsfile import canonical_json, parse_jobs
+    import json
 
+    from cronplan.errors import ValidationError
+    from cronplan.jobsfile import parse_jobs
+
+    # ASCII JSON: a lone surrogate from the source stays an escape, which validation then refuses.
     try:
-        parse_jobs(canonical_json({"jobs": [job]}), file="import", build=False)
+        json.dumps(job, ensure_ascii=False, default=str).encode("utf-8")
+        text = json.dumps({"jobs": [job]}, ensure_ascii=True, allow_nan=False, default=str)
+    except UnicodeEncodeError:
+        return ["a string holds a lone surrogate (not valid Unicode)"]
+    except ValueError:
+        return ["a number is out of range (JSON has no infinity or NaN)"]
+    try:
+        parse_jobs(text, file="import", build=False)
     except ValidationError as exc:
         return [f"{p.pointer.removeprefix('/jobs/0') or '/'}: {p.message}" for p in exc.problems]
     return []

@@ -36,7 +36,9 @@ class Note:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        text = f"{self.file}:{self.line}: {self.message}"
+        # A lone surrogate from a hostile source must not make the report itself fail to print.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass
