@@ -80,6 +80,42 @@ def test_round_trip_matches_systemd_analyze(project: Project, base: str) -> None
         )
 
 
+# Calendars checked through the schedule engine alone (no timer files needed).
+MORE_CALENDARS = [
+    "Mon-Fri 09:00",
+    "Sat,Sun *-*-* 08:30:15",
+    "*-*-* 8,12,18:00",
+    "*:0/15",
+    "*-*-* 9..17:00:00",
+    "*-*-1/2 06:00",
+    "*-02-29 12:00",
+    "semiannually",
+    "minutely",
+    "Tue *-*-* 02:30 Europe/Berlin",
+    "*-*-* 02:30 America/New_York",
+    "*-*-* 03:00:00 Australia/Lord_Howe",
+]
+
+
+@pytest.mark.skipif(
+    not _has_base_time(), reason="systemd-analyze with --base-time is not installed"
+)
+@pytest.mark.parametrize("base", BASES)
+def test_more_calendars_match_systemd_analyze(project: Project, base: str) -> None:
+    jobs = []
+    for i, spec in enumerate(MORE_CALENDARS):
+        cron = to_cron(spec)
+        schedule = {"kind": "cron", "expr": cron.expr, **({"tz": cron.tz} if cron.tz else {})}
+        jobs.append({"id": f"c{i}", "schedule": schedule})
+    project.write_jobs(jobs)
+    mismatches = {
+        spec: (ours, theirs)
+        for i, spec in enumerate(MORE_CALENDARS)
+        if (ours := next_utc(project, f"c{i}", base, 6)) != (theirs := _systemd_next(spec, base, 6))
+    }
+    assert mismatches == {}
+
+
 def test_round_trip_by_hand(project: Project) -> None:
     """The same comparison from systemd.time(7)'s rules, so it runs without systemd too."""
     _, doc = import_into(project, "systemd", *TIMERS)
@@ -198,3 +234,18 @@ def test_a_file_that_is_not_a_timer_is_an_error(project: Project, tmp_path: Path
     res = project.cli("import", "--from", "systemd", str(bad))
     assert res.exit_code == 1
     assert f"{bad}:1: cannot import: expected Key=value or [Section]" in res.stderr
+
+
+def test_the_reported_dst_difference_is_real(project: Project, tmp_path: Path) -> None:
+    """systemd skips a local time that does not exist; cronplan (Debian cron) runs it after the gap.
+
+    The import says so, and this is the one place the next fires differ."""
+    (tmp_path / "ny.timer").write_text("[Timer]\nOnCalendar=*-*-* 02:30 America/New_York\n")
+    (tmp_path / "ny.service").write_text("[Service]\nExecStart=/usr/bin/true\n")
+    res, doc = import_into(project, "systemd", tmp_path / "ny.timer")
+    assert f"{tmp_path / 'ny.timer'}:2: America/New_York shifts its clocks" in res.stderr
+    ours = next_utc(project, doc["jobs"][0]["id"], "2031-03-08T12:00:00Z", 2)
+    assert ours == ["2031-03-09T07:00:00Z", "2031-03-10T06:30:00Z"]  # 03:00 EDT on the spring day
+    systemd = ["2031-03-10T06:30:00Z", "2031-03-11T06:30:00Z"]  # 9 March skipped
+    if _has_base_time():
+        assert _systemd_next("*-*-* 02:30 America/New_York", "2031-03-08T12:00:00Z", 2) == systemd

@@ -155,7 +155,7 @@ def _component(text: str, field: str) -> str:
 def _weekdays(text: str) -> str:
     out: list[str] = []
     for item in text.split(","):
-        lo, sep, hi = item.partition("..")
+        lo, sep, hi = item.partition("..") if ".." in item else item.partition("-")
         try:
             start = _DAYS[lo.lower()]
             end = _DAYS[hi.lower()] if sep else start
