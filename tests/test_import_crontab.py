@@ -173,3 +173,26 @@ def test_real_subprocess_import(project: Project) -> None:
     assert res.stdout.startswith(
         '{\n  "$schema": "https://cronplan.dev/schemas/v1/jobs.schema.json"'
     )
+
+
+def test_tz_variable_is_the_zone_unless_cron_tz_is_set(project: Project, tmp_path: Path) -> None:
+    crontab = tmp_path / "tz.crontab"
+    crontab.write_text(
+        "TZ=Asia/Tokyo\n"
+        "0 9 * * * /usr/bin/first\n"
+        "CRON_TZ=America/Chicago\n"
+        "TZ=Europe/Lisbon\n"
+        "0 9 * * * /usr/bin/second\n"
+        "0 9 * * *\n"
+    )
+    res, doc = import_into(project, "crontab", crontab)
+    first, second = doc["jobs"]
+    assert first["schedule"]["tz"] == "Asia/Tokyo"
+    assert first["env"] == {"TZ": "Asia/Tokyo"}  # the command saw TZ too
+    assert f"{crontab}:2: TZ=Asia/Tokyo is read as the schedule's zone" in res.stderr
+    assert second["schedule"]["tz"] == "America/Chicago"  # CRON_TZ wins over a later TZ
+    assert second["env"] == {"TZ": "Europe/Lisbon"}
+    assert (
+        f"{crontab}:6: not imported: expected five time fields followed by a command" in res.stderr
+    )
+    assert next_utc(project, first["id"], "2030-01-01T00:00:00Z", 1) == ["2030-01-02T00:00:00Z"]
