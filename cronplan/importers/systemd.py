@@ -10,6 +10,7 @@ changes when or how the command runs is reported. See docs/import.md.
 
 from __future__ import annotations
 
+import copy
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -111,10 +112,10 @@ def read(path: Path, text: str, ids: IdMaker, *, system: bool = False) -> list[E
             "nothing cronplan can schedule"
         )
     zone_noted = False
-    for kind, line, value in triggers:
+    for index, (kind, line, value) in enumerate(triggers):
         entry = Entry(file, line, None)
         entries.append(entry)
-        if len(triggers) > 1 and (kind, line, value) == triggers[0]:
+        if len(triggers) > 1 and index == 0:
             entry.note(
                 f"{len(triggers)} triggers in this timer: each is imported as a job of its own"
             )
@@ -129,7 +130,7 @@ def read(path: Path, text: str, ids: IdMaker, *, system: bool = False) -> list[E
             "id": ids.make(stem, stem, kind, value),
             "name": stem if len(triggers) == 1 else f"{stem} ({value})",
             "schedule": schedule,
-            **action,
+            **copy.deepcopy(action),  # each job its own lists and maps
         }
         entry.job = job
     return entries
