@@ -155,3 +155,19 @@ def test_nul_bytes_and_bad_json_are_clear_errors(project: Project, tmp_path: Pat
     res = project.cli("import", "--from", "hermes", str(bad))
     assert res.exit_code == 1
     assert f"{bad}:2:14: cannot import: invalid JSON" in res.stderr
+
+
+def test_image_entrypoint_only_is_reported_not_guessed(project: Project, tmp_path: Path) -> None:
+    manifest = tmp_path / "entrypoint.yaml"
+    manifest.write_text(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: entry}\n"
+        "spec:\n  schedule: '@hourly'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n"
+        "          containers: [{name: app, image: 'registry.example/app:1'}]\n"
+    )
+    res = project.cli("import", "--from", "k8s", str(manifest))
+    assert res.exit_code == 1  # the only CronJob cannot be carried over
+    assert (
+        f"{manifest}:1: not imported: the container has no command: the image's entrypoint"
+        in res.stderr
+    )
+    assert "nothing to import" in res.stderr

@@ -249,3 +249,12 @@ def test_the_reported_dst_difference_is_real(project: Project, tmp_path: Path) -
     systemd = ["2031-03-10T06:30:00Z", "2031-03-11T06:30:00Z"]  # 9 March skipped
     if _has_base_time():
         assert _systemd_next("*-*-* 02:30 America/New_York", "2031-03-08T12:00:00Z", 2) == systemd
+
+
+def test_missing_service_is_reported(project: Project, tmp_path: Path) -> None:
+    timer = tmp_path / "lonely.timer"
+    timer.write_text("[Timer]\nOnCalendar=daily\nUnit=elsewhere.service\n")
+    res = project.cli("import", "--from", "systemd", str(timer))
+    assert res.exit_code == 1
+    assert f"{timer}:3: not imported: cannot read the service Unit=elsewhere.service" in res.stderr
+    assert f"{timer}:2: not imported: its service has no usable ExecStart=" in res.stderr
