@@ -51,7 +51,7 @@ def read(path: Path, text: str, ids: IdMaker, *, system: bool = False) -> list[E
                 tz = (value, name) if value else None
             if name not in _NOT_ENV:
                 env[name] = value
-            elif name in ("MAILTO", "MAILFROM") and value:
+            elif name != "CRON_TZ" and value:  # the mail settings
                 skipped = Entry(file, number, None)
                 skipped.note(
                     f"{name} is not carried over: cronplan keeps each run's output in its ledger "
@@ -61,8 +61,8 @@ def read(path: Path, text: str, ids: IdMaker, *, system: bool = False) -> list[E
             continue
         entry = _entry(file, number, line, system, env, tz, ids)
         entries.append(entry)
-    if any(e.job is not None and "tz" not in e.job["schedule"] for e in entries):
-        first = next(e for e in entries if e.job is not None and "tz" not in e.job["schedule"])
+    first = next((e for e in entries if e.job is not None and "tz" not in e.job["schedule"]), None)
+    if first is not None:
         first.note(
             "no CRON_TZ: cron ran these entries in the machine's local zone; they are read in "
             "cronplan's configured timezone (UTC by default): add CRON_TZ=Zone/Name if that differs"
