@@ -8,7 +8,15 @@ anything else 3 with a hint to rerun with ``-v`` for the traceback.
 from __future__ import annotations
 
 # Importing the command modules registers their commands on ``cli``.
-from cronplan.cli import fire_cmds, plan_cmds, provider_cmds, validate_cmds  # noqa: F401  (registration)
+from cronplan.cli import (  # noqa: F401  (registration)
+    completion_cmds,
+    fire_cmds,
+    import_cmds,
+    plan_cmds,
+    provider_cmds,
+    schema_cmds,
+    validate_cmds,
+)
 from cronplan.cli.base import cli, main
 
 __all__ = ["cli", "main"]

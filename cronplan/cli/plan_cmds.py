@@ -15,6 +15,7 @@ import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
 from cronplan.cli.common import ProgressReporter, gc_paused, load_jobs, now_option, parse_now
+from cronplan.cli.completion_cmds import complete_job_ids
 from cronplan.errors import (
     EXIT_CHANGES,
     ApplyFailed,
@@ -135,12 +136,10 @@ def _apply_lock(rt: Runtime, timeout: float) -> Iterator[None]:
     "--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error."
 )
 @now_option
-@click.option(
-    "--target", "targets", multiple=True, metavar="ID", help="Only plan this job (repeatable)."
-)
-@click.option(
-    "--exclude", "excludes", multiple=True, metavar="ID", help="Leave this job out (repeatable)."
-)
+@click.option("--target", "targets", multiple=True, metavar="ID", shell_complete=complete_job_ids,
+              help="Only plan this job (repeatable).")  # fmt: skip
+@click.option("--exclude", "excludes", multiple=True, metavar="ID", shell_complete=complete_job_ids,
+              help="Leave this job out (repeatable).")  # fmt: skip
 @click.option("--allow-empty", is_flag=True, help="Allow an empty jobs.json to cancel every arm.")
 @pass_app
 def plan(
