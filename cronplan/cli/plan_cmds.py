@@ -366,47 +366,6 @@ def show(app: AppContext, planfile: str, fmt: str) -> None:
 # --------------------------------------------------------------------------- status
 
 
-def _status_rows(app: AppContext, rt: Runtime) -> tuple[list[dict[str, Any]], str | None]:
-    from cronplan.errors import ProviderError
-    from cronplan.timefmt import format_ts
-
-    jobs_file = load_jobs(app, rt, None)
-    ledger = rt.ledger
-    armed: dict[str, datetime] = {}
-    provider_note = None
-    try:
-        for arm in rt.provider.list_arms():
-            if arm.job_id not in armed or arm.fire_at < armed[arm.job_id]:
-                armed[arm.job_id] = arm.fire_at
-    except ProviderError as exc:
-        provider_note = f"arms unknown: {exc.message}"
-    ids = sorted({j.id for j in jobs_file.jobs} | set(armed))
-    summaries = ledger.run_summaries()
-    rows: list[dict[str, Any]] = []
-    for job_id in ids:
-        summary = summaries.get(job_id)
-        last = summary.last if summary is not None else None
-        rows.append(
-            {
-                "job_id": job_id,
-                "armed_fire_at": format_ts(armed[job_id]) if job_id in armed else None,
-                "last_run": None
-                if last is None
-                else {
-                    "fire_at": format_ts(last.fire_at),
-                    "status": last.status,
-                    "started_at": format_ts(last.started_at) if last.started_at else None,
-                    "finished_at": format_ts(last.finished_at) if last.finished_at else None,
-                    "duration_s": last.duration_s,
-                    "exit_code": last.exit_code,
-                },
-                "runs_completed": summary.completed if summary is not None else 0,
-                "failures": summary.failed if summary is not None else 0,
-            }
-        )
-    return rows, provider_note
-
-
 @cli.command()
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -416,14 +375,18 @@ def status(app: AppContext, fmt: str) -> None:
     """Per job: the armed fire time, the last run, runs completed and failures."""
     import json
 
+    from cronplan.status import collect
+
     rt = app.runtime()
     with gc_paused(freeze_survivors=True):
-        rows, provider_note = _status_rows(app, rt)
-    if provider_note:
-        app.err(f"Warning: {provider_note}")
+        snapshot = collect(rt, load_jobs(app, rt, None))
+    for note in snapshot.notes:
+        app.err(f"Warning: {note}")
+    doc = snapshot.document()
     if fmt == "json":
-        click.echo(json.dumps({"format_version": "1", "jobs": rows}, indent=2))
+        click.echo(json.dumps(doc, indent=2))
         return
+    rows = doc["jobs"]
     if not rows:
         click.echo("No jobs.")
         return
