@@ -45,9 +45,7 @@ def run_notice(
 ) -> Notice:
     """The notice for a run that ended badly (``failed`` or ``abandoned``)."""
     at = format_ts(fire_at)
-    why = f"exit {exit_code}" if exit_code is not None else ""
-    if error:
-        why = f"{why}: {error}" if why else error
+    why = error or (f"exit status {exit_code}" if exit_code is not None else "")
     text = f"cronplan: job {job_id} {status} (occurrence {at})" + (f": {why}" if why else "")
     return Notice(f"run_{status}", job_id, at, status, exit_code, error, _one_line(text))
 
