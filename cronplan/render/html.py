@@ -129,7 +129,16 @@ def _timeline(jobs: Sequence[Job], now: datetime) -> dict[str, Any]:
         ]
         label = row.job_id if not row.name else f"{row.name} ({row.job_id})"
         more = f"{row.total} fires" if row.total > len(row.fires) else ""
-        rows.append({"y": y, "label": label, "ticks": ticks, "more": more, "count": row.total})
+        rows.append(
+            {
+                "y": y,
+                "label": label,
+                "short": row.name or row.job_id,
+                "ticks": ticks,
+                "more": more,
+                "count": row.total,
+            }
+        )
     hours = []
     start = now.replace(minute=0, second=0, microsecond=0)
     for h in range(0, 25):
