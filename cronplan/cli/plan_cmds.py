@@ -6,7 +6,7 @@ import getpass
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from cronplan.errors import (
 if TYPE_CHECKING:
     from cronplan.applier import ApplyResult
     from cronplan.jobsfile import JobsFile
-    from cronplan.model import Plan
+    from cronplan.model import Job, Plan
     from cronplan.runtime import Runtime
 
 LOCK_LEASE_SECONDS = 120.0
@@ -68,17 +68,52 @@ def _compute_plan(
     )
 
 
-def _render(plan: Plan, fmt: str, app: AppContext) -> str:
+def _render(
+    plan: Plan,
+    fmt: str,
+    app: AppContext,
+    jobs: Mapping[str, Job] | None = None,
+    label: str | None = None,
+) -> str:
+    """Render a plan; ``jobs`` (the definitions it was computed from) adds names, relative times and the
+    markdown timeline."""
     from cronplan import render
 
     text: str
     if fmt == "json":
         text = render.render_json(plan)
     elif fmt == "markdown":
-        text = render.render_markdown(plan)
+        text = render.render_markdown(plan, jobs=jobs, label=label)
     else:
-        text = render.render_text(plan, color=app.color, verbose=app.verbose > 0)
+        text = render.render_text(plan, color=app.color, verbose=app.verbose > 0, jobs=jobs)
     return text
+
+
+def label_option(f: Any) -> Any:
+    return click.option(
+        "--label",
+        metavar="NAME",
+        default=None,
+        callback=_check_label,
+        help="Markdown only: one sticky PR comment per label (an environment: staging, prod).",
+    )(f)
+
+
+def _check_label(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from cronplan.render.markdown import LABEL_RE
+
+    if value is not None and not LABEL_RE.match(value):
+        raise click.BadParameter(
+            "use letters, digits, '.', '_' and '-' (at most 64 characters), e.g. prod"
+        )
+    return value
+
+
+def _markdown_only(fmt: str, label: str | None) -> None:
+    if label is not None and fmt != "markdown":
+        raise UsageError(
+            "--label names the sticky comment of a markdown plan: add --format markdown"
+        )
 
 
 def _echo(text: str) -> None:
@@ -142,6 +177,7 @@ def _apply_lock(rt: Runtime, timeout: float) -> Iterator[None]:
     "--exclude", "excludes", multiple=True, metavar="ID", help="Leave this job out (repeatable)."
 )
 @click.option("--allow-empty", is_flag=True, help="Allow an empty jobs.json to cancel every arm.")
+@label_option
 @pass_app
 def plan(
     app: AppContext,
@@ -153,8 +189,10 @@ def plan(
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
     allow_empty: bool,
+    label: str | None,
 ) -> None:
     """Show the actions that would converge the live arms to jobs.json."""
+    _markdown_only(fmt, label)
     now = parse_now(now_text)
     rt = app.runtime()
     with gc_paused(freeze_survivors=True):
@@ -167,7 +205,7 @@ def plan(
 
             save_plan(result, out)
             app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
-        _echo(_render(result, fmt, app))
+        _echo(_render(result, fmt, app, jobs_file.by_id(), label))
     if detailed_exitcode and result.has_changes:
         click.get_current_context().exit(EXIT_CHANGES)
 
@@ -251,7 +289,7 @@ def apply(
                         "(cronplan plan) and approve it again."
                     )
         if fmt == "text":
-            _echo(_render(the_plan, "text", app))
+            _echo(_render(the_plan, "text", app, jobs_file.by_id()))
         if not the_plan.has_changes:
             if fmt == "json":
                 _echo(_apply_json(the_plan, None))
@@ -355,12 +393,28 @@ def _apply_json(the_plan: Plan, result: ApplyResult | None) -> str:
     default="text",
     show_default=True,
 )
+@label_option
 @pass_app
-def show(app: AppContext, planfile: str, fmt: str) -> None:
+def show(app: AppContext, planfile: str, fmt: str, label: str | None) -> None:
     """Render a saved plan."""
     from cronplan.planfile import load_plan
 
-    _echo(_render(load_plan(planfile), fmt, app))
+    _markdown_only(fmt, label)
+    saved = load_plan(planfile)
+    _echo(_render(saved, fmt, app, _planned_jobs(app, saved), label))
+
+
+def _planned_jobs(app: AppContext, saved: Plan) -> dict[str, Job] | None:
+    """The jobs of jobs.json whose definition is the one the saved plan was made from (for names and
+    the timeline); None when jobs.json cannot be read: the plan alone is rendered then."""
+    if saved.has_changes is False:
+        return None
+    try:
+        jobs = app.runtime().load_jobs().by_id()
+    except CronplanError:
+        return None
+    digests = {a.job_id: a.job_digest for a in saved.actions}
+    return {i: job for i, job in jobs.items() if digests.get(i) == job.digest}
 
 
 # --------------------------------------------------------------------------- status
