@@ -1,7 +1,8 @@
 """``cronplan serve``: the HTTP callback endpoint, and the local provider's timer loop.
 
-The HTTP side is a minimal raw ASGI application served by uvicorn (see docs/fire.md for why): two routes,
-``POST /api/cron/fire`` and ``GET /healthz``. A fire request is authenticated by the provider, claimed in the
+The HTTP side is a minimal raw ASGI application served by uvicorn (see docs/fire.md for why):
+``POST /api/cron/fire`` and ``GET /healthz``, plus the observability routes ``GET /``, ``GET /api/status``
+and ``GET /metrics`` (``cronplan/status_routes.py``, docs/observability.md). A fire request is authenticated by the provider, claimed in the
 ledger, and answered ``202`` only once the claim is durable; the job then runs on a worker thread, after
 the response. Duplicates and stale fires are ``200`` no-ops, bad authentication ``401``, a malformed body
 ``400``.
@@ -280,7 +281,8 @@ class FireService:
 
 
 class FireApp:
-    """The raw ASGI application: two routes, JSON answers, blocking work on threads."""
+    """The raw ASGI application: the fire and health routes (JSON answers) and the status routes; blocking
+    work on threads."""
 
     def __init__(
         self,

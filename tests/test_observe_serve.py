@@ -199,3 +199,25 @@ def test_exposure_rules_without_a_token(project: Project) -> None:
     assert routes("127.0.0.1").allowed({"x-forwarded-for": "127.0.0.1"}, "127.0.0.1") == 404
     assert is_loopback("[::1]") and not is_loopback("example.org")
     rt.close()
+
+
+@pytest.mark.postgres
+def test_serve_instances_on_one_postgres_ledger_report_the_same_figures(
+    project: Project, serve_process: ServeFactory, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRONPLAN_STATE_DSN", pg_dsn)
+    seed(project, "state: env:CRONPLAN_STATE_DSN\n")
+    one = serve_process(project.root)
+    two = serve_process(project.root)
+    first = metric_values(httpx.get(f"{one.url}/metrics", timeout=10).text)
+    second = metric_values(httpx.get(f"{two.url}/metrics", timeout=10).text)
+    assert first == second
+    assert first[("cronplan_runs_total", (("job_id", "backup"), ("status", "failed")))] == 1
+    # A run recorded by another process (the CLI) is seen by both at their next scrape.
+    t1 = "2031-03-10T09:00:00Z"
+    assert project.cli("fire", "--job-id", "backup", "--fire-at", t1, "--now", t1).exit_code == 1
+    first = metric_values(httpx.get(f"{one.url}/metrics", timeout=10).text)
+    second = metric_values(httpx.get(f"{two.url}/metrics", timeout=10).text)
+    assert first == second
+    assert first[("cronplan_runs_total", (("job_id", "backup"), ("status", "failed")))] == 2
+    assert httpx.get(f"{one.url}/api/status").json() == httpx.get(f"{two.url}/api/status").json()

@@ -106,6 +106,26 @@ def test_page_escapes_untrusted_fields_and_shows_the_state(tmp_path: Path) -> No
     assert '<meta http-equiv="refresh" content="30">' in html
 
 
+def test_a_due_arm_and_an_unarmed_job_are_called_out(tmp_path: Path) -> None:
+    now = parse_ts("2019-02-01T10:00:00Z")
+    jobs = jobs_from(
+        tmp_path,
+        [
+            {"id": j, "schedule": {"kind": "interval", "seconds": 60}, "command": ["x"]}
+            for j in "ab"
+        ],
+    )
+    snap = StatusSnapshot(
+        (
+            JobStatus("a", jobs["a"], None, now - timedelta(minutes=3), None, "new"),
+            JobStatus("b", jobs["b"], None, None, None, None),
+        )
+    )
+    html = render_status_page(PageInput(snap, [], now, provider="local"))
+    assert '3 min ago</span> <span class="warn">due, not fired yet</span>' in html
+    assert "not armed" in html and "not applied yet" in html and "never run" in html
+
+
 def test_page_without_jobs() -> None:
     now = parse_ts("2019-02-01T10:00:00Z")
     html = render_status_page(PageInput(StatusSnapshot(()), [], now, provider="nas"))

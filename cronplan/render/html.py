@@ -108,10 +108,15 @@ def render_status_page(page: PageInput) -> str:
     )
 
 
-def _when(t: datetime | None, tz: str | None, now: datetime) -> dict[str, str] | None:
+def _when(t: datetime | None, tz: str | None, now: datetime) -> dict[str, Any] | None:
     if t is None:
         return None
-    return {"utc": format_ts(t), "local": local_time(t, tz) or "", "relative": relative(t, now)}
+    return {
+        "utc": format_ts(t),
+        "local": local_time(t, tz) or "",
+        "relative": relative(t, now),
+        "past": t < now,
+    }
 
 
 def _timeline(jobs: Sequence[Job], now: datetime) -> dict[str, Any]:
