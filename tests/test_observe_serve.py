@@ -221,3 +221,14 @@ def test_serve_instances_on_one_postgres_ledger_report_the_same_figures(
     assert first == second
     assert first[("cronplan_runs_total", (("job_id", "backup"), ("status", "failed")))] == 2
     assert httpx.get(f"{one.url}/api/status").json() == httpx.get(f"{two.url}/api/status").json()
+
+
+def test_status_routes_methods(project: Project, serve_process: ServeFactory) -> None:
+    seed(project)
+    sp = serve_process(project.root)
+    head = httpx.head(f"{sp.url}/", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) > 1000
+    post = httpx.post(f"{sp.url}/metrics", content=b"x", timeout=10)
+    assert post.status_code == 405 and post.headers["allow"] == "GET"
+    assert httpx.get(f"{sp.url}/status", timeout=10).status_code == 404
