@@ -326,6 +326,9 @@ def test_workflow_steps_on_merge_read_the_intent_and_post_the_result(
     served: tuple[FakeGitHub, dict[str, str]], tmp_path: Path
 ) -> None:
     fake, env = served
+    # The example workflows work with the label "prod": the plan workflow wrote a labelled comment.
+    for c in fake.comments[42]:
+        c["body"] = c["body"].replace(INTENT_MARKER_PREFIX, "<!-- cronplan:label=prod:intent=")
     out = tmp_path / "github_output"
     out.write_text("")
     env = {**env, "GITHUB_SHA": MERGE_SHA, "GITHUB_OUTPUT": str(out)}

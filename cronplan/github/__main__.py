@@ -1,7 +1,8 @@
 """``python -m cronplan.github``: the CI helper commands used by action.yml and the example workflows.
 
     comment upsert --repo O/R --pr N --body-file plan.md   edit the sticky plan comment (or create it)
-    comment intent --repo O/R (--pr N | --sha SHA)         print the approved intent digest
+    comment intent --repo O/R (--pr N | --sha SHA) [--label NAME]
+                                                           print the approved intent digest
     comment result --repo O/R (--pr N | --sha SHA) (--body-file apply-result.md | --error-file E)
                                                            post the apply result (or edit it)
     merged-pr --repo O/R --sha SHA                         print the PR number merged as SHA
@@ -65,6 +66,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     which = intent.add_mutually_exclusive_group(required=True)
     which.add_argument("--pr", type=int)
     which.add_argument("--sha", help="find the pull request merged as this commit first")
+    intent.add_argument(
+        "--label", default=None, help="the digest of this label's plan comment (plan --label)"
+    )
     author_opts(intent)
     result = csub.add_parser(
         "result", help="post the apply result on the merged pull request (one comment, edited)"
@@ -135,9 +139,14 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
             from cronplan.github.sticky import intent_for_commit, intent_for_pr
 
             if args.sha:
-                pr, digest = intent_for_commit(client, args.repo, args.sha, author=author)
+                pr, digest = intent_for_commit(
+                    client, args.repo, args.sha, author=author, label=args.label or None
+                )
             else:
-                pr, digest = args.pr, intent_for_pr(client, args.repo, args.pr, author=author)
+                digest = intent_for_pr(
+                    client, args.repo, args.pr, author=author, label=args.label or None
+                )
+                pr = args.pr
             print(f"Approved intent from pull request #{pr}: {digest}", file=sys.stderr)
             print(digest)
             return 0

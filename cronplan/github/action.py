@@ -32,6 +32,7 @@ from cronplan.github.result import (
     outcome_from_document,
     run_url,
 )
+from cronplan.github.sticky import check_label
 
 COMMANDS = ("plan", "apply", "validate")
 SUMMARY_LIMIT = 1024 * 1024  # GitHub's per-step limit for $GITHUB_STEP_SUMMARY, in bytes
@@ -46,6 +47,7 @@ class ActionInputs:
     config: str = ""
     args: tuple[str, ...] = ()
     expect_intent: str = ""
+    label: str | None = None
     token: str = field(default="", repr=False)
     token_env: str = "CRONPLAN_NAS_TOKEN"
     out_dir: Path = Path("cronplan-out")
@@ -84,6 +86,7 @@ def inputs_from_env(environ: Mapping[str, str]) -> ActionInputs:
         config=environ.get("CRONPLAN_ACTION_CONFIG", "").strip(),
         args=args,
         expect_intent=environ.get("CRONPLAN_ACTION_EXPECT_INTENT", "").strip(),
+        label=check_label(environ.get("CRONPLAN_ACTION_LABEL", "").strip() or None),
         token=environ.get("CRONPLAN_ACTION_TOKEN", ""),
         token_env=token_env,
         out_dir=Path(out_dir),
@@ -155,6 +158,8 @@ def run_action(
                 if inputs.config:
                     show += ["--config", inputs.config]
                 show += ["show", str(plan_path), "--format", "markdown"]
+                if inputs.label:
+                    show += ["--label", inputs.label]
                 markdown = _capture(show, env)
             except GitHubError as exc:
                 ok, code = False, 1
@@ -164,7 +169,8 @@ def run_action(
                 markdown_path.write_text(markdown, encoding="utf-8")
                 outputs["plan-file"] = str(plan_path)
         if not ok:
-            markdown_path.write_text(failure_markdown("plan", code, err_tail), encoding="utf-8")
+            failure = failure_markdown("plan", code, err_tail, label=inputs.label)
+            markdown_path.write_text(failure, encoding="utf-8")
         outputs["markdown-file"] = str(markdown_path)
     elif inputs.command == "apply":
         ok = code == 0
@@ -221,8 +227,11 @@ def plan_outputs(doc: Mapping[str, Any], exit_code: int) -> dict[str, str]:
     }
 
 
-def failure_markdown(command: str, exit_code: int, err_tail: str) -> str:
+def failure_markdown(
+    command: str, exit_code: int, err_tail: str, *, label: str | None = None
+) -> str:
     """The sticky comment body for a plan that failed: says so, and carries an empty intent."""
+    marker = FAILED_MARKER if label is None else f"<!-- cronplan:label={label}:intent= -->"
     text = err_tail.strip() or "(no error output)"
     fence = "```"
     while fence in text:
@@ -230,7 +239,7 @@ def failure_markdown(command: str, exit_code: int, err_tail: str) -> str:
     # The empty marker goes first: readers take the first marker, so one quoted in the error output
     # can never stand in for an approved intent.
     return (
-        f"{FAILED_MARKER}\n"
+        f"{marker}\n"
         f"**cronplan {command} failed** (exit code {exit_code}). Nothing can be applied from this "
         "pull request until the plan succeeds.\n\n"
         "<details><summary>Error output</summary>\n\n"

@@ -24,6 +24,7 @@ from cronplan.github.sticky import (
     check_number,
     check_repo,
     comment_from_api,
+    has_intent_marker,
 )
 
 RESULT_MARKER = "<!-- cronplan:apply-result -->"
@@ -155,7 +156,7 @@ def upsert_result_comment(
     """Post the apply result on the pull request, or edit the result comment already there."""
     if RESULT_MARKER not in body:
         raise GitHubError(f"The result body has no {RESULT_MARKER!r} marker; render it first.")
-    if INTENT_MARKER_PREFIX in body:
+    if INTENT_MARKER_PREFIX in body or has_intent_marker(body):
         raise GitHubError("The result body carries an intent marker; refusing to post it.")
     if len(body) > COMMENT_LIMIT:
         raise GitHubError(
