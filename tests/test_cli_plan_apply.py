@@ -337,8 +337,10 @@ def test_cli_partial_failure_exits_1_and_second_apply_converges(project, tmp_pat
     assert project.run("plan", "--now", NOW, "--detailed-exitcode", env=env).exit_code == 0
 
 
+@pytest.mark.slow
 def test_apply_lock_lease_is_renewed_while_held(project, monkeypatch):
     from cronplan.cli import plan_cmds
+    from cronplan.clock import SYSTEM_CLOCK
     from cronplan.config import load_config
     from cronplan.errors import LockError
     from cronplan.runtime import Runtime
@@ -350,8 +352,10 @@ def test_apply_lock_lease_is_renewed_while_held(project, monkeypatch):
         with plan_cmds._apply_lock(rt, 0):
             time.sleep(1.2)  # three leases long: only renewal keeps it
             with pytest.raises(LockError):
-                other.ledger.acquire_lock("someone else", lease_seconds=1, timeout=0)
-        assert rt.ledger.current_lock() is None  # released on exit
+                other.ledger.acquire_lock(
+                    "someone else", lease_seconds=1, timeout=0, clock=SYSTEM_CLOCK
+                )
+        assert rt.ledger.current_lock(at=SYSTEM_CLOCK.now()) is None  # released on exit
     finally:
         rt.close()
         other.close()

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from cronplan.clock import PinnedClock
+from cronplan.timefmt import parse_ts
 from tests.fixtures_core import Project, Result
 
 NOW = "2026-11-27T08:00:00Z"  # a Friday, winter time in Europe (CET = UTC+1)
@@ -1060,7 +1062,9 @@ def test_apply_lock_timeout_and_force_unlock(daily: Project) -> None:
 
     ledger = SqliteLedger.from_url("sqlite:///.cronplan/state.db", base_dir=daily.root)
     try:
-        lock = ledger.acquire_lock("someone-else", lease_seconds=600, timeout=0)
+        lock = ledger.acquire_lock(
+            "someone-else", lease_seconds=600, timeout=0, clock=PinnedClock(parse_ts(NOW))
+        )
     finally:
         ledger.close()
     res = daily.run("apply", "--auto-approve", "--now", NOW, "--lock-timeout", "0.3")

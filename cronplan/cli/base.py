@@ -61,11 +61,15 @@ class AppContext:
 
         return load_config(self.config_path, self.environ)
 
-    def runtime(self) -> Any:
-        """A ``cronplan.runtime.Runtime`` for the configured project (closed when the command ends)."""
+    def runtime(self, clock: Any = None) -> Any:
+        """A ``cronplan.runtime.Runtime`` for the configured project (closed when the command ends).
+
+        ``clock`` is the command's one clock (``parse_clock(--now)``); the system clock by default.
+        """
+        from cronplan.clock import SYSTEM_CLOCK
         from cronplan.runtime import Runtime
 
-        rt = Runtime(self.load_config(), environ=self.environ)
+        rt = Runtime(self.load_config(), environ=self.environ, clock=clock or SYSTEM_CLOCK)
         click.get_current_context().call_on_close(rt.close)
         return rt
 
