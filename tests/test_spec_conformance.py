@@ -402,6 +402,59 @@ def test_catch_up_once_arms_missed_skip_arms_next(
         assert "catch-up of missed 08:00" in act["reason"]
 
 
+def _fire_then_plan_years_away(root: Path, years: int, catch_up: str) -> dict[str, Any]:
+    """Apply and fire at T (``years`` from the real today), then plan 3 days 45 minutes later.
+
+    Returns the plan with every instant written as seconds after T, so plans made in different years
+    compare equal exactly when cronplan decided the same way.
+    """
+    from datetime import timedelta
+
+    from cronplan.timefmt import format_ts
+
+    root.mkdir()
+    proj = Project(root)
+    proj.write_config("jobs: jobs.json\nprovider: local\ntimezone: UTC\n")
+    proj.write_jobs([job("h", cron("0 * * * *"), catch_up=catch_up)])
+    t = datetime(datetime.now(timezone.utc).year + years, 3, 10, 8, 0, tzinfo=timezone.utc)
+    apply_now(proj, format_ts(t))
+    res = proj.run("fire", "--job-id", "h", "--fire-at", format_ts(t), "--now", format_ts(t))
+    assert res.exit_code == 0, res.stderr
+    status = status_json(proj)["h"]
+    assert status["last_run"]["started_at"] == format_ts(t)  # stamped by the pinned clock
+    doc = plan_json(proj, now=format_ts(t + timedelta(days=3, minutes=45)))
+
+    def rel(value: Any) -> Any:
+        if isinstance(value, dict):
+            # The lineage is random, and the basis digests absolute instants: neither is a decision.
+            return {k: rel(v) for k, v in value.items() if k not in ("lineage", "basis")}
+        if isinstance(value, list):
+            return [rel(v) for v in value]
+        if isinstance(value, str) and TS_Z.match(value):
+            return (parse_ts(value) - t).total_seconds()
+        if isinstance(value, str):
+            return value.replace(str(t.year), "YEAR")
+        return value
+
+    return rel(doc)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("catch_up", ["once", "skip"])
+def test_fire_then_plan_decides_the_same_years_in_the_past_and_in_the_future(
+    tmp_path: Path, catch_up: str
+) -> None:
+    # SPEC §5 (docs/planning.md, "The clock"): --now pins every instant cronplan decides with, claim
+    # times included, so the same inputs give the same plan whatever today's date is.
+    past = _fire_then_plan_years_away(tmp_path / "past", -7, catch_up)
+    future = _fire_then_plan_years_away(tmp_path / "future", 9, catch_up)
+    assert past == future
+    act = by_job(past)["h"]
+    assert act["action"] in ("arm", "rearm")
+    expected = 3 * 86400 if catch_up == "once" else 3 * 86400 + 3600
+    assert act["after"]["fire_at"] == expected
+    assert past["now"] == 3 * 86400 + 45 * 60
+
+
 def test_hermes_written_jobs_file_validates_and_plans(project: Project) -> None:
     hermes_job = {
         "id": "a1b2c3d4e5f6",
