@@ -137,6 +137,7 @@ def open_ledger(
 
         return SqliteLedger.from_url(url, base_dir=base_dir)
     if url.startswith(("postgresql://", "postgres://")):
+        _require_postgres_driver(url)
         from cronplan.ledger_postgres import PostgresLedger
 
         return PostgresLedger(url)
@@ -145,6 +146,21 @@ def open_ledger(
     raise ConfigError(
         f"state: unsupported ledger URL {mask_dsn(url)!r} (use sqlite:///PATH, postgresql://... or env:VAR)"
     )
+
+
+def _require_postgres_driver(url: str) -> None:
+    """A PostgreSQL ledger needs the optional dependencies of ``cronplan[postgres]``; say how to get them."""
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        from cronplan.errors import ConfigError
+
+        what = f"{exc.name!r}" if exc.name else "psycopg"
+        raise ConfigError(
+            f"state: {mask_dsn(url)} is a PostgreSQL ledger, which needs {what} (not installed). "
+            "Install it: pip install 'cronplan[postgres]'"
+        ) from None
 
 
 def mask_dsn(dsn: str) -> str:
