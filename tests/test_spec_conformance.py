@@ -28,6 +28,7 @@ import pytest
 from cronplan.clock import PinnedClock
 from cronplan.timefmt import parse_ts
 from tests.fixtures_core import Project, Result
+from tests.fixtures_serve import real_now
 
 NOW = "2026-11-27T08:00:00Z"  # a Friday, winter time in Europe (CET = UTC+1)
 TS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -1375,14 +1376,16 @@ def test_fire_request_verified_runs_and_a_failed_rearm_exits_1(
     project.write_jobs([job("a", cron("0 9 * * *"))])
     body = json.dumps({"job_id": "a", "fire_at": "2026-11-27T09:00:00Z"})
 
+    # The signature's timestamp is real time (a real-world lifetime); --now pins cronplan's own decisions.
+    pinned = ("--now", "2026-11-27T09:00:00Z")
     forged = project.run(
-        "fire", "--request", "-", input=_signed_request(key, body, tamper=True), env=env
+        "fire", "--request", "-", *pinned, input=_signed_request(key, body, tamper=True), env=env
     )
     assert forged.exit_code == 1
     assert last_status(project, "a") is None  # rejected before anything ran
 
     ok = project.run(
-        "fire", "--request", "-", "--no-replan", input=_signed_request(key, body), env=env
+        "fire", "--request", "-", "--no-replan", *pinned, input=_signed_request(key, body), env=env
     )
     assert ok.exit_code == 0, ok.stderr
     assert last_status(project, "a") == "succeeded"
@@ -1552,7 +1555,8 @@ def test_serve_healthz_fire_endpoint_and_local_timer(project: Project) -> None:
     from cronplan.ledger_sqlite import SqliteLedger
 
     project.write_jobs([job("tick", {"kind": "interval", "seconds": 1})])
-    assert project.run("apply", "--auto-approve").exit_code == 0  # real clock: serve fires it
+    # serve has no --now: this test lives on the real clock, and apply is pinned to it too.
+    assert project.run("apply", "--auto-approve", "--now", real_now()).exit_code == 0
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cronplan", "--config", str(project.config), "serve",
