@@ -472,6 +472,7 @@ class LedgerContract:
         assert f"cronplan force-unlock {info.lock_id}" in message
         assert info.acquired_at.strftime("%Y-%m-%dT%H:%M:%S") in message
 
+    @pytest.mark.slow
     def test_lock_waits_for_release(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
     ) -> None:
@@ -487,6 +488,7 @@ class LedgerContract:
         assert got.holder == "second" and got.lock_id != info.lock_id
         assert 0.3 <= waited < 5
 
+    @pytest.mark.slow
     def test_lock_timeout_is_honoured(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
     ) -> None:

@@ -314,6 +314,7 @@ def test_in_process_cli_request_from_stdin_and_stale(project: Project) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
 def test_stopping_fire_mid_run_records_and_kills_the_job(project: Project, sig: int) -> None:
     pidfile = project.root / "job.pid"
     script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"

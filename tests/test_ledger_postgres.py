@@ -113,6 +113,7 @@ def test_tables_live_in_the_databases_search_path_with_prefixed_names(pg_dsn: st
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_unreachable_server_is_one_clear_error_without_the_password() -> None:
     dsn = f"postgresql://cron:s3cret-pw@127.0.0.1:{closed_port()}/state"
     ledger = open_ledger(dsn)
@@ -149,6 +150,7 @@ def test_dsn_from_an_environment_variable(pg_dsn: str) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_one_handle_survives_a_server_restart(private_pg: PgCluster) -> None:
     ledger = open_ledger(private_pg.dsn)
     try:

@@ -139,6 +139,7 @@ def test_no_shell_injection_through_any_field(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     # The child spawns a grandchild that sleeps long, records its pid, then the child sleeps too.
@@ -165,6 +166,7 @@ def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
     assert not _alive(gpid), "the grandchild survived the timeout"
 
 
+@pytest.mark.slow
 def test_sigterm_ignoring_job_is_sigkilled(tmp_path: Path) -> None:
     script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)\n"
     t0 = time.monotonic()
@@ -176,6 +178,7 @@ def test_sigterm_ignoring_job_is_sigkilled(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 8
 
 
+@pytest.mark.slow
 def test_cancel_event_stops_the_job() -> None:
     ev = threading.Event()
     threading.Timer(0.5, ev.set).start()
@@ -197,6 +200,7 @@ def test_output_tail_is_bounded() -> None:
     assert "line 000000" not in res.output_tail
 
 
+@pytest.mark.slow
 def test_leftover_background_child_does_not_hang_the_run(tmp_path: Path) -> None:
     # The main process exits at once but leaves a child holding the output pipe open.
     script = "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\nprint('main done')\n"

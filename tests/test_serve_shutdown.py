@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from cronplan import fire as firing
 from cronplan.clock import PinnedClock
 from cronplan.config import Config
@@ -17,6 +19,7 @@ from cronplan.timefmt import parse_ts
 T0 = parse_ts("2026-11-27T09:00:00Z")
 
 
+@pytest.mark.slow
 def test_shutdown_stops_running_and_records_queued_runs(tmp_path: Path) -> None:
     jobs = [
         {"id": f"j{i}", "schedule": {"kind": "interval", "seconds": 60}, "command": ["sleep", "30"]}

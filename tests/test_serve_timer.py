@@ -181,6 +181,7 @@ class _Store:
             self.gen += 1
 
 
+@pytest.mark.slow
 def test_timer_loop_hands_out_each_arm_once_and_sees_changes() -> None:
     store = _Store()
     got: list[tuple[str, float]] = []

@@ -1236,6 +1236,7 @@ def test_fire_job_without_action_goes_to_the_configured_runner(project: Project)
     assert (got["id"], got["prompt"], got["x-k"]) == ("p", "hello", 1)
 
 
+@pytest.mark.slow
 def test_fire_command_gets_env_cwd_and_timeout(project: Project) -> None:
     (project.root / "sub").mkdir()
     project.write_jobs(
