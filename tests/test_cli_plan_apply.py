@@ -290,7 +290,7 @@ def _plugin_site(tmp_path: Path, module: str, source: str, entry: str) -> Path:
 
 
 def test_apply_killed_midway_then_apply_again_converges(project, tmp_path):
-    n = 300
+    n = 500
     site = _plugin_site(
         tmp_path, "cronplan_testslow", _SLOW_PLUGIN, "slow = cronplan_testslow:SlowLocal"
     )
