@@ -109,6 +109,23 @@ def test_tables_live_in_the_databases_search_path_with_prefixed_names(pg_dsn: st
     assert all(t.startswith("cronplan_") for t in tables)
 
 
+def test_applied_at_is_the_callers_instant_not_the_database_clock(pg_dsn: str) -> None:
+    # docs/planning.md, "The clock": --now pins applied_at too; a far-future instant proves it.
+    far = datetime(2035, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
+    ledger = PostgresLedger(pg_dsn)
+    try:
+        ledger.record_applied(
+            "at", spec={"id": "at"}, digest="d", fire_at=T0, callback_url=None, at=far
+        )
+    finally:
+        ledger.close()
+    import psycopg
+
+    with psycopg.connect(pg_dsn) as conn:
+        row = conn.execute("SELECT applied_at FROM cronplan_jobs WHERE job_id = 'at'").fetchone()
+    assert row is not None and row[0] == far
+
+
 # --------------------------------------------------------------------------- connections and secrets
 
 

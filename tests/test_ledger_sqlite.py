@@ -42,6 +42,23 @@ def test_absolute_url(tmp_path: Path) -> None:
         ledger.close()
 
 
+def test_applied_at_is_the_callers_instant(tmp_path: Path) -> None:
+    # docs/planning.md, "The clock": --now pins applied_at too; a far-past instant proves it.
+    from cronplan._sqlite import to_us
+
+    far = datetime(2019, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
+    ledger = SqliteLedger(tmp_path / "state.db")
+    try:
+        ledger.record_applied(
+            "a", spec={"id": "a"}, digest="d", fire_at=T0, callback_url=None, at=far
+        )
+    finally:
+        ledger.close()
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        (applied_at,) = conn.execute("SELECT applied_at FROM jobs WHERE job_id = 'a'").fetchone()
+    assert applied_at == to_us(far)
+
+
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite://relative.db"])
 def test_malformed_url_is_a_config_error(url: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="state:"):
