@@ -149,7 +149,10 @@ def test_ci_runs_lint_types_tests_on_every_python_and_build() -> None:
         name: " ".join(str(s.get("run", "")) for s in job["steps"]) for name, job in jobs.items()
     }
     assert "ruff check" in runs["lint"] and "ruff format --check" in runs["lint"]
-    assert "mypy --strict cronplan/" in runs["types"]
+    assert (
+        "mypy --strict cronplan providers/nas/cronplan_nas providers/temporal/cronplan_temporal"
+        in runs["types"]
+    )
     assert jobs["tests"]["strategy"]["matrix"]["python"] == ["3.10", "3.11", "3.12", "3.13"]
     assert "bash .ci/run" in runs["tests"]
     assert "python -m build" in runs["build"]
