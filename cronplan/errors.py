@@ -52,7 +52,9 @@ class Problem:
 
     def __str__(self) -> str:
         pointer = self.pointer or "/"
-        return f"{self.file}:{self.line}:{self.col}: {pointer}: {self.message}"
+        text = f"{self.file}:{self.line}:{self.col}: {pointer}: {self.message}"
+        # A lone surrogate quoted from the input must not make the error itself unprintable.
+        return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
 
 
 class ValidationError(CronplanError):

@@ -189,7 +189,7 @@ def _parse_jobs(
         raise ConfigError(
             f"unknown default timezone {default_tz!r} (check 'timezone' in cronplan.yaml)"
         )
-    doc = _parse(text, file, fmt)
+    doc, suspicious = _parse(text, file, fmt)
 
     from cronplan.schemas import fast_validator
 
@@ -199,6 +199,10 @@ def _parse_jobs(
 
         doc, odd = json_compatible(doc)
         issues = [Issue(ptr, message, key=is_key) for ptr, is_key, message in odd]
+    elif suspicious:
+        from cronplan.strictjson import hostile_values
+
+        issues = [Issue(ptr, message, key=is_key) for ptr, is_key, message in hostile_values(doc)]
     try:
         schema_ok = bool(fast_validator("jobs").is_valid(doc))
     except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold
@@ -226,7 +230,8 @@ def _parse_jobs(
 # --------------------------------------------------------------------------- parsing
 
 
-def _parse(text: str, file: str, fmt: str) -> Any:
+def _parse(text: str, file: str, fmt: str) -> tuple[Any, bool]:
+    """The document, and whether a JSON one may hold values ``strictjson.hostile_values`` reports."""
     if fmt == "yaml":
         from cronplan.yamlio import YamlSyntaxError, load_yaml
 
@@ -238,10 +243,12 @@ def _parse(text: str, file: str, fmt: str) -> Any:
             raise ValidationError(
                 [Problem(file, 1, 1, "", "the file is empty; expected {jobs: [...]}")]
             )
-        return doc
+        return doc, True
+    from cronplan.strictjson import NotJsonConstant, loads
+
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except _NotJson as exc:
+        return loads(text)
+    except NotJsonConstant as exc:
         m = re.search(r"-?" + exc.args[0], text)
         line, col = _line_col(text, m.start() if m else 0)
         raise ValidationError(
@@ -255,15 +262,6 @@ def _parse(text: str, file: str, fmt: str) -> Any:
         raise ValidationError(
             [Problem(file, 1, 1, "", "invalid JSON: nested too deeply")]
         ) from None
-
-
-class _NotJson(ValueError):
-    pass
-
-
-def _reject_constant(name: str) -> Any:
-    """Python's json reads NaN and Infinity; JSON has neither, and specs must survive a round trip."""
-    raise _NotJson(name)
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -441,8 +439,11 @@ class _Builder:
             self.index = i
             try:
                 job = build(raw, jid, issues)
-            except (KeyError, TypeError, AttributeError, ValueError):
-                job = None  # malformed in a way the schema reports
+            except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
+                # Malformed in a way the schema reports (the schema's issue then shadows this one).
+                # Never a silently missing job: apply would cancel its arm as an orphan.
+                issues.append(Issue(self.ptr(""), f"this job cannot be loaded: {exc}"))
+                job = None
             if job is not None:
                 append(job)
         return jobs, issues
@@ -567,6 +568,10 @@ class _Builder:
     def _check_action(
         self, raw: dict[str, Any], command: Any, http: Any, issues: list[Issue]
     ) -> None:
+        if command is not None:
+            self._check_command(raw, command, issues)
+        if http is not None:
+            self._check_http(http, issues)
         if command is not None and http is not None:
             issues.append(
                 Issue(
@@ -597,6 +602,85 @@ class _Builder:
                         key=True,
                     )
                 )
+
+    def _check_command(self, raw: dict[str, Any], command: Any, issues: list[Issue]) -> None:
+        """What the schema cannot say: NUL bytes (no OS accepts them in argv, env or a path) and env
+        names an environment cannot hold (empty, or with '=' which would split them)."""
+        if type(command) is list and "\x00" in "".join(a for a in command if type(a) is str):
+            for i, arg in enumerate(command):
+                if type(arg) is str and "\x00" in arg:
+                    issues.append(Issue(self.ptr(f"/command/{i}"), _NUL_MESSAGE))
+        env = raw.get("env")
+        if type(env) is dict and env:
+            for name, value in env.items():
+                where = self.ptr("/env/" + _escape(name))
+                if not name or "=" in name or "\x00" in name:
+                    issues.append(
+                        Issue(
+                            where,
+                            f"invalid environment variable name {_shown(name)}: a name is "
+                            "non-empty and holds no '=' or NUL byte",
+                            key=True,
+                        )
+                    )
+                elif type(value) is str and "\x00" in value:
+                    issues.append(Issue(where, _NUL_MESSAGE))
+        cwd = raw.get("cwd")
+        if type(cwd) is str and "\x00" in cwd:
+            issues.append(Issue(self.ptr("/cwd"), _NUL_MESSAGE))
+
+    def _check_http(self, http: Any, issues: list[Issue]) -> None:
+        if type(http) is not dict:
+            return
+        url = http.get("url")
+        if type(url) is str:
+            problem = url_problem(url)
+            if problem:
+                issues.append(Issue(self.ptr("/http/url"), problem))
+        headers = http.get("headers")
+        if type(headers) is dict:
+            for name, value in headers.items():
+                text = name + (value if type(value) is str else "")
+                if any(c in text for c in "\r\n\x00") or not name:
+                    issues.append(
+                        Issue(
+                            self.ptr("/http/headers/" + _escape(name)),
+                            "a header name or value cannot be empty or hold CR, LF or NUL",
+                            key=True,
+                        )
+                    )
+
+
+_NUL_MESSAGE = "contains a NUL byte (\\u0000), which no program argument, variable or path can hold"
+
+
+def _escape(token: str) -> str:
+    from cronplan.positions import escape_token
+
+    return escape_token(token)
+
+
+def _shown(text: str) -> str:
+    return repr(text).replace("\\x00", "\\u0000")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be called (None when it can): it must parse, name a host, and any port must
+    be 1-65535. The schema has already checked the scheme."""
+    from urllib.parse import urlsplit
+
+    if "\x00" in url:
+        return _NUL_MESSAGE
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({exc}); write it as http(s)://HOST[:PORT]/PATH"
+    if not parts.hostname:
+        return "the URL names no host; write it as http(s)://HOST[:PORT]/PATH"
+    if port == 0:
+        return "port 0 is not a port; use 1-65535"
+    return None
 
 
 def _make_action(raw: dict[str, Any], command: Any, http: Any) -> JobAction | None:
