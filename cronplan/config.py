@@ -20,6 +20,16 @@ DEFAULT_CALLBACK_URL = "http://127.0.0.1:8787"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_STATE = "sqlite:///.cronplan/state.db"
 DEFAULT_LOCAL_PATH = ".cronplan/local.db"
+DEFAULT_JOB_ENV = "inherit"
+# Secret variables of the bundled providers and of notify, by their default names: never passed to a job
+# even when the configuration names other ones (a token exported for another tool is still a token).
+DEFAULT_SECRET_ENVS = (
+    "CRONPLAN_NAS_TOKEN",
+    "CRONPLAN_WEBHOOK_SECRET",
+    "CRONPLAN_NOTIFY_URL",
+    "CRONPLAN_STATE_DSN",
+    "PGPASSWORD",
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,11 @@ class Config:
     state: str = DEFAULT_STATE
     runner: tuple[str, ...] | None = None
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # inherit | clean: the environment jobs run with (docs/jobs.md, "The job's environment").
+    job_env: str = DEFAULT_JOB_ENV
+    # The variables cronplan reads secrets from: removed from every job's environment, and their
+    # values scrubbed from every message (see ``secret_env_names``).
+    secret_envs: tuple[str, ...] = DEFAULT_SECRET_ENVS
 
     @property
     def jobs_path(self) -> Path:
@@ -126,6 +141,8 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
     }
     runner = doc.get("runner")
     return Config(
+        job_env=doc.get("job_env") or DEFAULT_JOB_ENV,
+        secret_envs=secret_env_names(doc),
         base_dir=base_dir,
         source=source if source is not None else Path(file),
         jobs=doc.get("jobs", DEFAULT_JOBS),
@@ -136,6 +153,24 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
         runner=None if runner is None else tuple(runner),
         providers=providers,
     )
+
+
+def secret_env_names(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every variable a cronplan.yaml document makes cronplan read a secret from: any provider option
+    ending in ``_env`` (``token_env``, ``secret_env``), ``notify.url_env``, ``serve.status_token_env``, an
+    ``env:`` state DSN, plus ``PGPASSWORD`` and the bundled defaults (``DEFAULT_SECRET_ENVS``)."""
+    names = list(DEFAULT_SECRET_ENVS)
+    for options in (doc.get("providers") or {}).values():
+        if isinstance(options, Mapping):
+            names += [v for k, v in options.items() if str(k).endswith("_env")]
+    for section, key in (("notify", "url_env"), ("serve", "status_token_env")):
+        part = doc.get(section)
+        if isinstance(part, Mapping):
+            names.append(part.get(key))
+    state = doc.get("state")
+    if isinstance(state, str) and state.startswith("env:"):
+        names.append(state[4:])
+    return tuple(dict.fromkeys(n for n in names if isinstance(n, str) and n))
 
 
 def _issues(doc: Any) -> list[Any]:

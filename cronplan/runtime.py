@@ -21,6 +21,11 @@ class Runtime:
         self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
         self._ledger: Ledger | None = None
         self._provider: Provider | None = None
+        from cronplan.errors import remember_dsn
+
+        # From here on no message may show these values (tokens, the notify URL, a DSN's password).
+        for name in config.secret_envs:
+            remember_dsn(self.environ.get(name))
 
     def load_jobs(self, path: str | None = None) -> JobsFile:
         """Read and validate jobs.json as it is now (``path`` overrides the configured one)."""
