@@ -159,7 +159,7 @@ def secret_env_names(doc: Mapping[str, Any]) -> tuple[str, ...]:
     """Every variable a cronplan.yaml document makes cronplan read a secret from: any provider option
     ending in ``_env`` (``token_env``, ``secret_env``), ``notify.url_env``, ``serve.status_token_env``, an
     ``env:`` state DSN, plus ``PGPASSWORD`` and the bundled defaults (``DEFAULT_SECRET_ENVS``)."""
-    names = list(DEFAULT_SECRET_ENVS)
+    names: list[Any] = list(DEFAULT_SECRET_ENVS)
     for options in (doc.get("providers") or {}).values():
         if isinstance(options, Mapping):
             names += [v for k, v in options.items() if str(k).endswith("_env")]

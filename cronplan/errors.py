@@ -152,7 +152,7 @@ def dsn_passwords(dsn: str) -> set[str]:
     from urllib.parse import unquote
 
     found: set[str] = set()
-    scheme, sep, rest = dsn.partition("://")
+    _, sep, rest = dsn.partition("://")
     if sep:
         for at in (rest.find("@"), rest.rfind("@")):
             if at > 0:

@@ -143,6 +143,4 @@ def mask_dsn(dsn: str) -> str:
 
     # Up to the last '@': a password may hold '@' (and ':' or '/') itself.
     dsn = re.sub(r"(://[^:/@]*:).*@", r"\1***@", dsn)
-    return re.sub(
-        r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn, flags=re.IGNORECASE
-    )
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn, flags=re.IGNORECASE)
