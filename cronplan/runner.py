@@ -135,7 +135,10 @@ def run_job(
 
 
 def _job_env(job: Job, fire_at: datetime, extra: Mapping[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
+    """cronplan's environment as ``job_env`` says, never with its secret variables (cronplan.jobenv)."""
+    from cronplan.jobenv import base_environ
+
+    env = base_environ()
     env["CRONPLAN_JOB_ID"] = job.id
     env["CRONPLAN_FIRE_AT"] = format_ts(fire_at)
     env.update({str(k): str(v) for k, v in extra.items()})

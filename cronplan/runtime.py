@@ -22,6 +22,9 @@ class Runtime:
         self._ledger: Ledger | None = None
         self._provider: Provider | None = None
         from cronplan.errors import remember_dsn
+        from cronplan.jobenv import set_policy
+
+        set_policy(config.job_env, config.secret_envs)
 
         # From here on no message may show these values (tokens, the notify URL, a DSN's password).
         for name in config.secret_envs:
