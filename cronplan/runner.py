@@ -341,7 +341,8 @@ def _run_http(action: HttpAction, *, started: datetime, tail_bytes: int) -> RunR
             started,
             utcnow(),
         )
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        # InvalidURL and ValueError: a URL applied before cronplan checked URLs (bad port, bad host).
         return RunResult(
             "failed",
             None,
@@ -369,11 +370,12 @@ def _safe_url(url: str) -> str:
 
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return "(invalid URL)"
     netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
+    if port:
+        netloc = f"{netloc}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 

@@ -166,3 +166,27 @@ def test_hostile_saved_plan_is_refused_located(project, old: str, new: str, expe
     assert res.exit_code == 1, res.stderr
     assert res.stderr.startswith("plan.json:") and expected in res.stderr, res.stderr
     assert "Apply complete" not in res.stdout
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://127.0.0.1:99999/x", "http://user:pw@127.0.0.1:70000/x"]
+)
+def test_an_applied_http_job_with_a_bad_url_fails_its_run_not_cronplan(url: str) -> None:
+    """A job applied before URLs were checked still fires: its run fails with a message (no crash)."""
+    from datetime import datetime, timezone
+
+    from cronplan.model import HttpAction, IntervalSchedule, Job
+    from cronplan.runner import run_job
+
+    doc = {"id": "h", "schedule": {"kind": "interval", "seconds": 60}, "http": {"url": url}}
+    job = Job(
+        id="h",
+        schedule=IntervalSchedule(seconds=60),
+        spec=doc,
+        digest="d",
+        raw=doc,
+        action=HttpAction(url=url),
+    )
+    res = run_job(job, runner_argv=None, fire_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert res.status == "failed" and res.error and "failed" in res.error
+    assert "pw" not in res.error
