@@ -97,3 +97,13 @@ def test_every_reading_of_a_password_is_known() -> None:
 
     found = dsn_passwords("postgresql://u:wr0ng@pa%zzss@host/db")
     assert {"wr0ng@pa%zzss", "wr0ng", "pa%zzss"} <= found
+
+
+def test_a_secret_variable_is_scrubbed_from_errors_that_quote_it(project) -> None:
+    """The state variable holds a DSN no parser understands; the error quotes it, the scrubber masks it."""
+    project.write_config("jobs: jobs.json\nstate: env:MY_DSN\n")
+    value = "redis://cache.internal/0?token=tok-4e1f-secret"
+    res = project.run("status", env={"MY_DSN": value})
+    assert res.exit_code == 1
+    assert "unsupported ledger URL" in res.stderr
+    assert "tok-4e1f-secret" not in res.stdout + res.stderr

@@ -44,7 +44,10 @@ def test_naive_once_follows_the_cron_dst_rules(
 def test_naive_once_and_cron_agree_inside_a_gap(project) -> None:
     project.write_jobs(
         [
-            {"id": "o", "schedule": {"kind": "once", "run_at": "2026-03-29T02:30:00", "tz": BERLIN}},
+            {
+                "id": "o",
+                "schedule": {"kind": "once", "run_at": "2026-03-29T02:30:00", "tz": BERLIN},
+            },
             {"id": "c", "schedule": {"kind": "cron", "expr": "30 2 29 3 *", "tz": BERLIN}},
         ]
     )
