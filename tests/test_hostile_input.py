@@ -190,3 +190,20 @@ def test_an_applied_http_job_with_a_bad_url_fails_its_run_not_cronplan(url: str)
     res = run_job(job, runner_argv=None, fire_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
     assert res.status == "failed" and res.error and "failed" in res.error
     assert "pw" not in res.error
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('callback_url: "http://127.0.0.1:1/\\ud83d"', "cronplan.yaml:4:"),
+        ("x-n: 1.0e+400", "cronplan.yaml:4:6: /x-n: "),
+    ],
+)
+def test_config_with_a_surrogate_or_an_infinite_number_is_located(
+    project, line: str, expected: str
+) -> None:
+    project.write_config(f"jobs: jobs.json\nprovider: local\ntimezone: UTC\n{line}\n")
+    res = project.cli("plan", "--now", NOW)
+    assert res.exit_code == 1, res.stderr
+    assert res.stderr.startswith(expected), res.stderr
+    assert "Traceback" not in res.stderr
