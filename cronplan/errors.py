@@ -141,8 +141,12 @@ def remember_dsn(dsn: str | None) -> None:
     """Scrub a database DSN and every reading of the password in it, however malformed it is."""
     if not dsn:
         return
-    remember_secret(dsn)
-    for password in dsn_passwords(dsn):
+    passwords = dsn_passwords(dsn)
+    # A PostgreSQL URL without a password is no secret, and its host is what an error needs to show;
+    # any other value (a token, a notify URL, a DSN of unknown form) is masked whole.
+    if passwords or not dsn.startswith(("postgresql://", "postgres://")):
+        remember_secret(dsn)
+    for password in passwords:
         remember_secret(password)
 
 

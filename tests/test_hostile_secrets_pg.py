@@ -107,3 +107,11 @@ def test_a_secret_variable_is_scrubbed_from_errors_that_quote_it(project) -> Non
     assert res.exit_code == 1
     assert "unsupported ledger URL" in res.stderr
     assert "tok-4e1f-secret" not in res.stdout + res.stderr
+
+
+def test_a_dsn_without_password_stays_readable_in_errors(project) -> None:
+    project.write_config("jobs: jobs.json\nstate: env:CRONPLAN_STATE_DSN\n")
+    dsn = "postgresql://nobody@127.0.0.1:1/db?connect_timeout=2"
+    res = project.run("status", env={"CRONPLAN_STATE_DSN": dsn})
+    assert res.exit_code == 1
+    assert "PostgreSQL ledger postgresql://nobody@127.0.0.1:1/db" in res.stderr
