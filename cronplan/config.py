@@ -198,6 +198,13 @@ def _issues(doc: Any) -> list[Any]:
 
         if _zone(tz) is None:
             issues.append(Issue("/timezone", f"unknown timezone {tz!r}{zone_hint(tz)}"))
+    callback = doc.get("callback_url")
+    if isinstance(callback, str) and "/callback_url" not in taken:
+        from cronplan.jobsfile import url_problem
+
+        problem = url_problem(callback)
+        if problem:
+            issues.append(Issue("/callback_url", problem))
     state = doc.get("state")
     if isinstance(state, str) and _dsn_has_password(state):
         issues.append(

@@ -207,3 +207,11 @@ def test_config_with_a_surrogate_or_an_infinite_number_is_located(
     assert res.exit_code == 1, res.stderr
     assert res.stderr.startswith(expected), res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999"])
+def test_config_callback_url_that_cannot_be_called_is_located(project, url: str) -> None:
+    project.write_config(f"jobs: jobs.json\nprovider: local\ncallback_url: {url}\n")
+    res = project.cli("validate")
+    assert res.exit_code == 1
+    assert res.stderr.startswith("cronplan.yaml:3:15: /callback_url: not a valid URL"), res.stderr
