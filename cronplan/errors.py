@@ -139,7 +139,7 @@ def remember_secret(value: str | None) -> None:
 
 def remember_dsn(dsn: str | None) -> None:
     """Scrub a database DSN and every reading of the password in it, however malformed it is."""
-    if not dsn:
+    if not dsn or dsn.startswith("sqlite:"):  # a path, no secret (and errors must show it)
         return
     passwords = dsn_passwords(dsn)
     # A PostgreSQL URL without a password is no secret, and its host is what an error needs to show;

@@ -118,7 +118,7 @@ def open_ledger(
             from cronplan.errors import ConfigError
 
             raise ConfigError(f"state: env:{var} names an environment variable that is not set")
-        url = value
+        url = value.strip()  # a DSN read from a mounted secret file ends in a newline
     if not url.startswith("sqlite:"):
         remember_dsn(url)  # libpq's own messages may quote it, malformed or not
         remember_secret(env.get("PGPASSWORD"))

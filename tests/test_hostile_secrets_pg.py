@@ -115,3 +115,16 @@ def test_a_dsn_without_password_stays_readable_in_errors(project) -> None:
     res = project.run("status", env={"CRONPLAN_STATE_DSN": dsn})
     assert res.exit_code == 1
     assert "PostgreSQL ledger postgresql://nobody@127.0.0.1:1/db" in res.stderr
+
+
+def test_a_dsn_read_from_a_secret_file_loses_its_newline(project, pg_dsn: str) -> None:
+    project.write_config("jobs: jobs.json\nstate: env:CRONPLAN_STATE_DSN\n")
+    res = project.run("status", env={"CRONPLAN_STATE_DSN": pg_dsn + "\n"})
+    assert res.exit_code == 0, res.stderr
+
+
+def test_a_sqlite_state_url_is_no_secret(project) -> None:
+    project.write_config("jobs: jobs.json\nstate: env:CRONPLAN_STATE_DSN\n")
+    res = project.run("status", env={"CRONPLAN_STATE_DSN": "sqlite:///"})
+    assert res.exit_code == 1
+    assert "'sqlite:///' (expected sqlite:///PATH)" in res.stderr
