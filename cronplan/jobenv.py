@@ -36,6 +36,12 @@ def set_policy(mode: str, secret_names: Iterable[str]) -> None:
     _policy = JobEnvPolicy(mode, frozenset(DEFAULT_SECRET_ENVS) | frozenset(secret_names))
 
 
+def reset_policy() -> None:
+    """Back to the default: inherit, without the bundled default secret variables."""
+    global _policy
+    _policy = JobEnvPolicy()
+
+
 def current_policy() -> JobEnvPolicy:
     return _policy
 
@@ -55,4 +61,11 @@ def base_environ(
     return env
 
 
-__all__ = ["CLEAN_KEEP", "JobEnvPolicy", "base_environ", "current_policy", "set_policy"]
+__all__ = [
+    "CLEAN_KEEP",
+    "JobEnvPolicy",
+    "base_environ",
+    "current_policy",
+    "reset_policy",
+    "set_policy",
+]

@@ -24,6 +24,8 @@ class Runtime:
         from cronplan.errors import remember_dsn
         from cronplan.jobenv import set_policy
 
+        # Jobs run by this runtime (fire, serve, run) start from the environment job_env describes;
+        # close() puts the default back, so one runtime's policy never outlives it in this process.
         set_policy(config.job_env, config.secret_envs)
 
         # From here on no message may show these values (tokens, the notify URL, a DSN's password).
@@ -45,6 +47,13 @@ class Runtime:
         from cronplan.jobsfile import load_job
 
         return load_job(self.config.jobs_path, job_id, default_tz=self.config.timezone)
+
+    def job_environ(self) -> dict[str, str]:
+        """The environment a job starts from: ``job_env`` applied, cronplan's secret variables removed."""
+        from cronplan.jobenv import JobEnvPolicy, base_environ
+
+        policy = JobEnvPolicy(self.config.job_env, frozenset(self.config.secret_envs))
+        return base_environ(self.environ, policy)
 
     @property
     def ledger(self) -> Ledger:
@@ -87,6 +96,9 @@ class Runtime:
         return self.config.callback_url if self.provider.calls_back else None
 
     def close(self) -> None:
+        from cronplan.jobenv import reset_policy
+
+        reset_policy()
         if self._provider is not None:
             self._provider.close()
             self._provider = None

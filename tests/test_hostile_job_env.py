@@ -109,3 +109,20 @@ def test_job_env_must_be_inherit_or_clean(project) -> None:
     res = project.cli("validate")
     assert res.exit_code == 1
     assert res.stderr.startswith("cronplan.yaml:2:10: /job_env: ")
+
+
+def test_runtime_job_environ_applies_the_configuration(tmp_path: Path) -> None:
+    from cronplan.config import parse_config
+    from cronplan.runtime import Runtime
+
+    config = parse_config(
+        "job_env: clean\nproviders:\n  nas: {token_env: MY_TOKEN}\n",
+        file="cronplan.yaml",
+        base_dir=tmp_path,
+    )
+    environ = {"PATH": "/bin", "MY_TOKEN": "t0ken-value", "OTHER": "x", "TZ": "UTC"}
+    rt = Runtime(config, environ=environ)
+    try:
+        assert rt.job_environ() == {"PATH": "/bin", "TZ": "UTC"}
+    finally:
+        rt.close()
