@@ -46,6 +46,7 @@ RUNTIME_FIELDS = frozenset(
     }
 )  # fmt: skip
 
+_MAX_INTERVAL_S = 100 * 31_557_600  # 100 Julian years
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _COMMAND_ONLY = ("env", "cwd")
 
@@ -542,6 +543,16 @@ class _Builder:
             seconds = int(seconds)
             if seconds < 1:
                 issues.append(Issue(self.ptr("/schedule"), "an interval must be at least 1 second"))
+                return None
+            if seconds > _MAX_INTERVAL_S:
+                # 1e18 is an integer to JSON Schema, and such a job would simply never fire.
+                field = "seconds" if sched.get("seconds") is not None else "minutes"
+                issues.append(
+                    Issue(
+                        self.ptr(f"/schedule/{field}"),
+                        f"an interval must be at most 100 years ({_MAX_INTERVAL_S} seconds)",
+                    )
+                )
                 return None
             start_at = None
             if sched.get("start_at") is not None:

@@ -46,6 +46,17 @@ HOSTILE_JOBS = {
         "/jobs/1/x-big",
         "5000-digit integer is out of range",
     ),
+    "1e18 seconds": (
+        '{"id": "a", "schedule": {"kind": "interval", "seconds": 1e18}, "command": ["true"]}',
+        "/jobs/1/schedule/seconds",
+        "at most 100 years",
+    ),
+    "a 20-digit number of minutes": (
+        '{"id": "a", "schedule": {"kind": "interval", "minutes": 99999999999999999999}, '
+        '"command": ["true"]}',
+        "/jobs/1/schedule/minutes",
+        "at most 100 years",
+    ),
     "duplicate key": (
         '{"id": "a", "schedule": {"kind": "interval", "seconds": 60, "seconds": 5}, '
         '"command": ["true"]}',
