@@ -21,6 +21,16 @@ DEFAULT_TIMEZONE = "UTC"
 DEFAULT_STATE = "sqlite:///.cronplan/state.db"
 DEFAULT_LOCAL_PATH = ".cronplan/local.db"
 DEFAULT_NOTIFY_URL_ENV = "CRONPLAN_NOTIFY_URL"
+DEFAULT_JOB_ENV = "inherit"
+# Secret variables of the bundled providers and of notify, by their default names: never passed to a job
+# even when the configuration names other ones (a token exported for another tool is still a token).
+DEFAULT_SECRET_ENVS = (
+    "CRONPLAN_NAS_TOKEN",
+    "CRONPLAN_WEBHOOK_SECRET",
+    "CRONPLAN_NOTIFY_URL",
+    "CRONPLAN_STATE_DSN",
+    "PGPASSWORD",
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,11 @@ class Config:
     #: ``serve.status_token_env``: the env var holding the bearer token of the status routes (None: the
     #: status routes answer loopback clients only).
     status_token_env: str | None = None
+    # inherit | clean: the environment jobs run with (docs/jobs.md, "The job's environment").
+    job_env: str = DEFAULT_JOB_ENV
+    # The variables cronplan reads secrets from: removed from every job's environment, and their
+    # values scrubbed from every message (see ``secret_env_names``).
+    secret_envs: tuple[str, ...] = DEFAULT_SECRET_ENVS
 
     @property
     def jobs_path(self) -> Path:
@@ -134,6 +149,8 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
     notify = doc.get("notify")
     serve = doc.get("serve") or {}
     return Config(
+        job_env=doc.get("job_env") or DEFAULT_JOB_ENV,
+        secret_envs=secret_env_names(doc),
         base_dir=base_dir,
         source=source if source is not None else Path(file),
         jobs=doc.get("jobs", DEFAULT_JOBS),
@@ -148,6 +165,24 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
         else (notify.get("url_env") or DEFAULT_NOTIFY_URL_ENV),
         status_token_env=serve.get("status_token_env") or None,
     )
+
+
+def secret_env_names(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every variable a cronplan.yaml document makes cronplan read a secret from: any provider option
+    ending in ``_env`` (``token_env``, ``secret_env``), ``notify.url_env``, ``serve.status_token_env``, an
+    ``env:`` state DSN, plus ``PGPASSWORD`` and the bundled defaults (``DEFAULT_SECRET_ENVS``)."""
+    names: list[Any] = list(DEFAULT_SECRET_ENVS)
+    for options in (doc.get("providers") or {}).values():
+        if isinstance(options, Mapping):
+            names += [v for k, v in options.items() if str(k).endswith("_env")]
+    for section, key in (("notify", "url_env"), ("serve", "status_token_env")):
+        part = doc.get(section)
+        if isinstance(part, Mapping):
+            names.append(part.get(key))
+    state = doc.get("state")
+    if isinstance(state, str) and state.startswith("env:"):
+        names.append(state[4:])
+    return tuple(dict.fromkeys(n for n in names if isinstance(n, str) and n))
 
 
 def _issues(doc: Any) -> list[Any]:
@@ -175,6 +210,13 @@ def _issues(doc: Any) -> list[Any]:
 
         if _zone(tz) is None:
             issues.append(Issue("/timezone", f"unknown timezone {tz!r}{zone_hint(tz)}"))
+    callback = doc.get("callback_url")
+    if isinstance(callback, str) and "/callback_url" not in taken:
+        from cronplan.jobsfile import url_problem
+
+        problem = url_problem(callback)
+        if problem:
+            issues.append(Issue("/callback_url", problem))
     state = doc.get("state")
     if isinstance(state, str) and _dsn_has_password(state):
         issues.append(

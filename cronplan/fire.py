@@ -122,7 +122,7 @@ def parse_http_request(data: bytes) -> HttpRequest:
         headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
     length = headers.get("content-length")
     if length is not None:
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):  # isdigit alone takes '²' and '٣'
             raise BadRequest(f"bad Content-Length in raw request: {length[:20]!r}")
         if int(length) > len(body):
             raise BadRequest(
@@ -130,7 +130,16 @@ def parse_http_request(data: bytes) -> HttpRequest:
             )
         body = body[: int(length)]
     path = target.split("?", 1)[0]
-    return HttpRequest(method=method.upper(), path=path, headers=headers, body=body)
+    # A signature covers the body, not the request line: a signed body replayed as GET or to another
+    # path is not a fire (serve answers those 405/404 before reading a body).
+    if method.upper() != "POST":
+        raise BadRequest(f"raw request method is {method[:20]!r}; fires are POST {FIRE_PATH}")
+    if path != FIRE_PATH:
+        raise BadRequest(f"raw request path is {path[:80]!r}; fires go to POST {FIRE_PATH}")
+    return HttpRequest(method="POST", path=path, headers=headers, body=body)
+
+
+FIRE_PATH = "/api/cron/fire"
 
 
 def _split_head(data: bytes) -> tuple[bytes, bool, bytes]:

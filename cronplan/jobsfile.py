@@ -46,6 +46,7 @@ RUNTIME_FIELDS = frozenset(
     }
 )  # fmt: skip
 
+_MAX_INTERVAL_S = 100 * 31_557_600  # 100 Julian years
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _COMMAND_ONLY = ("env", "cwd")
 
@@ -189,7 +190,7 @@ def _parse_jobs(
         raise ConfigError(
             f"unknown default timezone {default_tz!r} (check 'timezone' in cronplan.yaml)"
         )
-    doc = _parse(text, file, fmt)
+    doc, suspicious = _parse(text, file, fmt)
 
     from cronplan.schemas import fast_validator
 
@@ -199,6 +200,10 @@ def _parse_jobs(
 
         doc, odd = json_compatible(doc)
         issues = [Issue(ptr, message, key=is_key) for ptr, is_key, message in odd]
+    elif suspicious:
+        from cronplan.strictjson import hostile_values
+
+        issues = [Issue(ptr, message, key=is_key) for ptr, is_key, message in hostile_values(doc)]
     try:
         schema_ok = bool(fast_validator("jobs").is_valid(doc))
     except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold
@@ -212,7 +217,8 @@ def _parse_jobs(
         raw_jobs, prefix = doc, ""
     jobs: list[Job] = []
     if isinstance(raw_jobs, list):
-        builder = _Builder(default_tz, default_zone, build=build)
+        nul = fmt == "yaml" or "\\u0000" in text
+        builder = _Builder(default_tz, default_zone, build=build, nul_possible=nul)
         jobs, more = builder.build_all(raw_jobs, prefix)
         issues.extend(_not_shadowed(more, issues))
     if schema_ok and not issues:
@@ -226,7 +232,8 @@ def _parse_jobs(
 # --------------------------------------------------------------------------- parsing
 
 
-def _parse(text: str, file: str, fmt: str) -> Any:
+def _parse(text: str, file: str, fmt: str) -> tuple[Any, bool]:
+    """The document, and whether a JSON one may hold values ``strictjson.hostile_values`` reports."""
     if fmt == "yaml":
         from cronplan.yamlio import YamlSyntaxError, load_yaml
 
@@ -238,10 +245,12 @@ def _parse(text: str, file: str, fmt: str) -> Any:
             raise ValidationError(
                 [Problem(file, 1, 1, "", "the file is empty; expected {jobs: [...]}")]
             )
-        return doc
+        return doc, True
+    from cronplan.strictjson import NotJsonConstant, loads
+
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except _NotJson as exc:
+        return loads(text)
+    except NotJsonConstant as exc:
         m = re.search(r"-?" + exc.args[0], text)
         line, col = _line_col(text, m.start() if m else 0)
         raise ValidationError(
@@ -255,15 +264,6 @@ def _parse(text: str, file: str, fmt: str) -> Any:
         raise ValidationError(
             [Problem(file, 1, 1, "", "invalid JSON: nested too deeply")]
         ) from None
-
-
-class _NotJson(ValueError):
-    pass
-
-
-def _reject_constant(name: str) -> Any:
-    """Python's json reads NaN and Infinity; JSON has neither, and specs must survive a round trip."""
-    raise _NotJson(name)
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -405,13 +405,20 @@ class _Builder:
     """Checks each job's meaning and builds it; caches per distinct cron expression and zone."""
 
     def __init__(
-        self, default_tz: str, default_zone: ZoneInfo, *, build: bool | str = True
+        self,
+        default_tz: str,
+        default_zone: ZoneInfo,
+        *,
+        build: bool | str = True,
+        nul_possible: bool = True,
     ) -> None:
         # True: build every job; False: none; a job id: only that one.
         self.make_jobs = build
         self.default_tz = default_tz
         self.default_zone = default_zone
         self.check_cron = _cron_checker()
+        # Whether any string may hold a NUL byte: JSON can only write one as \u0000 (see _parse_jobs).
+        self.nul_possible = nul_possible
         self.cron_cache: dict[str, str | None] = {}
         # Shared anchors (start_at) and batches of one-shots repeat the same texts.
         self.instants: dict[tuple[str, tzinfo], datetime] = {}
@@ -442,8 +449,11 @@ class _Builder:
             self.index = i
             try:
                 job = build(raw, jid, issues)
-            except (KeyError, TypeError, AttributeError, ValueError):
-                job = None  # malformed in a way the schema reports
+            except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
+                # Malformed in a way the schema reports (the schema's issue then shadows this one).
+                # Never a silently missing job: apply would cancel its arm as an orphan.
+                issues.append(Issue(self.ptr(""), f"this job cannot be loaded: {exc}"))
+                job = None
             if job is not None:
                 append(job)
         return jobs, issues
@@ -535,6 +545,16 @@ class _Builder:
             if seconds < 1:
                 issues.append(Issue(self.ptr("/schedule"), "an interval must be at least 1 second"))
                 return None
+            if seconds > _MAX_INTERVAL_S:
+                # 1e18 is an integer to JSON Schema, and such a job would simply never fire.
+                field = "seconds" if sched.get("seconds") is not None else "minutes"
+                issues.append(
+                    Issue(
+                        self.ptr(f"/schedule/{field}"),
+                        f"an interval must be at most 100 years ({_MAX_INTERVAL_S} seconds)",
+                    )
+                )
+                return None
             start_at = None
             if sched.get("start_at") is not None:
                 start_at = self._instant(sched["start_at"], zone, "/schedule/start_at", issues)
@@ -568,6 +588,10 @@ class _Builder:
     def _check_action(
         self, raw: dict[str, Any], command: Any, http: Any, issues: list[Issue]
     ) -> None:
+        if command is not None:
+            self._check_command(raw, command, issues)
+        if http is not None:
+            self._check_http(http, issues)
         if command is not None and http is not None:
             issues.append(
                 Issue(
@@ -598,6 +622,96 @@ class _Builder:
                         key=True,
                     )
                 )
+
+    def _check_command(self, raw: dict[str, Any], command: Any, issues: list[Issue]) -> None:
+        """What the schema cannot say: NUL bytes (no OS accepts them in argv, env or a path) and env
+        names an environment cannot hold (empty, or with '=' which would split them). Cheap first
+        checks keep this off the profile of a 100,000-job file (benchmarks/validate.py)."""
+        nul = self.nul_possible
+        if nul and type(command) is list:
+            for i, arg in enumerate(command):
+                if type(arg) is str and "\x00" in arg:
+                    issues.append(Issue(self.ptr(f"/command/{i}"), _NUL_MESSAGE))
+        env = raw.get("env")
+        if type(env) is dict and env and ("" in env or "=" in "".join(env) or nul):
+            for name, value in env.items():
+                if not name or "=" in name or "\x00" in name:
+                    issues.append(
+                        Issue(
+                            self.ptr("/env/" + _escape(name)),
+                            f"invalid environment variable name {_shown(name)}: a name is "
+                            "non-empty and holds no '=' or NUL byte",
+                            key=True,
+                        )
+                    )
+                elif type(value) is str and "\x00" in value:
+                    issues.append(Issue(self.ptr("/env/" + _escape(name)), _NUL_MESSAGE))
+        if nul:
+            cwd = raw.get("cwd")
+            if type(cwd) is str and "\x00" in cwd:
+                issues.append(Issue(self.ptr("/cwd"), _NUL_MESSAGE))
+
+    def _check_http(self, http: Any, issues: list[Issue]) -> None:
+        if type(http) is not dict:
+            return
+        url = http.get("url")
+        if type(url) is str:
+            problem = url_problem(url)
+            if problem:
+                issues.append(Issue(self.ptr("/http/url"), problem))
+        headers = http.get("headers")
+        if type(headers) is dict and headers:
+            text = "".join(headers) + "".join(v for v in headers.values() if type(v) is str)
+            if "" in headers or _BAD_HEADER.search(text):
+                for name, value in headers.items():
+                    both = name + (value if type(value) is str else "")
+                    if not name or _BAD_HEADER.search(both):
+                        issues.append(
+                            Issue(
+                                self.ptr("/http/headers/" + _escape(name)),
+                                "a header name or value cannot be empty or hold CR, LF or NUL",
+                                key=True,
+                            )
+                        )
+
+
+_PLAIN_URL = re.compile(
+    r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::(\d{1,5}))?(?:[/?#][^\x00]*)?\Z"
+)
+_BAD_HEADER = re.compile(r"[\r\n\x00]")
+_NUL_MESSAGE = "contains a NUL byte (\\u0000), which no program argument, variable or path can hold"
+
+
+def _escape(token: str) -> str:
+    from cronplan.positions import escape_token
+
+    return escape_token(token)
+
+
+def _shown(text: str) -> str:
+    return repr(text).replace("\\x00", "\\u0000")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be called (None when it can): it must parse, name a host, and any port must
+    be 1-65535. The schema has already checked the scheme."""
+    plain = _PLAIN_URL.match(url)
+    if plain and (plain.group(1) is None or 0 < int(plain.group(1)) < 65536):
+        return None  # the common case, without urlsplit's cost (benchmarks/validate.py)
+    from urllib.parse import urlsplit
+
+    if "\x00" in url:
+        return _NUL_MESSAGE
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({exc}); write it as http(s)://HOST[:PORT]/PATH"
+    if not parts.hostname:
+        return "the URL names no host; write it as http(s)://HOST[:PORT]/PATH"
+    if port == 0:
+        return "port 0 is not a port; use 1-65535"
+    return None
 
 
 def _make_action(raw: dict[str, Any], command: Any, http: Any) -> JobAction | None:

@@ -123,6 +123,8 @@ def open_ledger(
     """Open (creating on first use) the ledger named by a ``state:`` URL."""
     import os
 
+    from cronplan.errors import remember_dsn, remember_secret
+
     env = os.environ if environ is None else environ
     if url.startswith("env:"):
         var = url[4:]
@@ -131,7 +133,10 @@ def open_ledger(
             from cronplan.errors import ConfigError
 
             raise ConfigError(f"state: env:{var} names an environment variable that is not set")
-        url = value
+        url = value.strip()  # a DSN read from a mounted secret file ends in a newline
+    if not url.startswith("sqlite:"):
+        remember_dsn(url)  # libpq's own messages may quote it, malformed or not
+        remember_secret(env.get("PGPASSWORD"))
     if url.startswith("sqlite:///") or url.startswith("sqlite://"):
         from cronplan.ledger_sqlite import SqliteLedger
 
@@ -167,5 +172,6 @@ def mask_dsn(dsn: str) -> str:
     """Hide the password of a URL-style or key=value DSN."""
     import re
 
-    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn, flags=re.IGNORECASE)
+    # Up to the last '@': a password may hold '@' (and ':' or '/') itself.
+    dsn = re.sub(r"(://[^:/@]*:).*@", r"\1***@", dsn)
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn, flags=re.IGNORECASE)

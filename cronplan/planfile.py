@@ -580,8 +580,15 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
         raise CronplanError(f"Plan file {target} is a directory, not a saved plan") from None
     except OSError as exc:
         raise CronplanError(f"Cannot read plan file {target}: {exc.strerror or exc}") from None
+    from cronplan.strictjson import NotJsonConstant, hostile_values, loads
+
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        doc, suspicious = loads(text)
+    except NotJsonConstant as exc:
+        raise CronplanError(
+            f"{target}: not a cronplan plan file ({exc.args[0]} is not a JSON number)"
+        ) from None
     except UnicodeDecodeError:
         raise CronplanError(f"{target}: not a cronplan plan file (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
@@ -589,6 +596,19 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
             f"{target}: not a cronplan plan file (invalid JSON at line {exc.lineno}, "
             f"column {exc.colno}: {exc.msg})"
         ) from None
+    if suspicious:
+        found = list(hostile_values(doc))
+        if found:
+            from cronplan.errors import Problem, ValidationError
+            from cronplan.positions import json_positions_of
+
+            index = json_positions_of(text, [ptr for ptr, _, _ in found])
+            raise ValidationError(
+                [
+                    Problem(str(target), *index.locate(ptr, key=is_key), ptr, message)
+                    for ptr, is_key, message in found
+                ]
+            )
     return plan_from_json(doc, source=str(target))
 
 

@@ -102,7 +102,9 @@ def json_positions_of(text: str, wanted: Iterable[str]) -> PositionIndex:
             needed.add("/".join(parts[:i]))
     import json.decoder
 
-    scan: Any = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009 - untyped in typeshed
+    # Numbers are only skipped: never converted, so 1e400 or a 5,000-digit integer cannot fail here.
+    skipper = json.JSONDecoder(parse_int=len, parse_float=len, parse_constant=len)
+    scan: Any = getattr(skipper, "scan_once")  # noqa: B009 - untyped in typeshed
     scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009
     match_ws = _WS.match
 

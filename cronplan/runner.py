@@ -91,19 +91,22 @@ def run_job(
     base_dir: str | Path | None = None,
     cancel: threading.Event | None = None,
     tail_bytes: int = TAIL_BYTES,
+    environ: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run ``job`` for the occurrence ``fire_at`` and report the outcome; never raises for a job failure.
 
     ``base_dir`` resolves a relative ``cwd`` (and is the runner's working directory); ``cancel``, when set
     while the job runs, stops it like a timeout does (``serve`` uses it on shutdown). ``clock`` stamps the
-    start; the end is the start plus the measured run time (docs/planning.md, "The clock").
+    start; the end is the start plus the measured run time (docs/planning.md, "The clock"). ``environ`` is the
+    environment the job starts from (``Runtime.job_environ()``); by default the process's, as the
+    configuration's ``job_env`` says, without cronplan's secret variables (``cronplan.jobenv``).
     """
     started = Stopwatch(clock)
     action = job.action
     if isinstance(action, CommandAction):
         return _run_command(
             list(action.argv),
-            env=_job_env(job, fire_at, action.env),
+            env=_job_env(job, fire_at, action.env, environ),
             cwd=_resolve_cwd(action.cwd, base_dir),
             timeout=action.timeout_seconds,
             stdin=None,
@@ -127,7 +130,7 @@ def run_job(
     payload["fire_at"] = format_ts(fire_at)
     return _run_command(
         list(runner_argv),
-        env=_job_env(job, fire_at, {}),
+        env=_job_env(job, fire_at, {}, environ),
         cwd=str(base_dir) if base_dir is not None else None,
         timeout=RUNNER_TIMEOUT_SECONDS,
         stdin=json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8"),
@@ -137,8 +140,13 @@ def run_job(
     )
 
 
-def _job_env(job: Job, fire_at: datetime, extra: Mapping[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
+def _job_env(
+    job: Job, fire_at: datetime, extra: Mapping[str, str], base: Mapping[str, str] | None
+) -> dict[str, str]:
+    """cronplan's environment as ``job_env`` says, never with its secret variables (cronplan.jobenv)."""
+    from cronplan.jobenv import base_environ
+
+    env = base_environ() if base is None else dict(base)
     env["CRONPLAN_JOB_ID"] = job.id
     env["CRONPLAN_FIRE_AT"] = format_ts(fire_at)
     env.update({str(k): str(v) for k, v in extra.items()})
@@ -343,7 +351,8 @@ def _run_http(action: HttpAction, *, started: Stopwatch, tail_bytes: int) -> Run
             started.started,
             started.now(),
         )
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        # InvalidURL and ValueError: a URL applied before cronplan checked URLs (bad port, bad host).
         return RunResult(
             "failed",
             None,
@@ -371,11 +380,12 @@ def _safe_url(url: str) -> str:
 
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return "(invalid URL)"
     netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
+    if port:
+        netloc = f"{netloc}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 

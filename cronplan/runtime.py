@@ -31,6 +31,16 @@ class Runtime:
         self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
         self._ledger: Ledger | None = None
         self._provider: Provider | None = None
+        from cronplan.errors import remember_dsn
+        from cronplan.jobenv import set_policy
+
+        # Jobs run by this runtime (fire, serve, run) start from the environment job_env describes;
+        # close() puts the default back, so one runtime's policy never outlives it in this process.
+        set_policy(config.job_env, config.secret_envs)
+
+        # From here on no message may show these values (tokens, the notify URL, a DSN's password).
+        for name in config.secret_envs:
+            remember_dsn(self.environ.get(name))
 
     def load_jobs(self, path: str | None = None) -> JobsFile:
         """Read and validate jobs.json as it is now (``path`` overrides the configured one)."""
@@ -47,6 +57,13 @@ class Runtime:
         from cronplan.jobsfile import load_job
 
         return load_job(self.config.jobs_path, job_id, default_tz=self.config.timezone)
+
+    def job_environ(self) -> dict[str, str]:
+        """The environment a job starts from: ``job_env`` applied, cronplan's secret variables removed."""
+        from cronplan.jobenv import JobEnvPolicy, base_environ
+
+        policy = JobEnvPolicy(self.config.job_env, frozenset(self.config.secret_envs))
+        return base_environ(self.environ, policy)
 
     @property
     def ledger(self) -> Ledger:
@@ -90,6 +107,9 @@ class Runtime:
         return self.config.callback_url if self.provider.calls_back else None
 
     def close(self) -> None:
+        from cronplan.jobenv import reset_policy
+
+        reset_policy()
         if self._provider is not None:
             self._provider.close()
             self._provider = None

@@ -112,6 +112,9 @@ def _normalize(expr: str) -> str:
     return _ONE_VALUE_RANGE.sub(r"\1", text)
 
 
+_NAMES = re.compile(r"[A-Z]{3}")
+
+
 def check_cron(expr: str) -> str | None:
     """A message saying what is wrong with the cron expression ``expr``, or None if it is valid.
 
@@ -131,10 +134,21 @@ def check_cron(expr: str) -> str | None:
             f"cron expression {expr!r} has {len(parts)} fields; expected 5 "
             "(minute hour day-of-month month day-of-week) or 6 with seconds first"
         )
+    names = _FIELDS_5 if len(parts) == 5 else _FIELDS_6
+    for name, part in zip(names, parts, strict=True):
+        for term in part.split(","):
+            base, slash, step = term.partition("/")
+            # Day names (WED, JUL) are not the L/W flags: drop three-letter words before looking.
+            flags = _NAMES.sub("", base.upper()) if name.startswith("day") else ""
+            if slash and any(c in flags for c in "LW#"):
+                # cronsim reads L/2 as L and drops the step: a schedule other than the one written.
+                return (
+                    f"the step in {name} field {term!r} cannot apply: L, W and # name single days, "
+                    f"so there is nothing to step through (remove '/{step}'; cron expression {expr!r})"
+                )
     try:
         CronSim(text, _PARSE_START)
     except (CronSimError, ValueError, IndexError) as exc:
-        names = _FIELDS_5 if len(parts) == 5 else _FIELDS_6
         for i, part in enumerate(parts):
             probe = ["*"] * len(parts)
             probe[i] = part

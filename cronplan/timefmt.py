@@ -6,7 +6,7 @@ Every datetime inside cronplan is aware and in UTC; this module is where strings
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 
 UTC = timezone.utc
 
@@ -40,8 +40,29 @@ def parse_ts(text: str, *, default_tz: object | None = None) -> datetime:
     if dt.tzinfo is None:
         if default_tz is None:
             raise ValueError(f"timestamp has no UTC offset: {text!r} (add Z or +HH:MM)")
-        dt = dt.replace(tzinfo=default_tz)  # type: ignore[arg-type]
+        return wall_to_utc(dt, default_tz)  # type: ignore[arg-type]
     return dt.astimezone(UTC)
+
+
+def wall_to_utc(wall: datetime, tz: tzinfo) -> datetime:
+    """The instant of the naive wall time ``wall`` in ``tz``, with cron's rules for DST (docs/jobs.md):
+    a time that occurs twice is its first instant; a time inside a gap is the first instant after the
+    gap (the shift itself), never the time moved on by the gap's length."""
+    local = wall.replace(tzinfo=tz, fold=0)
+    before, after = local.utcoffset(), local.replace(fold=1).utcoffset()
+    assert before is not None and after is not None
+    if before >= after:  # unique, or repeated: fold=0 is the earlier instant
+        return local.astimezone(UTC)
+    # In a gap: the shift lies in (wall - after, wall - before]; tzdb shifts fall on whole seconds.
+    lo = int((wall - after).replace(tzinfo=UTC).timestamp())
+    hi = int((wall - before).replace(tzinfo=UTC).timestamp())
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, UTC).astimezone(tz).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return datetime.fromtimestamp(hi, UTC)
 
 
 def format_ts(dt: datetime) -> str:

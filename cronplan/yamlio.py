@@ -24,6 +24,39 @@ class Loader(_Base):  # type: ignore[misc]
     }
 
 
+def _construct_map(loader: Any, node: Any) -> Any:
+    """A mapping; one that names a key twice becomes a ``DuplicateKeys`` (reported, never last-wins).
+    Keys brought in by a merge (``<<: *base``) may be overridden: only the node's own keys count."""
+    from cronplan.strictjson import DuplicateKeys
+
+    own = [
+        (k.tag, k.value)
+        for k, _ in node.value
+        if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge"
+    ]
+    data: dict[Any, Any] = {}
+    if len(set(own)) != len(own):
+        names = [str(v) for _, v in own]
+        data = DuplicateKeys()
+        data.duplicates = tuple(sorted({n for n in names if names.count(n) > 1}))
+    yield data
+    data.update(loader.construct_mapping(node))
+
+
+def _construct_int(loader: Any, node: Any) -> Any:
+    """An integer, or a ``BadNumber`` when it is longer than Python's int-str limit."""
+    try:
+        return loader.construct_yaml_int(node)
+    except ValueError:
+        from cronplan.strictjson import BadNumber
+
+        return BadNumber(str(node.value))
+
+
+Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 def load_yaml(text: str, file: str) -> Any:
     """Parse ``text``; raise ``ValueError`` carrying a ``Problem`` when it is not well-formed YAML."""
     try:
@@ -49,19 +82,37 @@ def json_compatible(doc: Any) -> tuple[Any, list[tuple[str, bool, str]]]:
     import math
 
     from cronplan.positions import escape_token
+    from cronplan.strictjson import (
+        SURROGATE_MESSAGE,
+        BadNumber,
+        bad_number_message,
+        duplicate_message,
+        has_lone_surrogate,
+    )
 
     bad: list[tuple[str, bool, str]] = []
 
     def walk(node: Any, ptr: str) -> Any:
         if isinstance(node, dict):
             out = {}
+            for dup in getattr(node, "duplicates", ()):
+                bad.append((ptr + "/" + escape_token(dup), True, duplicate_message(dup)))
             for k, v in node.items():
                 key = k if isinstance(k, str) else _key_text(k)
                 child = ptr + "/" + escape_token(key)
                 if not isinstance(k, str):
                     bad.append((child, True, key_problem_message(k)))
+                elif has_lone_surrogate(k):
+                    bad.append((child, True, "this key " + SURROGATE_MESSAGE))
                 out[key] = walk(v, child)
             return out
+        if isinstance(node, BadNumber):
+            bad.append((ptr, False, bad_number_message(node)))
+            return None
+        if isinstance(node, str):
+            if has_lone_surrogate(node):
+                bad.append((ptr, False, "this text " + SURROGATE_MESSAGE))
+            return node
         if isinstance(node, list):
             return [walk(v, f"{ptr}/{i}") for i, v in enumerate(node)]
         if isinstance(node, float) and not math.isfinite(node):

@@ -15,6 +15,7 @@ from cronplan.errors import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     CronplanError,
+    scrub,
 )
 
 if TYPE_CHECKING:
@@ -52,12 +53,12 @@ class AppContext:
     def err(self, message: str) -> None:
         """A log/warning line on stderr (suppressed by -q)."""
         if not self.quiet:
-            click.echo(message, err=True)
+            click.echo(scrub(message), err=True)
 
     def info(self, message: str) -> None:
         """A verbose-only line on stderr."""
         if self.verbose and not self.quiet:
-            click.echo(message, err=True)
+            click.echo(scrub(message), err=True)
 
     def load_config(self) -> Any:
         from cronplan.config import load_config
@@ -164,7 +165,7 @@ def run(argv: list[str] | None = None) -> int:
         exc.show()
         return EXIT_USAGE if exc.exit_code == 2 else int(exc.exit_code)
     except CronplanError as exc:
-        click.echo(_error_text(exc), err=True)
+        click.echo(scrub(_error_text(exc)), err=True)
         return exc.exit_code
     except BrokenPipeError:
         return 0
@@ -172,11 +173,13 @@ def run(argv: list[str] | None = None) -> int:
         if verbose:
             import traceback
 
-            traceback.print_exc()
+            click.echo(scrub(traceback.format_exc()).rstrip("\n"), err=True)
         else:
             click.echo(
-                f"Error: internal error: {type(exc).__name__}: {exc}\n"
-                "This is a bug in cronplan. Run the same command with -v to see the traceback.",
+                scrub(
+                    f"Error: internal error: {type(exc).__name__}: {exc}\n"
+                    "This is a bug in cronplan. Run the same command with -v to see the traceback."
+                ),
                 err=True,
             )
         return EXIT_INTERNAL

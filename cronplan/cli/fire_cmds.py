@@ -152,6 +152,7 @@ def _show_output(app: AppContext, outcome: Any) -> None:
 @pass_app
 def serve_command(app: AppContext, host: str, port: int, shutdown_timeout: float) -> None:
     """Serve POST /api/cron/fire and GET /healthz; with the local provider, also run its timer loop."""
+    from cronplan.errors import scrub
     from cronplan.server import serve
 
     rt = app.runtime()
@@ -161,7 +162,7 @@ def serve_command(app: AppContext, host: str, port: int, shutdown_timeout: float
         port=port,
         shutdown_timeout=shutdown_timeout,
         log=app.err,
-        warn=lambda message: click.echo(message, err=True),
+        warn=lambda message: click.echo(scrub(message), err=True),
         verbose=app.verbose,
     )
     if code:

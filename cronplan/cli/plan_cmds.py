@@ -23,6 +23,7 @@ from cronplan.errors import (
     IntentMismatch,
     StalePlanError,
     UsageError,
+    scrub,
 )
 
 if TYPE_CHECKING:
@@ -364,7 +365,7 @@ def _report(app: AppContext, result: ApplyResult) -> None:
             counts[a.action] += 1
     for action, error in result.failed:
         label = "re-arm" if action.action == "rearm" else action.action
-        click.echo(f"Error: {label} {action.job_id} failed: {error}", err=True)
+        click.echo(scrub(f"Error: {label} {action.job_id} failed: {error}"), err=True)
     line = f"{counts['arm']} armed, {counts['rearm']} re-armed, {counts['cancel']} cancelled" + (
         f", {len(result.failed)} failed" if result.failed else ""
     )

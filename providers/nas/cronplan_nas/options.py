@@ -179,6 +179,24 @@ def parse_options(raw: Mapping[str, Any], *, base_dir: Path) -> NasOptions:
     )
 
 
+def read_token(environ: Mapping[str, str], name: str) -> tuple[str, str | None]:
+    """The token held by ``$name``, and why it cannot be used (None when it can).
+
+    Whitespace around it is dropped (a secret file mounted as a variable ends in a newline); anything
+    else that is not printable ASCII (inner whitespace, control or non-ASCII characters) cannot travel
+    in an Authorization header and is refused here, once, rather than retried as a connection error.
+    The problem names the variable, never the value."""
+    token = environ.get(name, "").strip(" \t\r\n")
+    if not token:
+        return "", f"environment variable {name} is not set (the NAS token)"
+    if not all("!" <= c <= "~" for c in token):
+        return "", (
+            f"environment variable {name} holds a token with inner whitespace, control or "
+            "non-ASCII characters; a token is printable ASCII (check the secret it was read from)"
+        )
+    return token, None
+
+
 def callback_problem(callback_url: str | None) -> str | None:
     """Why the project's callback_url cannot be given to NAS, or None."""
     if not callback_url:

@@ -17,7 +17,7 @@ from cronplan.errors import ProviderError, ProviderUnavailable
 from cronplan.model import Arm, FireCall, HttpRequest
 from cronplan.provider import Availability, ProviderSettings
 from cronplan.timefmt import format_ts, parse_ts
-from cronplan_nas.options import NasOptions, callback_problem, parse_options
+from cronplan_nas.options import NasOptions, callback_problem, parse_options, read_token
 
 if TYPE_CHECKING:
     import httpx
@@ -65,10 +65,9 @@ class NasProvider:
         found = list(self.options.problems)
         if p := callback_problem(self.settings.callback_url):
             found.append(p)
-        if not self.settings.environ.get(self.options.token_env):
-            found.append(
-                f"environment variable {self.options.token_env} is not set (the NAS token)"
-            )
+        _, problem = read_token(self.settings.environ, self.options.token_env)
+        if problem:
+            found.append(problem)
         return found
 
     def check(self) -> Availability:
@@ -138,11 +137,9 @@ class NasProvider:
                     raise ProviderUnavailable(
                         "NAS provider is misconfigured: " + "; ".join(opts.problems)
                     )
-                token = self.settings.environ.get(opts.token_env)
-                if not token:
-                    raise ProviderUnavailable(
-                        f"environment variable {opts.token_env} is not set (the NAS token)"
-                    )
+                token, problem = read_token(self.settings.environ, opts.token_env)
+                if problem:
+                    raise ProviderUnavailable(problem)
                 from cronplan_nas.client import NasClient
 
                 self._client = NasClient(

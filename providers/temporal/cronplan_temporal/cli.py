@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-from cronplan_temporal.settings import TemporalSettings
+from cronplan_temporal.settings import TemporalSettings, read_secret
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -45,7 +45,8 @@ def load_settings(
     problems = settings.problems(options, environ)
     if problems:
         raise WorkerError("; ".join(problems))
-    return settings, environ[settings.secret_env]
+    secret, _ = read_secret(environ, settings.secret_env)
+    return settings, secret
 
 
 async def serve(settings: TemporalSettings, secret: str, stop: asyncio.Event) -> None:

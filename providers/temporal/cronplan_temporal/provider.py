@@ -27,6 +27,7 @@ from cronplan_temporal.settings import (
     WORKFLOW_TYPE,
     TemporalSettings,
     job_prefix,
+    read_secret,
     workflow_id,
 )
 from cronplan_temporal.signing import BodyError, SignatureError, verify
@@ -86,11 +87,9 @@ class TemporalProvider:
     def verify(self, request: HttpRequest) -> FireCall:
         if request.method.upper() != "POST":
             raise AuthError(f"fire callbacks are POST requests, not {request.method}")
-        secret = self._environ.get(self.config.secret_env)
-        if not secret:
-            raise AuthError(
-                f"cannot verify the callback: ${self.config.secret_env} (the webhook secret) is not set"
-            )
+        secret, problem = read_secret(self._environ, self.config.secret_env)
+        if problem:
+            raise AuthError(f"cannot verify the callback: ${self.config.secret_env} {problem}")
         try:
             job_id, fire_at = verify(secret, request.headers, request.body)
         except SignatureError as exc:

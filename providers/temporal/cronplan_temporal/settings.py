@@ -91,7 +91,7 @@ class TemporalSettings:
         if not self.secret_env:
             found.append("providers.temporal.secret_env is empty")
         else:
-            secret_problem = check_secret(environ.get(self.secret_env))
+            _, secret_problem = read_secret(environ, self.secret_env)
             if secret_problem:
                 found.append(
                     f"${self.secret_env} (providers.temporal.secret_env): {secret_problem}"
@@ -108,10 +108,23 @@ def check_address(address: str) -> str | None:
     return None
 
 
+def read_secret(environ: Mapping[str, str], name: str) -> tuple[str, str | None]:
+    """The webhook secret held by ``$name`` (whitespace around it dropped: a mounted secret file ends in
+    a newline), and why it is unusable (None when it is usable). The problem never echoes the value."""
+    value = environ.get(name, "").strip(" \t\r\n")
+    problem = check_secret(value)
+    return ("", problem) if problem else (value, None)
+
+
 def check_secret(value: str | None) -> str | None:
     """Why a Standard Webhooks secret (``whsec_`` + base64) is unusable, else None. Never echoes it."""
     if not value:
         return "is not set (it holds the webhook signing secret, whsec_...)"
+    if not all("!" <= c <= "~" for c in value):
+        return (
+            "holds inner whitespace, control or non-ASCII characters; the secret is whsec_ + "
+            "base64 (check the secret it was read from)"
+        )
     raw = value[len("whsec_") :] if value.startswith("whsec_") else value
     try:
         decoded = base64.b64decode(raw + "==", validate=False)
