@@ -186,6 +186,7 @@ def test_an_applied_http_job_with_a_bad_url_fails_its_run_not_cronplan(url: str)
     """A job applied before URLs were checked still fires: its run fails with a message (no crash)."""
     from datetime import datetime, timezone
 
+    from cronplan.clock import PinnedClock
     from cronplan.model import HttpAction, IntervalSchedule, Job
     from cronplan.runner import run_job
 
@@ -198,7 +199,8 @@ def test_an_applied_http_job_with_a_bad_url_fails_its_run_not_cronplan(url: str)
         raw=doc,
         action=HttpAction(url=url),
     )
-    res = run_job(job, runner_argv=None, fire_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    res = run_job(job, runner_argv=None, fire_at=at, clock=PinnedClock(at))
     assert res.status == "failed" and res.error and "failed" in res.error
     assert "pw" not in res.error
 
