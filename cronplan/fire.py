@@ -3,8 +3,13 @@
 ``claim`` and ``run_claimed`` are separate so that ``serve`` can answer ``202`` as soon as the claim is
 durable and run the job after the response; ``fire`` chains them for the command line and the timer loop.
 
+What runs is the job *as last applied*: its definition is read from the ledger (``JobRecord.applied_spec``),
+never from jobs.json, so an unapplied edit cannot run and a stateless instance needs only the config and
+the ledger. A job without an applied definition is a stale fire ("not applied").
+
 This module is on the cold path of every scale-to-zero callback: it imports only the model at load time and
-pulls in the jobs file loader, the planner and the runner when a fire actually needs them.
+pulls in the spec builder, the planner and the runner when a fire actually needs them; jobs.json is not
+read at all.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from cronplan.errors import BadRequest, CronplanError
-from cronplan.model import Action, FireCall, HttpRequest, Job
+from cronplan.errors import BadRequest, CronplanError, FireRefused
+from cronplan.model import Action, FireCall, HttpRequest, Job, JobRecord
 from cronplan.timefmt import dedup_key, format_ts, utcnow
 
 if TYPE_CHECKING:
@@ -157,36 +162,82 @@ def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
+def applied_job(record: JobRecord | None, *, default_tz: str) -> Job | None:
+    """The job as last applied, built from its ledger record (None when it has no applied definition)."""
+    if record is None or record.applied_spec is None:
+        return None
+    from cronplan.jobsfile import job_from_spec
+
+    return job_from_spec(record.applied_spec, default_tz=default_tz)
+
+
+#: However short a job's period, a fire may be this far ahead of now (SPEC §7: at least 24 h).
+MIN_HORIZON_S = 24 * 3600.0
+
+
+def check_horizon(job: Job, fire_at: datetime, now: datetime) -> None:
+    """Refuse a fire more than one period (at least 24 h) ahead of now: ``FireRefused``.
+
+    Firing a far-future occurrence would run the job, record that occurrence as the last fired and re-arm
+    after it, so every real fire until then would be ignored as superseded: a typo in a year (``2062``
+    for ``2026``) must not silence a job.
+    """
+    from cronplan import schedule as sched
+
+    ahead = (fire_at - now).total_seconds()
+    horizon = max(MIN_HORIZON_S, sched.period_seconds(job.schedule, fire_at) or 0.0)
+    if ahead > horizon:
+        raise FireRefused(
+            f"refusing to fire {dedup_key(job.id, fire_at)}: it is {_span(ahead)} ahead of now "
+            f"({format_ts(now)}), more than one period of the job (at most {_span(horizon)} ahead); "
+            "check the year and date of --fire-at"
+        )
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    return f"{seconds / 3600:.1f} h"
+
+
 def claim(
     rt: Runtime, call: FireCall, *, now: datetime | None = None, holder: str | None = None
 ) -> Claim:
     """Decide and, when the fire is current, atomically claim ``(job_id, fire_at)`` in the ledger.
 
     Staleness is checked *before* claiming, so a stale fire writes nothing; the claim itself is the one
-    atomic step, so of any number of concurrent callers exactly one gets ``claimed``. jobs.json is read as
-    it is now.
+    atomic step, so of any number of concurrent callers exactly one gets ``claimed``. The job is the job as
+    last applied (from the ledger); jobs.json is not read. A fire more than one period ahead of now raises
+    ``FireRefused`` (see ``check_horizon``).
     """
     from cronplan import schedule as sched
 
     now = now or utcnow()
-    job = rt.load_job(call.job_id)
-    if job is None:
-        return Claim("stale", f"job {call.job_id!r} is not in jobs.json", call, None, "unknown")
     ledger = rt.ledger
+    record = ledger.job_records([call.job_id]).get(call.job_id)
+    job = applied_job(record, default_tz=rt.config.timezone)
+    if job is None:
+        return Claim(
+            "stale",
+            f"job {call.job_id!r} is not applied (not in the ledger; run `cronplan apply`)",
+            call,
+            None,
+            "unknown",
+        )
+    check_horizon(job, call.fire_at, now)
     existing = ledger.get_run(call.job_id, call.fire_at)
     if existing is not None:
         return Claim("duplicate", f"already claimed ({existing.status})", call, job)
     inactive = job.inactive_reason
     if inactive is not None:
         return Claim("stale", f"job is {inactive}", call, job, "inactive")
-    record = ledger.job_records([job.id]).get(job.id)
     runs = record.runs if record is not None else 0
     if job.max_runs is not None and runs >= job.max_runs:
         return Claim("stale", f"repeat exhausted ({runs}/{job.max_runs})", call, job, "exhausted")
     if not sched.is_occurrence(job.schedule, call.fire_at):
         return Claim(
             "stale",
-            f"{format_ts(call.fire_at)} is not an occurrence of the job's current schedule "
+            f"{format_ts(call.fire_at)} is not an occurrence of the job's applied schedule "
             "(changed after arming?)",
             call,
             job,
@@ -403,12 +454,14 @@ def fire_overdue(
 
     now = now or utcnow()
     prov = provider if provider is not None else rt.provider
-    jobs = rt.load_jobs().by_id()
+    arms = sorted(prov.list_arms(), key=lambda a: (a.fire_at, a.job_id))
+    # The jobs as applied (from the ledger), built only for the jobs that have a live arm.
+    records = rt.ledger.job_records({a.job_id for a in arms}) if arms else {}
     outcomes: list[FireOutcome] = []
-    for arm in sorted(prov.list_arms(), key=lambda a: (a.fire_at, a.job_id)):
-        job = jobs.get(arm.job_id)
+    for arm in arms:
+        job = applied_job(records.get(arm.job_id), default_tz=rt.config.timezone)
         if job is None:
-            continue  # an orphan arm: `plan`/`apply` cancel it; firing it would be wrong
+            continue  # not applied (an orphan arm): `plan`/`apply` cancel it; firing it would be wrong
         late = (now - arm.fire_at).total_seconds()
         if late <= sched.grace_seconds(job.schedule, arm.fire_at):
             continue
@@ -432,7 +485,9 @@ def fire_overdue(
 __all__ = [
     "Claim",
     "FireOutcome",
+    "applied_job",
     "authenticate",
+    "check_horizon",
     "claim",
     "fire",
     "fire_overdue",

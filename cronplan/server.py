@@ -105,6 +105,9 @@ class FireService:
             return 503, {"error": exc.message}, None
         try:
             claimed = firing.claim(self.rt, call)
+        except BadRequest as exc:  # e.g. a fire_at too far ahead (FireRefused): retrying cannot help
+            self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: refused: {exc.message}")
+            return 400, {"error": exc.message}, None
         except CronplanError as exc:
             self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: cannot claim: {exc.message}")
             return 503, {"error": exc.message}, None
@@ -482,7 +485,8 @@ def serve(
 
     from cronplan.timer import TimerLoop
 
-    rt.load_jobs()  # a broken jobs.json is reported now, not at the first fire
+    # Fires run the jobs as applied (from the ledger): serving needs no jobs.json, only the config and
+    # the ledger (a stateless instance). Only the fallback below reads jobs.json.
     rt.ledger.lineage()  # open (and create) the ledger before serving: claims must not fail on first use
     verifier: Provider | None
     unavailable: str | None = None
