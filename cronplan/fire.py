@@ -441,6 +441,88 @@ def fire(
     return run_claimed(rt, c, replan=replan, now=now, provider=provider)
 
 
+# --------------------------------------------------------------------------- manual runs
+
+
+@dataclass(frozen=True)
+class ManualOutcome:
+    """What ``cronplan run`` did: the run id in the ledger and how the run ended."""
+
+    job_id: str
+    run_id: str
+    result: RunResult
+    inactive: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result.status == "succeeded"
+
+    def describe(self) -> str:
+        took = f"{self.result.duration_s:.3f} s"
+        head = f"{self.job_id} (manual run {self.run_id})"
+        if self.ok:
+            return f"{head}: succeeded in {took}"
+        return f"{head}: failed in {took}: {self.result.error}"
+
+
+def load_applied(rt: Runtime, job_id: str) -> Job:
+    """The job as applied, or ``JobNotFound`` naming what to do."""
+    job = applied_job(rt.ledger.job_records([job_id]).get(job_id), default_tz=rt.config.timezone)
+    if job is None:
+        from cronplan.errors import JobNotFound
+
+        raise JobNotFound(
+            f"job {job_id!r} is not applied (the ledger holds no definition of it); add it to "
+            "jobs.json and run `cronplan apply` first"
+        )
+    return job
+
+
+def run_manual(
+    rt: Runtime,
+    job_id: str,
+    *,
+    holder: str | None = None,
+    cancel: threading.Event | None = None,
+) -> ManualOutcome:
+    """Run the applied job now, by hand (``cronplan run``), and record it as a ``manual`` run.
+
+    A manual run consumes no occurrence: it claims no ``(job_id, fire_at)``, so it does not count towards
+    ``repeat``, does not move ``last_fired_at`` and leaves the arm alone. It runs even when the applied job
+    is paused or disabled (an operator may try a job by hand); ``inactive`` says so. The job sees the start
+    time as its ``CRONPLAN_FIRE_AT``.
+    """
+    from cronplan.runner import run_job
+
+    job = load_applied(rt, job_id)
+    started = utcnow()
+    run_id = rt.ledger.start_manual_run(job.id, holder or _holder(), started_at=started)
+    try:
+        result = run_job(
+            job,
+            runner_argv=rt.config.runner,
+            fire_at=started.replace(microsecond=0),
+            base_dir=rt.config.base_dir,
+            cancel=cancel,
+        )
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            why = "interrupted: cronplan was stopped while the job ran; process group killed"
+        else:
+            why = f"cronplan could not run the job: {type(exc).__name__}: {exc}"
+        rt.ledger.update_manual_run(run_id, status="failed", finished_at=utcnow(), error=why)
+        raise
+    rt.ledger.update_manual_run(
+        run_id,
+        status=result.status,
+        finished_at=result.finished_at,
+        exit_code=result.exit_code,
+        output_tail=result.output_tail,
+        error=result.error,
+    )
+    return ManualOutcome(job.id, run_id, result, job.inactive_reason)
+
+
 def fire_overdue(
     rt: Runtime, *, now: datetime | None = None, provider: Provider | None = None
 ) -> list[FireOutcome]:
@@ -485,13 +567,16 @@ def fire_overdue(
 __all__ = [
     "Claim",
     "FireOutcome",
+    "ManualOutcome",
     "applied_job",
     "authenticate",
     "check_horizon",
     "claim",
     "fire",
     "fire_overdue",
+    "load_applied",
     "parse_http_request",
     "replan_job",
     "run_claimed",
+    "run_manual",
 ]

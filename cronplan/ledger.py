@@ -88,7 +88,10 @@ class Ledger(Protocol):
         ...
 
     def run_summaries(self) -> dict[str, RunSummary]:
-        """Per job that has runs: its latest run and its counts, in one query (``status`` at scale)."""
+        """Per job with scheduled runs: its latest one and their counts, in one query (``status`` at scale).
+
+        Manual runs are left out, as in ``job_records``: ``status`` counts occurrences.
+        """
         ...
 
     # -- manual runs (``cronplan run``): no occurrence, so not in ``job_records`` counts

@@ -492,7 +492,7 @@ class PostgresLedger:
         return [_run(r) for r in rows]
 
     def run_summaries(self) -> dict[str, RunSummary]:
-        # A job's latest run is its newest by occurrence (or, for a manual run, by start).
+        # Scheduled runs only, like ``job_records``: manual runs are in ``runs`` (``cronplan runs``).
         sql = f"""
             SELECT {_RUN_COLUMNS}, completed, failed FROM (
                 SELECT {_RUN_COLUMNS},
@@ -501,7 +501,7 @@ class PostgresLedger:
                        count(*) FILTER (WHERE status IN ('succeeded', 'failed'))
                            OVER (PARTITION BY job_id) AS completed,
                        count(*) FILTER (WHERE status = 'failed') OVER (PARTITION BY job_id) AS failed
-                FROM cronplan_runs
+                FROM cronplan_runs WHERE kind = 'scheduled'
             ) AS ranked WHERE nth = 1
         """
         with self._conn("read run summaries") as conn:
@@ -649,9 +649,9 @@ class PostgresLedger:
 
 
 def _run(row: Sequence[Any]) -> Run:
-    (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = row[
-        :10
-    ]
+    (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = (
+        row[:10]
+    )
     kind, run_id = row[10:12]
     return Run(
         job_id=job_id,

@@ -100,7 +100,9 @@ _RUN_COLUMNS = _V1_RUN_COLUMNS + ", kind, run_id"
 
 def _stored_version(conn: sqlite3.Connection) -> int | None:
     """The schema version of an existing file (None for a new one)."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+    if conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone():
         row = conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
         return None if row is None else int(row[0])
     return None
@@ -149,9 +151,9 @@ def _bump(conn: sqlite3.Connection) -> None:
 
 
 def _row_to_run(row: tuple[Any, ...]) -> Run:
-    (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = row[
-        :10
-    ]
+    (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = (
+        row[:10]
+    )
     kind, run_id = row[10:12]
     return Run(
         job_id=job_id,
@@ -446,7 +448,7 @@ class SqliteLedger:
         return [_row_to_run(r) for r in rows]
 
     def run_summaries(self) -> dict[str, RunSummary]:
-        # A job's latest run is its newest by occurrence (or, for a manual run, by start).
+        # Scheduled runs only, like ``job_records``: manual runs are in ``runs`` (``cronplan runs``).
         sql = f"""
             SELECT {_RUN_COLUMNS}, completed, failed FROM (
                 SELECT {_RUN_COLUMNS},
@@ -454,7 +456,7 @@ class SqliteLedger:
                                           ORDER BY COALESCE(fire_at, claimed_at) DESC) AS nth,
                        SUM(status IN ('succeeded', 'failed')) OVER (PARTITION BY job_id) AS completed,
                        SUM(status = 'failed') OVER (PARTITION BY job_id) AS failed
-                FROM runs
+                FROM runs WHERE kind = 'scheduled'
             ) WHERE nth = 1
         """
         with self._db.read() as conn:

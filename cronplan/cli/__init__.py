@@ -8,7 +8,13 @@ anything else 3 with a hint to rerun with ``-v`` for the traceback.
 from __future__ import annotations
 
 # Importing the command modules registers their commands on ``cli``.
-from cronplan.cli import fire_cmds, plan_cmds, provider_cmds, validate_cmds  # noqa: F401  (registration)
+from cronplan.cli import (  # noqa: F401  (registration)
+    fire_cmds,
+    plan_cmds,
+    provider_cmds,
+    run_cmds,
+    validate_cmds,
+)
 from cronplan.cli.base import cli, main
 
 __all__ = ["cli", "main"]

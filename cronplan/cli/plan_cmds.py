@@ -366,12 +366,32 @@ def show(app: AppContext, planfile: str, fmt: str) -> None:
 # --------------------------------------------------------------------------- status
 
 
-def _status_rows(app: AppContext, rt: Runtime) -> tuple[list[dict[str, Any]], str | None]:
-    from cronplan.errors import ProviderError
+def _status_rows(
+    app: AppContext, rt: Runtime
+) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """The rows of ``status``, a note when the arms are unknown, and one when jobs.json is unreadable.
+
+    ``unapplied`` compares jobs.json with the jobs as applied (ledger): ``none`` (the same), ``changed``
+    (its definition differs), ``new`` (in jobs.json, never applied), ``removed`` (applied, no longer in
+    jobs.json), or ``unknown`` when jobs.json cannot be read (status still works without it).
+    """
+    from cronplan.errors import ConfigError, ProviderError, ValidationError
     from cronplan.timefmt import format_ts
 
-    jobs_file = load_jobs(app, rt, None)
+    desired: dict[str, str] | None
+    jobs_note = None
+    try:
+        desired = {j.id: j.digest for j in rt.load_jobs().jobs}
+    except (ConfigError, ValidationError) as exc:
+        desired = None
+        first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+        jobs_note = f"jobs file unreadable, unapplied changes unknown: {first}"
     ledger = rt.ledger
+    applied = {
+        job_id: r.applied_digest
+        for job_id, r in ledger.job_records().items()
+        if r.applied_spec is not None
+    }
     armed: dict[str, datetime] = {}
     provider_note = None
     try:
@@ -380,7 +400,7 @@ def _status_rows(app: AppContext, rt: Runtime) -> tuple[list[dict[str, Any]], st
                 armed[arm.job_id] = arm.fire_at
     except ProviderError as exc:
         provider_note = f"arms unknown: {exc.message}"
-    ids = sorted({j.id for j in jobs_file.jobs} | set(armed))
+    ids = sorted(set(desired or ()) | set(applied) | set(armed))
     summaries = ledger.run_summaries()
     rows: list[dict[str, Any]] = []
     for job_id in ids:
@@ -393,7 +413,7 @@ def _status_rows(app: AppContext, rt: Runtime) -> tuple[list[dict[str, Any]], st
                 "last_run": None
                 if last is None
                 else {
-                    "fire_at": format_ts(last.fire_at),
+                    "fire_at": format_ts(last.fire_at) if last.fire_at is not None else None,
                     "status": last.status,
                     "started_at": format_ts(last.started_at) if last.started_at else None,
                     "finished_at": format_ts(last.finished_at) if last.finished_at else None,
@@ -402,9 +422,20 @@ def _status_rows(app: AppContext, rt: Runtime) -> tuple[list[dict[str, Any]], st
                 },
                 "runs_completed": summary.completed if summary is not None else 0,
                 "failures": summary.failed if summary is not None else 0,
+                "unapplied": _unapplied(job_id, desired, applied),
             }
         )
-    return rows, provider_note
+    return rows, provider_note, jobs_note
+
+
+def _unapplied(job_id: str, desired: dict[str, str] | None, applied: dict[str, str | None]) -> str:
+    if desired is None:
+        return "unknown"
+    if job_id not in desired:
+        return "removed" if job_id in applied else "none"
+    if job_id not in applied:
+        return "new"
+    return "none" if desired[job_id] == applied[job_id] else "changed"
 
 
 @cli.command()
@@ -413,14 +444,16 @@ def _status_rows(app: AppContext, rt: Runtime) -> tuple[list[dict[str, Any]], st
 )
 @pass_app
 def status(app: AppContext, fmt: str) -> None:
-    """Per job: the armed fire time, the last run, runs completed and failures."""
+    """Per job: the armed fire time, the last run, runs completed, failures, unapplied changes."""
     import json
 
     rt = app.runtime()
     with gc_paused(freeze_survivors=True):
-        rows, provider_note = _status_rows(app, rt)
+        rows, provider_note, jobs_note = _status_rows(app, rt)
     if provider_note:
         app.err(f"Warning: {provider_note}")
+    if jobs_note:
+        app.err(f"Warning: {jobs_note}")
     if fmt == "json":
         click.echo(json.dumps({"format_version": "1", "jobs": rows}, indent=2))
         return
@@ -428,15 +461,16 @@ def status(app: AppContext, fmt: str) -> None:
         click.echo("No jobs.")
         return
     width = max(len(r["job_id"]) for r in rows)
-    lines = [f"{'JOB':<{width}}  {'ARMED (UTC)':<20}  {'LAST RUN':<34}  RUNS  FAILED"]
+    lines = [f"{'JOB':<{width}}  {'ARMED (UTC)':<20}  {'LAST RUN':<34}  RUNS  FAILED  UNAPPLIED"]
     for r in rows:
         last = r["last_run"]
         last_text = "-" if last is None else f"{last['fire_at']} {last['status']}"
         if last is not None and last["duration_s"] is not None:
             last_text += f" {last['duration_s']:.1f}s"
+        unapplied = "-" if r["unapplied"] == "none" else r["unapplied"]
         lines.append(
             f"{r['job_id']:<{width}}  {r['armed_fire_at'] or '-':<20}  {last_text:<34}  "
-            f"{r['runs_completed']:>4}  {r['failures']:>6}"
+            f"{r['runs_completed']:>4}  {r['failures']:>6}  {unapplied}"
         )
     click.echo("\n".join(lines))
 
