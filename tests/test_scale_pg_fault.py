@@ -54,6 +54,7 @@ def test_killing_postgres_mid_fire(project: Project, private_pg: PgCluster) -> N
             }
         ]
     )
+    project.apply()  # fires run the job as applied, read from the PostgreSQL ledger
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     previous, current = hour - timedelta(hours=1), hour
 
