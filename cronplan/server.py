@@ -105,7 +105,8 @@ class FireService:
             return 503, {"error": exc.message}, None
         try:
             claimed = firing.claim(self.rt, call)
-        except BadRequest as exc:  # e.g. a fire_at too far ahead (FireRefused): retrying cannot help
+        except BadRequest as exc:
+            # e.g. a fire_at too far ahead (FireRefused): retrying cannot help
             self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: refused: {exc.message}")
             return 400, {"error": exc.message}, None
         except CronplanError as exc:

@@ -83,7 +83,6 @@ class Project:
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
-
     def apply(self, now: str | None = None, *, env: dict[str, str] | None = None) -> Result:
         """``cronplan apply --auto-approve [--now TS]`` as a subprocess; fires run only applied jobs."""
         args = ["apply", "--auto-approve"] + (["--now", now] if now else [])
