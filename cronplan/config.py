@@ -20,6 +20,7 @@ DEFAULT_CALLBACK_URL = "http://127.0.0.1:8787"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_STATE = "sqlite:///.cronplan/state.db"
 DEFAULT_LOCAL_PATH = ".cronplan/local.db"
+DEFAULT_NOTIFY_URL_ENV = "CRONPLAN_NOTIFY_URL"
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class Config:
     state: str = DEFAULT_STATE
     runner: tuple[str, ...] | None = None
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: ``notify.url_env``: the env var holding the webhook URL (None: no ``notify`` section, no webhook).
+    notify_url_env: str | None = None
+    #: ``serve.status_token_env``: the env var holding the bearer token of the status routes (None: the
+    #: status routes answer loopback clients only).
+    status_token_env: str | None = None
 
     @property
     def jobs_path(self) -> Path:
@@ -125,6 +131,8 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
         str(name): dict(options or {}) for name, options in (doc.get("providers") or {}).items()
     }
     runner = doc.get("runner")
+    notify = doc.get("notify")
+    serve = doc.get("serve") or {}
     return Config(
         base_dir=base_dir,
         source=source if source is not None else Path(file),
@@ -135,6 +143,10 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
         state=doc.get("state", DEFAULT_STATE),
         runner=None if runner is None else tuple(runner),
         providers=providers,
+        notify_url_env=None
+        if notify is None
+        else (notify.get("url_env") or DEFAULT_NOTIFY_URL_ENV),
+        status_token_env=serve.get("status_token_env") or None,
     )
 
 

@@ -379,7 +379,10 @@ class _Rearm:
 def record_result(
     rt: Runtime, call: FireCall, result: RunResult, *, rearm_error: str | None = None
 ) -> None:
-    """Write the end of a run. A failed re-arm is noted in its error so `status` shows why nothing is armed."""
+    """Write the end of a run. A failed re-arm is noted in its error so `status` shows why nothing is armed.
+
+    A run that did not succeed is then reported to the ``notify`` webhook, if one is configured.
+    """
     error = result.error
     if rearm_error is not None:
         error = "; ".join(e for e in (error, f"re-arm failed: {rearm_error}") if e)
@@ -393,6 +396,13 @@ def record_result(
         output_tail=result.output_tail,
         error=error,
     )
+    if result.status != "succeeded" and rt.config.notify_url_env:
+        from cronplan import notify
+
+        notice = notify.run_notice(
+            call.job_id, call.fire_at, result.status, result.exit_code, error
+        )
+        notify.send(rt.config.notify_url_env, rt.environ, notice)
 
 
 def replan_job(
@@ -520,6 +530,11 @@ def run_manual(
         output_tail=result.output_tail,
         error=result.error,
     )
+    if result.status != "succeeded" and rt.config.notify_url_env:
+        from cronplan import notify
+
+        notice = notify.run_notice(job.id, started, result.status, result.exit_code, result.error)
+        notify.send(rt.config.notify_url_env, rt.environ, notice)
     return ManualOutcome(job.id, run_id, result, job.inactive_reason)
 
 
@@ -547,6 +562,11 @@ def fire_overdue(
         late = (now - arm.fire_at).total_seconds()
         if late <= sched.grace_seconds(job.schedule, arm.fire_at):
             continue
+        if rt.config.notify_url_env:
+            from cronplan import notify
+
+            notice = notify.overdue_notice(arm.job_id, arm.fire_at, late)
+            notify.send(rt.config.notify_url_env, rt.environ, notice)
         outcome = fire(rt, FireCall(arm.job_id, arm.fire_at), now=now, provider=prov)
         if outcome.status == "duplicate" or outcome.code == "missed":
             actions, next_at, error = replan_job(rt, job, now=now, provider=prov)

@@ -162,6 +162,25 @@ def discover(environ: Mapping[str, str] | None = None, *, load: bool = True) -> 
     return result
 
 
+def version_lines(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``providers:`` and one ``  NAME VERSION (SOURCE)`` line per provider, read from entry points only.
+
+    Nothing is imported (``cronplan --version`` stays cheap and works with a broken plugin installed);
+    ``cronplan providers`` is the command that checks whether each one loads and is available.
+    """
+    infos = discover(environ, load=False)
+    width = max(len(i.name) for i in infos)
+    lines = ["providers:"]
+    for info in infos:
+        note = f" - {info.error}" if info.error else ""
+        lines.append(f"  {info.name:<{width}}  {info.version or 'unknown'} ({info.source}){note}")
+    if plugins_disabled(environ):
+        lines.append(
+            f"  (plugins of other distributions are ignored: {DISABLE_PLUGINS_ENV} is set)"
+        )
+    return lines
+
+
 def known_names(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(_candidates(environ))
 

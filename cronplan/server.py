@@ -1,7 +1,8 @@
 """``cronplan serve``: the HTTP callback endpoint, and the local provider's timer loop.
 
-The HTTP side is a minimal raw ASGI application served by uvicorn (see docs/fire.md for why): two routes,
-``POST /api/cron/fire`` and ``GET /healthz``. A fire request is authenticated by the provider, claimed in the
+The HTTP side is a minimal raw ASGI application served by uvicorn (see docs/fire.md for why):
+``POST /api/cron/fire`` and ``GET /healthz``, plus the observability routes ``GET /``, ``GET /api/status``
+and ``GET /metrics`` (``cronplan/status_routes.py``, docs/observability.md). A fire request is authenticated by the provider, claimed in the
 ledger, and answered ``202`` only once the claim is durable; the job then runs on a worker thread, after
 the response. Duplicates and stale fires are ``200`` no-ops, bad authentication ``401``, a malformed body
 ``400``.
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from cronplan import fire as firing
 from cronplan.errors import AuthError, BadRequest, CronplanError, ProviderUnavailable
 from cronplan.model import Arm, FireCall, HttpRequest
+from cronplan.status_routes import STATUS_PATHS, StatusRoutes
 from cronplan.timefmt import dedup_key, utcnow
 
 if TYPE_CHECKING:
@@ -283,12 +285,21 @@ class FireService:
 
 
 class FireApp:
-    """The raw ASGI application: two routes, JSON answers, blocking work on threads."""
+    """The raw ASGI application: the fire and health routes (JSON answers) and the status routes; blocking
+    work on threads."""
 
-    def __init__(self, service: FireService, *, provider_name: str, timer: bool) -> None:
+    def __init__(
+        self,
+        service: FireService,
+        *,
+        provider_name: str,
+        timer: bool,
+        status: StatusRoutes | None = None,
+    ) -> None:
         self.service = service
         self.provider_name = provider_name
         self.timer = timer
+        self.status = status  # GET /, /api/status, /metrics (cronplan/status_routes.py)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -313,6 +324,9 @@ class FireApp:
                 },
             )
             return
+        if self.status is not None and path in STATUS_PATHS:
+            await self._status(scope, send, path, method)
+            return
         if path != FIRE_PATH:
             await _json(send, 404, {"error": f"no such path; fires go to POST {FIRE_PATH}"})
             return
@@ -323,12 +337,7 @@ class FireApp:
         if body is None:
             await _json(send, 413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
             return
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope.get("headers", []):
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        request = HttpRequest(method=method, path=path, headers=headers, body=body)
+        request = HttpRequest(method=method, path=path, headers=_headers(scope), body=body)
         loop = asyncio.get_running_loop()
         try:
             status, doc, claimed = await loop.run_in_executor(
@@ -346,6 +355,46 @@ class FireApp:
             # The claim is taken whatever became of the response: the job must run (or be recorded).
             if claimed is not None:
                 self.service.submit(claimed)
+
+    async def _status(self, scope: dict[str, Any], send: Any, path: str, method: str) -> None:
+        assert self.status is not None
+        client = scope.get("client")
+        refused = self.status.allowed(_headers(scope), client[0] if client else None)
+        if refused == 401:
+            await _json(send, 401, {"error": "a bearer token is required"}, auth=True)
+            return
+        if refused is not None:
+            await _json(send, 404, {"error": f"no such path; fires go to POST {FIRE_PATH}"})
+            return
+        if method not in ("GET", "HEAD"):
+            await _json(send, 405, {"error": "use GET"}, allow="GET")
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            code, headers, body = await loop.run_in_executor(None, self.status.respond, path)
+        except CronplanError as exc:
+            await _json(send, 503, {"error": exc.message})
+            return
+        except Exception as exc:  # a bug: answer 500 and say so in the log, no traceback
+            self.service.log(f"GET {path}: internal error: {type(exc).__name__}: {exc}")
+            await _json(send, 500, {"error": "internal error; see the cronplan serve log"})
+            return
+        headers = [
+            *headers,
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": code, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
@@ -375,7 +424,9 @@ async def _read_body(receive: Any, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _json(send: Any, status: int, doc: dict[str, Any], *, allow: str | None = None) -> None:
+async def _json(
+    send: Any, status: int, doc: dict[str, Any], *, allow: str | None = None, auth: bool = False
+) -> None:
     payload = json.dumps(doc, sort_keys=True).encode("utf-8") + b"\n"
     headers = [
         (b"content-type", b"application/json"),
@@ -383,6 +434,8 @@ async def _json(send: Any, status: int, doc: dict[str, Any], *, allow: str | Non
     ]
     if allow:
         headers.append((b"allow", allow.encode()))
+    if auth:
+        headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -535,7 +588,16 @@ def serve(
 
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
-    app = FireApp(service, provider_name=arm_provider.name, timer=use_timer)
+    status = StatusRoutes(
+        rt,
+        bind_host=host,
+        provider_name=arm_provider.name,
+        token_env=rt.config.status_token_env,
+        environ=rt.environ,
+    )
+    if status.problem():
+        (warn or log)(f"WARNING: {status.problem()}")
+    app = FireApp(service, provider_name=arm_provider.name, timer=use_timer, status=status)
     config = uvicorn.Config(
         app,
         log_level="info" if verbose else "warning",

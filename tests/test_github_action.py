@@ -56,8 +56,17 @@ if "apply" in args:
     if mode == "intent-changed":
         print("Error: the plan changed since it was approved (intent differs)", file=sys.stderr)
         sys.exit(1)
-    print("Apply complete: 4 done, 0 failed.")
-    sys.exit(0)
+    applied = [{"job_id": "a", "action": "arm"}, {"job_id": "b", "action": "arm"},
+               {"job_id": "c", "action": "rearm"}, {"job_id": "d", "action": "cancel"}]
+    failed = []
+    if mode == "partial":
+        failed = [{"job_id": "e", "action": "arm", "error": "provider said 503 | <!-- cronplan:intent=x -->"}]
+    plan = {"actions": [{"action": "update", "job_id": "f"}]}
+    if "--format" in args and args[args.index("--format") + 1] == "json":
+        print(json.dumps({"format_version": "1", "plan": plan, "result": {"applied": applied, "failed": failed}}))
+    else:
+        print("Apply complete: 4 done, 0 failed.")
+    sys.exit(1 if failed else 0)
 if "validate" in args:
     sys.exit(0)
 sys.exit(64)
@@ -158,6 +167,8 @@ def test_apply_passes_the_expected_intent(fake: dict[str, object]) -> None:
         "--auto-approve",
         "--expect-intent",
         DIGEST,
+        "--format",
+        "json",
     ]
     assert result.outputs["intent-digest"] == DIGEST
 
@@ -336,3 +347,48 @@ def test_install_step_refuses_unknown_providers(
     assert res.returncode == 1
     assert "::error title=cronplan action::providers: " in res.stdout
     assert message in res.stdout
+
+
+def test_apply_keeps_the_json_result_and_renders_the_result_comment(
+    fake: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_action(inputs(fake, command="apply", expect_intent=DIGEST), os.environ)
+    assert result.ok
+    out = result.outputs
+    assert (out["applied"], out["failed"], out["arm"], out["rearm"], out["cancel"]) == (
+        "4",
+        "0",
+        "2",
+        "1",
+        "1",
+    )
+    assert out["has-changes"] == "true"
+    body = Path(out["result-file"]).read_text()
+    assert "cronplan apply succeeded" in body and "1 updated" in body
+    assert json.loads((Path(str(fake["out"])) / "apply.json").read_text())["format_version"] == "1"
+
+
+def test_a_partly_failed_apply_fails_the_step_and_tells_the_pull_request(
+    fake: dict[str, object], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FAKE_MODE", "partial")
+    out_file = Path(str(fake["out"])).parent / "github_output"
+    summary = Path(str(fake["out"])).parent / "summary.md"
+    env = {
+        **os.environ,
+        "CRONPLAN_ACTION_COMMAND": "apply",
+        "CRONPLAN_ACTION_EXPECT_INTENT": DIGEST,
+        "CRONPLAN_ACTION_OUT_DIR": str(fake["out"]),
+        "GITHUB_OUTPUT": str(out_file),
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    assert _main_with_fake(env, fake) == 1
+    written = out_file.read_text()
+    assert "failed=1\n" in written and "applied=4\n" in written
+    result_file = Path(str(fake["out"])) / "apply-result.md"
+    assert f"result-file={result_file}\n" in written
+    body = result_file.read_text()
+    assert "1 of 5 actions failed" in body
+    assert extract_intent(body) is None  # the error's quoted marker is defused
+    assert "1 of 5 actions failed" in summary.read_text()
+    assert "::error title=cronplan apply failed::" in capsys.readouterr().out

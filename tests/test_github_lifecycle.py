@@ -15,6 +15,7 @@ import pytest
 
 from cronplan.github.action import ActionInputs, run_action
 from cronplan.github.api import GitHubClient, GitHubError
+from cronplan.github.result import RESULT_MARKER, upsert_result_comment
 from cronplan.github.sticky import intent_for_commit, upsert_sticky_comment
 from tests.fixtures_core import Project
 from tests.github_fake import API, REPO, TOKEN, FakeGitHub, seeded
@@ -75,16 +76,25 @@ def test_plan_comment_merge_apply_and_refusal(
     # Merge: the apply reads the reviewed digest back and applies exactly that.
     pr, digest = intent_for_commit(client, REPO, MERGE_SHA)
     assert (pr, digest) == (42, reviewed)
-    code, _ = step(project, "apply", expect_intent=digest)
-    assert code == 0
+    code, out = step(project, "apply", expect_intent=digest)
+    assert code == 0 and out["applied"] == "2"
+    # ... and tells the merged pull request, in one comment.
+    told = upsert_result_comment(client, REPO, 42, Path(out["result-file"]).read_text())
+    assert told.action == "created"
+    results = [c for c in fake.comments[42] if RESULT_MARKER in c["body"]]
+    assert len(results) == 1 and "**2 armed, 0 re-armed, 0 cancelled**" in results[0]["body"]
+    assert intent_for_commit(client, REPO, MERGE_SHA) == (42, reviewed)  # still the plan's digest
     code, out = step(project, "plan")
     assert code == 0 and out["has-changes"] == "false"
     assert "No changes" in Path(out["markdown-file"]).read_text()
 
     # A change nobody reviewed: the approved digest no longer matches, nothing is applied.
     project.write_jobs([job("nightly-report", "30 2 * * *"), job("weekly-digest", "0 8 * * 1")])
-    code, _ = step(project, "apply", expect_intent=digest)
-    assert code == 1
+    code, out = step(project, "apply", expect_intent=digest)
+    assert code == 1 and out["applied"] == "0"
+    refused = upsert_result_comment(client, REPO, 42, Path(out["result-file"]).read_text())
+    assert (refused.action, refused.comment_id) == ("updated", told.comment_id)
+    assert "does not match" in results[0]["body"]
     code, out = step(project, "plan")
     assert code == 2 and out["rearm"] == "1"  # still pending: the refused apply changed nothing
 

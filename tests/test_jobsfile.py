@@ -414,7 +414,7 @@ def test_job_from_an_unreadable_spec_is_a_ledger_error() -> None:
     from cronplan.jobsfile import job_from_spec
 
     bad = {"id": "x", "schedule": {"kind": "cron", "expr": "61 * * * *", "tz": "UTC"}}
-    with pytest.raises(LedgerError, match="applied definition of job 'x'.*apply the job again"):
+    with pytest.raises(LedgerError, match=r"applied definition of job 'x'.*apply the job again"):
         job_from_spec(bad)
     with pytest.raises(LedgerError, match="cannot be read"):
         job_from_spec({"id": "y"})

@@ -248,3 +248,40 @@ def test_local_survives_a_broken_entry_point_table(
     provider = registry.resolve(_settings("local", tmp_path))  # and never even scans for local
     assert isinstance(provider, LocalProvider)
     provider.close()
+
+
+def test_version_lists_installed_providers_without_importing_them(project, site: Path) -> None:  # type: ignore[no-untyped-def]
+    from cronplan import __version__
+
+    result = project.cli("--version")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"cronplan {__version__}"
+    assert lines[1] == "providers:"
+    rows = {(line.split()[0], line.split()[2]): line.split()[1:] for line in lines[2:]}
+    assert rows[("local", "(built-in)")] == [__version__, "(built-in)"]
+    assert rows[("good", "(cronplan-good)")] == ["1.2.3", "(cronplan-good)"]
+    # A plugin that cannot even be imported is listed with its version: --version imports nothing.
+    assert rows[("broken", "(cronplan-broken)")] == ["0.0.1", "(cronplan-broken)"]
+    # The clashing "local" of cronplan-good is shown as ignored, never as the local provider.
+    assert "built-in provider" in " ".join(rows[("local", "(cronplan-good)")])
+    assert result.stderr == ""
+
+
+def test_version_with_plugins_disabled_says_so(project) -> None:  # type: ignore[no-untyped-def]
+    result = project.cli("--version", env={"CRONPLAN_DISABLE_PLUGINS": "1"})
+    assert result.exit_code == 0
+    assert "  local " in result.stdout
+    assert "CRONPLAN_DISABLE_PLUGINS is set" in result.stdout
+
+
+def test_version_in_a_real_process_lists_the_bundled_providers(project) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("cronplan_nas")
+    env = {"CRONPLAN_DISABLE_PLUGINS": ""}
+    result = project.run("--version", env=env)
+    assert result.exit_code == 0, result.stderr
+    from importlib.metadata import version
+
+    assert re.search(
+        rf"^  nas +{re.escape(version('cronplan-nas'))} \(cronplan-nas\)$", result.stdout, re.M
+    )

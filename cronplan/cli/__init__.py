@@ -9,10 +9,13 @@ from __future__ import annotations
 
 # Importing the command modules registers their commands on ``cli``.
 from cronplan.cli import (  # noqa: F401  (registration)
+    completion_cmds,
     fire_cmds,
+    import_cmds,
     plan_cmds,
     provider_cmds,
     run_cmds,
+    schema_cmds,
     validate_cmds,
 )
 from cronplan.cli.base import cli, main

@@ -94,7 +94,14 @@ pass_app = click.make_pass_decorator(AppContext)
 @click.option(
     "-q", "--quiet", is_flag=True, help="Only the product on stdout and errors on stderr."
 )
-@click.version_option(package_name="cronplan", prog_name="cronplan")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_version(ctx, value),
+    help="Show the version and the installed providers, and exit.",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, color: str, verbose: int, quiet: bool) -> None:
     """Terraform for managed cron: plan and apply one-shot arms for the jobs in jobs.json."""
@@ -106,6 +113,19 @@ def cli(ctx: click.Context, config_path: str | None, color: str, verbose: int, q
         quiet=quiet,
         environ=environ,
     )
+
+
+def _print_version(ctx: click.Context, value: bool) -> None:
+    """``cronplan --version``: the core's version, then every provider found, without importing any."""
+    if not value or ctx.resilient_parsing:
+        return
+    from cronplan import __version__
+    from cronplan.registry import version_lines
+
+    click.echo(f"cronplan {__version__}")
+    for line in version_lines(os.environ):
+        click.echo(line)
+    ctx.exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ import getpass
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
 from cronplan.cli.common import ProgressReporter, gc_paused, load_jobs, now_option, parse_now
+from cronplan.cli.completion_cmds import complete_job_ids
 from cronplan.errors import (
     EXIT_CHANGES,
     ApplyFailed,
@@ -27,7 +28,7 @@ from cronplan.errors import (
 if TYPE_CHECKING:
     from cronplan.applier import ApplyResult
     from cronplan.jobsfile import JobsFile
-    from cronplan.model import Plan
+    from cronplan.model import Job, Plan
     from cronplan.runtime import Runtime
 
 LOCK_LEASE_SECONDS = 120.0
@@ -68,17 +69,52 @@ def _compute_plan(
     )
 
 
-def _render(plan: Plan, fmt: str, app: AppContext) -> str:
+def _render(
+    plan: Plan,
+    fmt: str,
+    app: AppContext,
+    jobs: Mapping[str, Job] | None = None,
+    label: str | None = None,
+) -> str:
+    """Render a plan; ``jobs`` (the definitions it was computed from) adds names, relative times and the
+    markdown timeline."""
     from cronplan import render
 
     text: str
     if fmt == "json":
         text = render.render_json(plan)
     elif fmt == "markdown":
-        text = render.render_markdown(plan)
+        text = render.render_markdown(plan, jobs=jobs, label=label)
     else:
-        text = render.render_text(plan, color=app.color, verbose=app.verbose > 0)
+        text = render.render_text(plan, color=app.color, verbose=app.verbose > 0, jobs=jobs)
     return text
+
+
+def label_option(f: Any) -> Any:
+    return click.option(
+        "--label",
+        metavar="NAME",
+        default=None,
+        callback=_check_label,
+        help="Markdown only: one sticky PR comment per label (an environment: staging, prod).",
+    )(f)
+
+
+def _check_label(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from cronplan.render.markdown import LABEL_RE
+
+    if value is not None and not LABEL_RE.match(value):
+        raise click.BadParameter(
+            "use letters, digits, '.', '_' and '-' (at most 64 characters), e.g. prod"
+        )
+    return value
+
+
+def _markdown_only(fmt: str, label: str | None) -> None:
+    if label is not None and fmt != "markdown":
+        raise UsageError(
+            "--label names the sticky comment of a markdown plan: add --format markdown"
+        )
 
 
 def _echo(text: str) -> None:
@@ -135,13 +171,12 @@ def _apply_lock(rt: Runtime, timeout: float) -> Iterator[None]:
     "--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error."
 )
 @now_option
-@click.option(
-    "--target", "targets", multiple=True, metavar="ID", help="Only plan this job (repeatable)."
-)
-@click.option(
-    "--exclude", "excludes", multiple=True, metavar="ID", help="Leave this job out (repeatable)."
-)
+@click.option("--target", "targets", multiple=True, metavar="ID", shell_complete=complete_job_ids,
+              help="Only plan this job (repeatable).")  # fmt: skip
+@click.option("--exclude", "excludes", multiple=True, metavar="ID", shell_complete=complete_job_ids,
+              help="Leave this job out (repeatable).")  # fmt: skip
 @click.option("--allow-empty", is_flag=True, help="Allow an empty jobs.json to cancel every arm.")
+@label_option
 @pass_app
 def plan(
     app: AppContext,
@@ -153,8 +188,10 @@ def plan(
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
     allow_empty: bool,
+    label: str | None,
 ) -> None:
     """Show the actions that would converge the live arms to jobs.json."""
+    _markdown_only(fmt, label)
     now = parse_now(now_text)
     rt = app.runtime()
     with gc_paused(freeze_survivors=True):
@@ -167,7 +204,7 @@ def plan(
 
             save_plan(result, out)
             app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
-        _echo(_render(result, fmt, app))
+        _echo(_render(result, fmt, app, jobs_file.by_id(), label))
     if detailed_exitcode and result.has_changes:
         click.get_current_context().exit(EXIT_CHANGES)
 
@@ -251,7 +288,7 @@ def apply(
                         "(cronplan plan) and approve it again."
                     )
         if fmt == "text":
-            _echo(_render(the_plan, "text", app))
+            _echo(_render(the_plan, "text", app, jobs_file.by_id()))
         if not the_plan.has_changes:
             if fmt == "json":
                 _echo(_apply_json(the_plan, None))
@@ -355,87 +392,44 @@ def _apply_json(the_plan: Plan, result: ApplyResult | None) -> str:
     default="text",
     show_default=True,
 )
+@label_option
 @pass_app
-def show(app: AppContext, planfile: str, fmt: str) -> None:
+def show(app: AppContext, planfile: str, fmt: str, label: str | None) -> None:
     """Render a saved plan."""
     from cronplan.planfile import load_plan
 
-    _echo(_render(load_plan(planfile), fmt, app))
+    _markdown_only(fmt, label)
+    saved = load_plan(planfile)
+    _echo(_render(saved, fmt, app, _planned_jobs(app, saved), label))
+
+
+def _planned_jobs(app: AppContext, saved: Plan) -> dict[str, Job] | None:
+    """The jobs of jobs.json whose definition is the one the saved plan was made from (for names and
+    the timeline); None when jobs.json cannot be read: the plan alone is rendered then."""
+    if saved.has_changes is False:
+        return None
+    try:
+        jobs = app.runtime().load_jobs().by_id()
+    except CronplanError:
+        return None
+    digests = {a.job_id: a.job_digest for a in saved.actions}
+    return {i: job for i, job in jobs.items() if digests.get(i) == job.digest}
 
 
 # --------------------------------------------------------------------------- status
 
 
-def _status_rows(
-    app: AppContext, rt: Runtime
-) -> tuple[list[dict[str, Any]], str | None, str | None]:
-    """The rows of ``status``, a note when the arms are unknown, and one when jobs.json is unreadable.
+def _jobs_or_none(app: AppContext, rt: Runtime) -> JobsFile | None:
+    """jobs.json for ``status``, or None when it is missing or invalid: status then still shows the ledger
+    and the arms (a stateless instance has no jobs.json), and says that it cannot compare."""
+    from cronplan.errors import ConfigError, ValidationError
 
-    ``unapplied`` compares jobs.json with the jobs as applied (ledger): ``none`` (the same), ``changed``
-    (its definition differs), ``new`` (in jobs.json, never applied), ``removed`` (applied, no longer in
-    jobs.json), or ``unknown`` when jobs.json cannot be read (status still works without it).
-    """
-    from cronplan.errors import ConfigError, ProviderError, ValidationError
-    from cronplan.timefmt import format_ts
-
-    desired: dict[str, str] | None
-    jobs_note = None
     try:
-        desired = {j.id: j.digest for j in rt.load_jobs().jobs}
+        return load_jobs(app, rt, None)
     except (ConfigError, ValidationError) as exc:
-        desired = None
         first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
-        jobs_note = f"jobs file unreadable, unapplied changes unknown: {first}"
-    ledger = rt.ledger
-    applied = {
-        job_id: r.applied_digest
-        for job_id, r in ledger.job_records().items()
-        if r.applied_spec is not None
-    }
-    armed: dict[str, datetime] = {}
-    provider_note = None
-    try:
-        for arm in rt.provider.list_arms():
-            if arm.job_id not in armed or arm.fire_at < armed[arm.job_id]:
-                armed[arm.job_id] = arm.fire_at
-    except ProviderError as exc:
-        provider_note = f"arms unknown: {exc.message}"
-    ids = sorted(set(desired or ()) | set(applied) | set(armed))
-    summaries = ledger.run_summaries()
-    rows: list[dict[str, Any]] = []
-    for job_id in ids:
-        summary = summaries.get(job_id)
-        last = summary.last if summary is not None else None
-        rows.append(
-            {
-                "job_id": job_id,
-                "armed_fire_at": format_ts(armed[job_id]) if job_id in armed else None,
-                "last_run": None
-                if last is None
-                else {
-                    "fire_at": format_ts(last.fire_at) if last.fire_at is not None else None,
-                    "status": last.status,
-                    "started_at": format_ts(last.started_at) if last.started_at else None,
-                    "finished_at": format_ts(last.finished_at) if last.finished_at else None,
-                    "duration_s": last.duration_s,
-                    "exit_code": last.exit_code,
-                },
-                "runs_completed": summary.completed if summary is not None else 0,
-                "failures": summary.failed if summary is not None else 0,
-                "unapplied": _unapplied(job_id, desired, applied),
-            }
-        )
-    return rows, provider_note, jobs_note
-
-
-def _unapplied(job_id: str, desired: dict[str, str] | None, applied: dict[str, str | None]) -> str:
-    if desired is None:
-        return "unknown"
-    if job_id not in desired:
-        return "removed" if job_id in applied else "none"
-    if job_id not in applied:
-        return "new"
-    return "none" if desired[job_id] == applied[job_id] else "changed"
+        app.err(f"Warning: jobs file unreadable, unapplied changes unknown: {first}")
+        return None
 
 
 @cli.command()
@@ -447,16 +441,18 @@ def status(app: AppContext, fmt: str) -> None:
     """Per job: the armed fire time, the last run, runs completed, failures, unapplied changes."""
     import json
 
+    from cronplan.status import collect
+
     rt = app.runtime()
     with gc_paused(freeze_survivors=True):
-        rows, provider_note, jobs_note = _status_rows(app, rt)
-    if provider_note:
-        app.err(f"Warning: {provider_note}")
-    if jobs_note:
-        app.err(f"Warning: {jobs_note}")
+        snapshot = collect(rt, _jobs_or_none(app, rt))
+    for note in snapshot.notes:
+        app.err(f"Warning: {note}")
+    doc = snapshot.document()
     if fmt == "json":
-        click.echo(json.dumps({"format_version": "1", "jobs": rows}, indent=2))
+        click.echo(json.dumps(doc, indent=2))
         return
+    rows = doc["jobs"]
     if not rows:
         click.echo("No jobs.")
         return

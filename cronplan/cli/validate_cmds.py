@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
 from cronplan.cli.common import emit_annotations, load_jobs, now_option, parse_now
-from cronplan.errors import JobNotFound
+from cronplan.cli.completion_cmds import complete_job_ids
+from cronplan.errors import JobNotFound, Problem
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 
 
 @cli.command()
 @click.option("-f", "--file", "jobs_path", metavar="JOBS", default=None,
               help="Jobs file to check (default: 'jobs' from cronplan.yaml).")  # fmt: skip
+@format_option
 @pass_app
-def validate(app: AppContext, jobs_path: str | None) -> None:
+def validate(app: AppContext, jobs_path: str | None, fmt: str) -> None:
     """Check a jobs file against its schema and meaning; list every problem at once."""
     from pathlib import Path
 
@@ -29,21 +42,61 @@ def validate(app: AppContext, jobs_path: str | None) -> None:
         count = check_jobs(path, default_tz=config.timezone)
     except ValidationError as exc:
         emit_annotations(app, exc)
+        if fmt == "json":
+            click.echo(_validate_json(display_path(path), None, exc.problems, ()))
         raise
     noun = "job" if count == 1 else "jobs"
+    if fmt == "json":
+        from cronplan.lint import jobs_warnings
+
+        warnings = jobs_warnings(path, display_path(path), runner=config.runner)
+        click.echo(_validate_json(display_path(path), count, (), warnings))
+        return
     click.echo(f"{display_path(path)}: {count} {noun} valid.")
 
 
+def _validate_json(
+    file: str, count: int | None, problems: Sequence[Problem], warnings: Sequence[Problem]
+) -> str:
+    """``validate --format json``: see docs/jobs.md (format_version 1; later versions only add keys)."""
+    import json
+
+    def located(p: Problem) -> dict[str, Any]:
+        return {
+            "file": p.file,
+            "line": p.line,
+            "column": p.col,
+            "pointer": p.pointer,
+            "message": p.message,
+        }
+
+    doc = {
+        "format_version": "1",
+        "file": file,
+        "valid": not problems,
+        "jobs": count,
+        "problems": [located(p) for p in problems],
+        "warnings": [located(w) for w in warnings],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
 @cli.command("next")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @click.option("-n", "count", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many fire times to show.")  # fmt: skip
 @click.option("-f", "--file", "jobs_path", metavar="JOBS", default=None,
               help="Jobs file (default: 'jobs' from cronplan.yaml).")  # fmt: skip
 @now_option
+@format_option
 @pass_app
 def next_cmd(
-    app: AppContext, job_id: str, count: int, jobs_path: str | None, now_text: str | None
+    app: AppContext,
+    job_id: str,
+    count: int,
+    jobs_path: str | None,
+    now_text: str | None,
+    fmt: str,
 ) -> None:
     """Show the next fire times of JOB_ID, in the job's zone and in UTC."""
     from cronplan.jobsfile import display_path
@@ -66,6 +119,9 @@ def next_cmd(
             break
     if job.inactive_reason:
         app.err(f"Note: job {job.id} is {job.inactive_reason}; it will not fire until re-enabled.")
+    if fmt == "json":
+        click.echo(_next_json(job, now, times))
+        return
     if not times:
         click.echo(f"{job.id}: no future occurrence after {_utc(now)}.")
         return
@@ -74,6 +130,26 @@ def next_cmd(
     width = max(len(s) for s in local)
     for loc, t in zip(local, times, strict=True):
         click.echo(f"{loc:<{width}}  {_utc(t)}")
+
+
+def _next_json(job: Any, now: datetime, times: list[datetime]) -> str:
+    """``next --format json``: the fire times in UTC and in the job's zone (see docs/jobs.md)."""
+    import json
+
+    from cronplan.schedule import zone
+
+    tz = zone(job.tz)
+    doc = {
+        "format_version": "1",
+        "job_id": job.id,
+        "tz": job.tz,
+        "now": _utc(now),
+        "inactive": job.inactive_reason,
+        "fire_times": [
+            {"utc": _utc(t), "local": t.astimezone(tz).isoformat(timespec="seconds")} for t in times
+        ],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
 def _utc(t: datetime) -> str:

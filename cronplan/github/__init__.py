@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from cronplan.github.api import GitHubClient, GitHubError
 from cronplan.github.drift import DRIFT_MARKER, DriftResult, sync_drift_issue
+from cronplan.github.result import (
+    RESULT_MARKER,
+    ApplyOutcome,
+    apply_result_markdown,
+    outcome_from_document,
+    upsert_result_comment,
+)
 from cronplan.github.sticky import (
     INTENT_MARKER_PREFIX,
     UpsertResult,
@@ -23,15 +30,20 @@ from cronplan.github.sticky import (
 __all__ = [
     "DRIFT_MARKER",
     "INTENT_MARKER_PREFIX",
+    "RESULT_MARKER",
+    "ApplyOutcome",
     "DriftResult",
     "GitHubClient",
     "GitHubError",
     "UpsertResult",
+    "apply_result_markdown",
     "extract_intent",
     "find_sticky_comment",
     "intent_for_commit",
     "intent_for_pr",
     "merged_pr_for_commit",
+    "outcome_from_document",
     "sync_drift_issue",
+    "upsert_result_comment",
     "upsert_sticky_comment",
 ]

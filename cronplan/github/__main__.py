@@ -1,7 +1,10 @@
 """``python -m cronplan.github``: the CI helper commands used by action.yml and the example workflows.
 
     comment upsert --repo O/R --pr N --body-file plan.md   edit the sticky plan comment (or create it)
-    comment intent --repo O/R (--pr N | --sha SHA)         print the approved intent digest
+    comment intent --repo O/R (--pr N | --sha SHA) [--label NAME]
+                                                           print the approved intent digest
+    comment result --repo O/R (--pr N | --sha SHA) (--body-file apply-result.md | --error-file E)
+                                                           post the apply result (or edit it)
     merged-pr --repo O/R --sha SHA                         print the PR number merged as SHA
     drift-issue --repo O/R --state drifted|clean [--body-file plan.md]
     action                                                 the composite action's run step
@@ -63,7 +66,25 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     which = intent.add_mutually_exclusive_group(required=True)
     which.add_argument("--pr", type=int)
     which.add_argument("--sha", help="find the pull request merged as this commit first")
+    intent.add_argument(
+        "--label", default=None, help="the digest of this label's plan comment (plan --label)"
+    )
     author_opts(intent)
+    result = csub.add_parser(
+        "result", help="post the apply result on the merged pull request (one comment, edited)"
+    )
+    repo_opt(result)
+    target = result.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pr", type=int)
+    target.add_argument("--sha", help="the pull request merged as this commit")
+    body = result.add_mutually_exclusive_group(required=True)
+    body.add_argument("--body-file", type=Path, help="the action's result-file")
+    body.add_argument(
+        "--error-file",
+        type=Path,
+        help="when cronplan never ran (no approved intent): the error output to quote",
+    )
+    author_opts(result)
 
     merged = sub.add_parser("merged-pr", help="print the number of the PR merged as a commit")
     repo_opt(merged)
@@ -118,11 +139,41 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
             from cronplan.github.sticky import intent_for_commit, intent_for_pr
 
             if args.sha:
-                pr, digest = intent_for_commit(client, args.repo, args.sha, author=author)
+                pr, digest = intent_for_commit(
+                    client, args.repo, args.sha, author=author, label=args.label or None
+                )
             else:
-                pr, digest = args.pr, intent_for_pr(client, args.repo, args.pr, author=author)
+                digest = intent_for_pr(
+                    client, args.repo, args.pr, author=author, label=args.label or None
+                )
+                pr = args.pr
             print(f"Approved intent from pull request #{pr}: {digest}", file=sys.stderr)
             print(digest)
+            return 0
+        if args.command == "comment" and args.comment_command == "result":
+            from cronplan.github.result import (
+                apply_result_markdown,
+                outcome_from_document,
+                run_url,
+                upsert_result_comment,
+            )
+            from cronplan.github.sticky import merged_pr_for_commit
+
+            if args.body_file is not None:
+                body = _read(args.body_file)
+            else:
+                body = apply_result_markdown(
+                    outcome_from_document(None, 1),
+                    err_tail=_read(args.error_file),
+                    run_url=run_url(env),
+                )
+            pr = merged_pr_for_commit(client, args.repo, args.sha) if args.sha else args.pr
+            posted = upsert_result_comment(client, args.repo, pr, body, author=author)
+            print(
+                f"{posted.action} result comment {posted.comment_id} on pull request #{pr} "
+                f"{posted.html_url}".rstrip(),
+                file=sys.stderr,
+            )
             return 0
         if args.command == "merged-pr":
             from cronplan.github.sticky import merged_pr_for_commit

@@ -3,11 +3,14 @@
 ``action.yml`` passes its inputs as ``CRONPLAN_ACTION_*`` environment variables (never templated into a
 shell line) and calls ``python -m cronplan.github action``. For ``plan`` this saves the JSON plan, renders
 the markdown plan next to it for the comment step, and exposes the exit code, whether there are changes,
-the intent digest and the counts as step outputs.
+the intent digest and the counts as step outputs. For ``apply`` it keeps cronplan's JSON result and
+renders the result comment for the merged pull request (``result-file``), with what was applied and what
+failed as outputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,6 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from cronplan.github.api import GitHubError
+from cronplan.github.result import (
+    ApplyOutcome,
+    apply_outputs,
+    apply_result_markdown,
+    outcome_from_document,
+    run_url,
+)
+from cronplan.github.sticky import check_label
 
 COMMANDS = ("plan", "apply", "validate")
 SUMMARY_LIMIT = 1024 * 1024  # GitHub's per-step limit for $GITHUB_STEP_SUMMARY, in bytes
@@ -36,6 +47,7 @@ class ActionInputs:
     config: str = ""
     args: tuple[str, ...] = ()
     expect_intent: str = ""
+    label: str | None = None
     token: str = field(default="", repr=False)
     token_env: str = "CRONPLAN_NAS_TOKEN"
     out_dir: Path = Path("cronplan-out")
@@ -74,6 +86,7 @@ def inputs_from_env(environ: Mapping[str, str]) -> ActionInputs:
         config=environ.get("CRONPLAN_ACTION_CONFIG", "").strip(),
         args=args,
         expect_intent=environ.get("CRONPLAN_ACTION_EXPECT_INTENT", "").strip(),
+        label=check_label(environ.get("CRONPLAN_ACTION_LABEL", "").strip() or None),
         token=environ.get("CRONPLAN_ACTION_TOKEN", ""),
         token_env=token_env,
         out_dir=Path(out_dir),
@@ -102,17 +115,23 @@ def command_argv(inputs: ActionInputs) -> list[str]:
     argv = [*base, "apply", "--auto-approve"]
     if inputs.expect_intent:
         argv += ["--expect-intent", inputs.expect_intent]
-    return [*argv, *inputs.args]
+    # The JSON result (on stdout, kept in out_dir) is what the result comment is made from.
+    return [*argv, "--format", "json", *inputs.args]
 
 
 def run_action(
     inputs: ActionInputs, environ: Mapping[str, str], *, runner: Runner | None = None
 ) -> ActionResult:
     """Run the command and compute the step outputs (files land in ``inputs.out_dir``)."""
-    run = runner or run_tee
     env = child_env(inputs, environ)
     inputs.out_dir.mkdir(parents=True, exist_ok=True)
-    code, err_tail = run(command_argv(inputs), env)
+    apply_path = inputs.out_dir / "apply.json"
+    if runner is not None:
+        code, err_tail = runner(command_argv(inputs), env)
+    elif inputs.command == "apply":
+        code, err_tail = run_tee(command_argv(inputs), env, stdout_path=apply_path)
+    else:
+        code, err_tail = run_tee(command_argv(inputs), env)
     outputs: dict[str, str] = {
         "exit-code": str(code),
         "has-changes": "false",
@@ -124,6 +143,9 @@ def run_action(
         "counts": json.dumps({"arm": 0, "rearm": 0, "cancel": 0, "skip": 0}),
         "plan-file": "",
         "markdown-file": "",
+        "applied": "0",
+        "failed": "0",
+        "result-file": "",
     }
     if inputs.command == "plan":
         ok = code in (0, 2)
@@ -136,6 +158,8 @@ def run_action(
                 if inputs.config:
                     show += ["--config", inputs.config]
                 show += ["show", str(plan_path), "--format", "markdown"]
+                if inputs.label:
+                    show += ["--label", inputs.label]
                 markdown = _capture(show, env)
             except GitHubError as exc:
                 ok, code = False, 1
@@ -145,13 +169,47 @@ def run_action(
                 markdown_path.write_text(markdown, encoding="utf-8")
                 outputs["plan-file"] = str(plan_path)
         if not ok:
-            markdown_path.write_text(failure_markdown("plan", code, err_tail), encoding="utf-8")
+            failure = failure_markdown("plan", code, err_tail, label=inputs.label)
+            markdown_path.write_text(failure, encoding="utf-8")
         outputs["markdown-file"] = str(markdown_path)
+    elif inputs.command == "apply":
+        ok = code == 0
+        outcome = _apply_outcome(apply_path, code)
+        if outcome.failed:
+            ok = False
+        outputs.update(apply_outputs(outcome))
+        result_path = inputs.out_dir / "apply-result.md"
+        result_path.write_text(
+            apply_result_markdown(
+                outcome, err_tail=err_tail, intent=inputs.expect_intent, run_url=run_url(environ)
+            ),
+            encoding="utf-8",
+        )
+        outputs["result-file"] = str(result_path)
+        print(
+            f"cronplan apply: {outputs['applied']} applied, {outputs['failed']} failed "
+            f"(exit code {code})",
+            flush=True,
+        )
     else:
         ok = code == 0
     if not ok:
         _annotate_failure(inputs, code)
     return ActionResult(code, ok, outputs)
+
+
+def _apply_outcome(path: Path, code: int) -> ApplyOutcome:
+    """The apply's JSON result; an outcome without a report when cronplan printed none."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return outcome_from_document(None, code)
+    if not isinstance(doc, dict):
+        return outcome_from_document(None, code)
+    try:
+        return outcome_from_document(doc, code)
+    except GitHubError:
+        return outcome_from_document(None, code)
 
 
 def plan_outputs(doc: Mapping[str, Any], exit_code: int) -> dict[str, str]:
@@ -169,8 +227,11 @@ def plan_outputs(doc: Mapping[str, Any], exit_code: int) -> dict[str, str]:
     }
 
 
-def failure_markdown(command: str, exit_code: int, err_tail: str) -> str:
+def failure_markdown(
+    command: str, exit_code: int, err_tail: str, *, label: str | None = None
+) -> str:
     """The sticky comment body for a plan that failed: says so, and carries an empty intent."""
+    marker = FAILED_MARKER if label is None else f"<!-- cronplan:label={label}:intent= -->"
     text = err_tail.strip() or "(no error output)"
     fence = "```"
     while fence in text:
@@ -178,7 +239,7 @@ def failure_markdown(command: str, exit_code: int, err_tail: str) -> str:
     # The empty marker goes first: readers take the first marker, so one quoted in the error output
     # can never stand in for an approved intent.
     return (
-        f"{FAILED_MARKER}\n"
+        f"{marker}\n"
         f"**cronplan {command} failed** (exit code {exit_code}). Nothing can be applied from this "
         "pull request until the plan succeeds.\n\n"
         "<details><summary>Error output</summary>\n\n"
@@ -214,22 +275,34 @@ def append_summary(path: str | os.PathLike[str], text: str, *, limit: int = SUMM
         fh.write(data)
 
 
-def run_tee(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
-    """Run with stdout passed through and stderr echoed live, keeping its tail for the comment."""
+def run_tee(
+    argv: Sequence[str], env: Mapping[str, str], *, stdout_path: Path | None = None
+) -> tuple[int, str]:
+    """Run with stderr echoed live, keeping its tail for the comment.
+
+    stdout is passed through, or written to ``stdout_path`` when one is given (a JSON result).
+    """
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     try:
-        proc = subprocess.Popen(
-            list(argv), stderr=subprocess.PIPE, text=True, env=dict(env), errors="replace"
-        )
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(stdout_path.open("wb")) if stdout_path else None
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=dict(env),
+                errors="replace",
+            )
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                sys.stderr.write(line)
+                tail.append(line)
+            return proc.wait(), "".join(tail)
     except OSError as exc:
         message = f"cannot run {argv[0]}: {exc.strerror or exc}"
         print(message, file=sys.stderr)
         return 127, message
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        sys.stderr.write(line)
-        tail.append(line)
-    return proc.wait(), "".join(tail)
 
 
 def main(environ: Mapping[str, str]) -> int:
@@ -246,7 +319,7 @@ def main(environ: Mapping[str, str]) -> int:
 
 
 def _summary_text(inputs: ActionInputs, result: ActionResult) -> str:
-    md = result.outputs.get("markdown-file")
+    md = result.outputs.get("markdown-file") or result.outputs.get("result-file")
     if md and Path(md).exists():
         return Path(md).read_text(encoding="utf-8")
     verdict = "succeeded" if result.ok else f"failed (exit code {result.exit_code})"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronplan.model import Action, Plan
+from cronplan.model import Action, Job, Plan
+from cronplan.render.timeline import relative
 from cronplan.timefmt import format_ts
 
 SYMBOLS = {"arm": "+", "rearm": "~", "cancel": "-", "skip": "="}
@@ -66,21 +68,25 @@ def local_time(t: datetime, tz: str | None) -> str | None:
     return f"{clock} {tz}"
 
 
-def fire_time(t: datetime, tz: str | None) -> str:
-    """``2026-11-27T09:00:00Z (10:00 Europe/Berlin)``."""
-    local = local_time(t, tz)
-    return f"{format_ts(t)} ({local})" if local else format_ts(t)
+def fire_time(t: datetime, tz: str | None, now: datetime | None = None) -> str:
+    """``2026-11-27T09:00:00Z (10:00 Europe/Berlin)``; with ``now``: ``(10:00 Europe/Berlin, in 3 h)``."""
+    extra = [x for x in (local_time(t, tz), relative(t, now) if now is not None else None) if x]
+    return f"{format_ts(t)} ({', '.join(extra)})" if extra else format_ts(t)
 
 
-def when(action: Action) -> str:
-    """The fire time(s) an action is about: the new one, ``old → new`` for a re-arm, the cancelled one."""
+def when(action: Action, now: datetime | None = None) -> str:
+    """The fire time(s) an action is about: the new one, ``old → new`` for a re-arm, the cancelled one.
+
+    With ``now`` (the plan's own clock, so the output stays deterministic) each time also says how far
+    away it is.
+    """
     before, after = action.before, action.after
     if action.action == "rearm" and before is not None and after is not None:
         if before.fire_at == after.fire_at:
-            return fire_time(after.fire_at, action.tz)
-        return f"{format_ts(before.fire_at)} {ARROW} {fire_time(after.fire_at, action.tz)}"
+            return fire_time(after.fire_at, action.tz, now)
+        return f"{format_ts(before.fire_at)} {ARROW} {fire_time(after.fire_at, action.tz, now)}"
     arm = after if action.action in ("arm", "rearm") else (before or after)
-    return fire_time(arm.fire_at, action.tz) if arm is not None else ""
+    return fire_time(arm.fire_at, action.tz, now) if arm is not None else ""
 
 
 def reason_text(action: Action, plan: Plan) -> str:
@@ -116,14 +122,30 @@ def change_lines(action: Action, limit: int = CHANGES_LIMIT) -> list[str]:
     return lines
 
 
+def display_names(jobs: Mapping[str, Job] | None) -> dict[str, str] | None:
+    """Job id → name for the jobs that have one; None when the jobs are not known."""
+    if jobs is None:
+        return None
+    return {job_id: job.name for job_id, job in jobs.items() if job.name}
+
+
 def id_width(actions: list[Action], cap: int = 40) -> int:
     return min(cap, max((len(a.job_id) for a in actions), default=0))
 
 
-def action_parts(action: Action, plan: Plan, width: int) -> str:
-    """One action's line after its symbol: id, fire time(s), reason (shared by text and markdown)."""
+def action_parts(
+    action: Action, plan: Plan, width: int, names: Mapping[str, str] | None = None
+) -> str:
+    """One action's line after its symbol: id, fire time(s), reason (shared by text and markdown).
+
+    ``names`` (job id → display name, given when the jobs are known) adds each job's name beside its id
+    and relative times ("in 3 h", from the plan's ``now``) beside its fire times.
+    """
     parts = [clean(action.job_id).ljust(width)]
-    moment = when(action)
+    name = names.get(action.job_id) if names is not None else None
+    if name:
+        parts.append(f"({clean(name)})")
+    moment = when(action, plan.now if names is not None else None)
     if moment:
         parts.append(moment)
     parts.append(reason_text(action, plan))

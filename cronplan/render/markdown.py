@@ -9,15 +9,22 @@ The body never exceeds its budget (a comment: 65,536 characters; a step summary:
 is kept, in priority order: marker, title, summary and counts; every cancel; then as many other changes as
 fit, in plan order, followed by a notice of how many were left out. Only if the cancels alone overflow is
 the cancel list cut, with a count of the rest.
+
+Given the jobs (``jobs=``), each line also shows the job's name and relative times ("in 3 h", from the
+plan's ``now``), and a ```` ```mermaid ```` gantt after the fold charts the next 24 h of fires of the jobs
+the plan arms or re-arms; the chart has the lowest priority: it is cut (jobs left out, with a note) or
+dropped before anything else. ``label=`` (one per environment) puts the label in the marker,
+``<!-- cronplan:label=NAME:intent=DIGEST -->``, so one pull request carries one sticky comment per label.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from cronplan.model import Action, Plan
+from cronplan.model import Action, Job, Plan
 from cronplan.planfile import action_sort_key, intent_digest
 from cronplan.render.common import (
     ELLIPSIS,
@@ -25,6 +32,7 @@ from cronplan.render.common import (
     action_parts,
     change_lines,
     clean,
+    display_names,
     id_width,
     summary_line,
 )
@@ -37,22 +45,47 @@ DEFAULT_HINT = "see the JSON plan artifact"
 _DIFF_SYMBOLS = {"arm": "+", "rearm": "!", "cancel": "-"}
 _ORDER = ("arm", "rearm", "cancel")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~])")
+#: A label names an environment (staging, prod): it goes into the marker, so it is kept simple.
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Fires charted per job in the gantt (a 30 s interval has 2,880 a day).
+GANTT_FIRES_PER_JOB = 24
+# Characters with a meaning in mermaid's gantt syntax (task separators, comments, directives).
+_MERMAID_UNSAFE = re.compile(r"[:;#%`<>{}\[\]\\\"]|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 Measure = Callable[[str], int]
 
 
 def render_markdown(
-    plan: Plan, *, max_chars: int = COMMENT_LIMIT, artifact_hint: str | None = None
+    plan: Plan,
+    *,
+    max_chars: int = COMMENT_LIMIT,
+    artifact_hint: str | None = None,
+    jobs: Mapping[str, Job] | None = None,
+    label: str | None = None,
 ) -> str:
     """The plan as a PR comment body of at most ``max_chars`` characters."""
-    return _render(plan, max_chars, len, artifact_hint)
+    return _render(plan, max_chars, len, artifact_hint, jobs, label)
 
 
 def render_step_summary(
-    plan: Plan, max_bytes: int = STEP_SUMMARY_LIMIT, *, artifact_hint: str | None = None
+    plan: Plan,
+    max_bytes: int = STEP_SUMMARY_LIMIT,
+    *,
+    artifact_hint: str | None = None,
+    jobs: Mapping[str, Job] | None = None,
+    label: str | None = None,
 ) -> str:
     """The same body for ``$GITHUB_STEP_SUMMARY``, at most ``max_bytes`` bytes of UTF-8."""
-    return _render(plan, max_bytes, _utf8_len, artifact_hint)
+    return _render(plan, max_bytes, _utf8_len, artifact_hint, jobs, label)
+
+
+def intent_marker(digest: str, label: str | None = None) -> str:
+    """The hidden marker a workflow finds its sticky comment by (one per label)."""
+    if label is None:
+        return f"<!-- cronplan:intent={digest} -->"
+    if not LABEL_RE.match(label):
+        raise ValueError(f"label {label!r}: use letters, digits, '.', '_' and '-' (at most 64)")
+    return f"<!-- cronplan:label={label}:intent={digest} -->"
 
 
 def _utf8_len(text: str) -> int:
@@ -82,13 +115,20 @@ class _Budget:
         return sum(self.measure(c) for c in chunks)
 
 
-def _render(plan: Plan, budget: int, measure: Measure, artifact_hint: str | None) -> str:
+def _render(
+    plan: Plan,
+    budget: int,
+    measure: Measure,
+    artifact_hint: str | None,
+    jobs: Mapping[str, Job] | None,
+    label: str | None,
+) -> str:
     hint = artifact_hint or DEFAULT_HINT
     digest = intent_digest(plan)
     changes = sorted((a for a in plan.actions if a.is_change), key=action_sort_key)
     cancels = [a for a in changes if a.action == "cancel"]
 
-    head = _head(plan, digest)
+    head = _head(plan, digest, label)
     foot = [f"<sub>Planned at {format_ts(plan.now)} · intent `{digest}`</sub>\n"]
     # The "N more not shown" line is reserved up front so it always fits when needed.
     notice_max = _notice(len(changes), hint)
@@ -100,19 +140,24 @@ def _render(plan: Plan, budget: int, measure: Measure, artifact_hint: str | None
         raise ValueError(f"a budget of {budget} is too small for the plan's summary")
 
     cancel_block = _cancel_block(cancels, room, hint)
-    fold, shown = _fold(changes, plan, room)
+    fold, shown = _fold(changes, plan, room, display_names(jobs))
 
     body = head + cancel_block + fold
     if shown < len(changes):
         body.append(_notice(len(changes) - shown, hint))
+    elif changes:
+        room.left += measure(notice_max)  # the notice is not needed: its room goes to the chart
+    if jobs is not None:
+        body += _gantt(changes, jobs, plan.now, room)
     return "".join(body + foot)
 
 
-def _head(plan: Plan, digest: str) -> list[str]:
+def _head(plan: Plan, digest: str, label: str | None) -> list[str]:
     provider = plan.provider.replace("`", "")
+    where = f" · `{label}`" if label else ""
     chunks = [
-        f"<!-- cronplan:intent={digest} -->\n",
-        f"### cronplan plan for provider `{provider}`\n",
+        f"{intent_marker(digest, label)}\n",
+        f"### cronplan plan for provider `{provider}`{where}\n",
         "\n",
         f"**{summary_line(plan)}**\n",
     ]
@@ -188,7 +233,9 @@ def _more_cancels(count: int, hint: str) -> str:
     return f"> - {ELLIPSIS} and {count} more cancelled not listed; {_escape(hint)}.\n"
 
 
-def _fold(changes: list[Action], plan: Plan, room: _Budget) -> tuple[list[str], int]:
+def _fold(
+    changes: list[Action], plan: Plan, room: _Budget, names: Mapping[str, str] | None
+) -> tuple[list[str], int]:
     """The ``<details>`` fold with as many whole changes (a re-arm with its fields) as fit."""
     if not changes:
         return [], 0
@@ -214,7 +261,7 @@ def _fold(changes: list[Action], plan: Plan, room: _Budget) -> tuple[list[str], 
     units: list[str] = []
     used = fixed
     for action in changes:
-        unit = _diff_unit(action, plan, width)
+        unit = _diff_unit(action, plan, width, names)
         cost = room.measure(unit)
         if used + cost > room.left:
             break
@@ -227,8 +274,61 @@ def _fold(changes: list[Action], plan: Plan, room: _Budget) -> tuple[list[str], 
     return fold, len(units)
 
 
-def _diff_unit(action: Action, plan: Plan, width: int) -> str:
-    lines = [f"{_DIFF_SYMBOLS[action.action]} {action_parts(action, plan, width)}".rstrip()]
+def _diff_unit(action: Action, plan: Plan, width: int, names: Mapping[str, str] | None) -> str:
+    lines = [f"{_DIFF_SYMBOLS[action.action]} {action_parts(action, plan, width, names)}".rstrip()]
     # Indented detail lines are diff context: plain, and they can never close the fence.
     lines.extend(f"      {c}" for c in change_lines(action))
     return "".join(f"{line}\n" for line in lines)
+
+
+def _gantt(
+    changes: list[Action], jobs: Mapping[str, Job], now: datetime, room: _Budget
+) -> list[str]:
+    """A mermaid gantt of the next 24 h of fires of the jobs armed or re-armed, in what room is left."""
+    from cronplan.render.timeline import upcoming
+
+    touched = [jobs[a.job_id] for a in changes if a.action != "cancel" and a.job_id in jobs]
+    rows = upcoming(touched, now)
+    if not rows:
+        return []
+    head = [
+        "```mermaid\n",
+        "gantt\n",
+        f"    title Next 24 h of fires from {format_ts(now)} (UTC)\n",
+        "    dateFormat YYYY-MM-DD HH:mm:ss\n",
+        "    axisFormat %H:%M\n",
+    ]
+    tail = ["```\n", "\n"]
+    fixed = room.cost(head) + room.cost(tail)
+    left_out_max = f"<sub>{ELLIPSIS} {len(rows)} more jobs not charted.</sub>\n\n"
+    sections: list[str] = []
+    used = fixed
+    charted = 0
+    for row in rows:
+        title = _mermaid_text(row.name or row.job_id)
+        lines = [f"    section {_mermaid_text(row.job_id)}\n"]
+        for i, t in enumerate(row.fires[:GANTT_FIRES_PER_JOB]):
+            # The task starts with its time, so a name can never read as a keyword ("section ...").
+            shown = min(len(row.fires), GANTT_FIRES_PER_JOB)
+            more = f" (first of {row.total})" if i == 0 and row.total > shown else ""
+            stamp = t.strftime("%Y-%m-%d %H:%M:%S")
+            lines.append(f"    {t.strftime('%H:%M')} {title}{more} :milestone, {stamp}, 0d\n")
+        cost = room.cost(lines)
+        if used + cost + room.measure(left_out_max) > room.left:
+            break
+        sections.append("".join(lines))
+        used += cost
+        charted += 1
+    if not charted:
+        return []
+    chart = [*head, *sections, *tail]
+    if charted < len(rows):
+        chart.append(f"<sub>{ELLIPSIS} {len(rows) - charted} more jobs not charted.</sub>\n\n")
+    room.left -= room.cost(chart)
+    return chart
+
+
+def _mermaid_text(text: str) -> str:
+    """Text safe inside a gantt line: no separators, comments or directives; short."""
+    text = " ".join(_MERMAID_UNSAFE.sub(" ", text).split()) or "job"
+    return text if len(text) <= 60 else text[:59] + ELLIPSIS

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from cronplan.model import Action, Plan
+from cronplan.model import Action, Job, Plan
 from cronplan.planfile import action_sort_key, intent_digest
 from cronplan.render.common import (
     LABELS,
     SYMBOLS,
     action_parts,
     change_lines,
+    display_names,
     id_width,
     summary_line,
 )
@@ -23,8 +24,19 @@ _WARN = "\x1b[1;33m"
 _ORDER = ("arm", "rearm", "cancel", "skip")
 
 
-def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
-    """The plan as text. ANSI colors only when ``color``; skips are listed only when ``verbose``."""
+def render_text(
+    plan: Plan,
+    *,
+    color: bool = False,
+    verbose: bool = False,
+    jobs: Mapping[str, Job] | None = None,
+) -> str:
+    """The plan as text. ANSI colors only when ``color``; skips are listed only when ``verbose``.
+
+    With ``jobs`` (the definitions the plan was computed from) each line also shows the job's name and
+    how far away its fire times are.
+    """
+    names = display_names(jobs)
 
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
@@ -50,7 +62,7 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         out.append("")
         width = id_width(shown)
         for action in shown:
-            out.extend(_action_lines(action, plan, width, paint))
+            out.extend(_action_lines(action, plan, width, paint, names))
         out.append("")
 
     cancels = [a for a in shown if a.action == "cancel"]
@@ -68,9 +80,13 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
 
 
 def _action_lines(
-    action: Action, plan: Plan, width: int, paint: Callable[[str, str], str]
+    action: Action,
+    plan: Plan,
+    width: int,
+    paint: Callable[[str, str], str],
+    names: Mapping[str, str] | None,
 ) -> list[str]:
     symbol = paint(_COLORS[action.action], SYMBOLS[action.action])
-    lines = [f"  {symbol} {action_parts(action, plan, width)}".rstrip()]
+    lines = [f"  {symbol} {action_parts(action, plan, width, names)}".rstrip()]
     lines.extend(f"      {c}" for c in change_lines(action))
     return lines
