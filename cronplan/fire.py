@@ -584,6 +584,52 @@ def fire_overdue(
     return outcomes
 
 
+def rearm_missing(
+    rt: Runtime, *, now: datetime | None = None, provider: Provider | None = None
+) -> list[tuple[Action, str | None]]:
+    """The other half of the backstop: arm every applied job that has no live arm but should have one.
+
+    A provider that lost an arm, or a fire that died before its re-arm, leaves a job without a trigger;
+    `plan` would show it as ``arm: missing``, and this repairs it without waiting for an apply. The jobs are
+    the jobs as applied (ledger); only ``arm`` actions are carried out (an inactive or finished job is left
+    alone, and nothing else is touched). Returns each arm carried out with None, or with why it failed.
+    """
+    import dataclasses
+
+    from cronplan.applier import apply_plan
+    from cronplan.planner import plan
+
+    now = now or utcnow()
+    prov = provider if provider is not None else rt.provider
+    armed = {a.job_id for a in prov.list_arms()}
+    records = rt.ledger.job_records()
+    jobs: list[Job] = []
+    for job_id, record in records.items():
+        if job_id not in armed:
+            job = applied_job(record, default_tz=rt.config.timezone)
+            if job is not None:
+                jobs.append(job)
+    if not jobs:
+        return []
+    callback = rt.config.callback_url if prov.calls_back else None
+    full = plan(
+        jobs,
+        [],
+        {j.id: records[j.id] for j in jobs},
+        now,
+        provider=prov.name,
+        callback_url=callback,
+        allow_empty=True,
+    )
+    arms_only = dataclasses.replace(
+        full, actions=tuple(a for a in full.actions if a.action == "arm")
+    )
+    if not arms_only.actions:
+        return []
+    result = apply_plan(arms_only, prov, rt.ledger, {j.id: j for j in jobs})
+    return [(a, None) for a in result.done] + [(a, why) for a, why in result.failed]
+
+
 __all__ = [
     "Claim",
     "FireOutcome",
@@ -596,6 +642,7 @@ __all__ = [
     "fire_overdue",
     "load_applied",
     "parse_http_request",
+    "rearm_missing",
     "replan_job",
     "run_claimed",
     "run_manual",

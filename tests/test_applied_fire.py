@@ -348,3 +348,45 @@ def test_logs_by_occurrence_and_last(proj: Project) -> None:
     assert missing.exit_code == 1 and "no recorded run of job 'job'" in missing.stderr
     assert proj.cli("logs", "nobody").exit_code == 1
     assert proj.cli("logs", "job", "--last", "--fire-at", T).exit_code == 64
+
+
+# --------------------------------------------------------------------------- fire --overdue
+
+
+def test_overdue_arms_applied_jobs_that_lost_their_arm(proj: Project, tmp_path: Path) -> None:
+    from cronplan.local import LocalProvider
+    from cronplan.provider import ProviderSettings
+
+    paused = writer("paused", proj.root, "p")
+    proj.write_jobs([writer("lost", proj.root, "l"), writer("kept", proj.root, "k"), paused])
+    apply(proj)
+    proj.write_jobs(
+        [
+            writer("lost", proj.root, "l"),
+            writer("kept", proj.root, "k"),
+            {**paused, "enabled": False},
+        ]
+    )
+    apply(proj)  # "paused" is applied as disabled: it must stay without an arm
+    store = tmp_path / "shared" / "local.db"
+    local = LocalProvider(ProviderSettings("local", options={"path": str(store)}))
+    try:
+        local.cancel("lost")  # the provider dropped the arm
+    finally:
+        local.close()
+    (proj.root / "jobs.json").unlink()  # the backstop needs only the ledger too
+    assert {k: r["armed_fire_at"] for k, r in status_rows(proj).items()} == {
+        "kept": T,
+        "lost": None,
+        "paused": None,
+    }
+    res = ok(proj.cli("fire", "--overdue", "--now", BEFORE))
+    assert f"lost: had no live arm; armed at {T}" in res.stderr
+    assert "kept" not in res.stderr and "paused" not in res.stderr
+    assert {k: r["armed_fire_at"] for k, r in status_rows(proj).items()} == {
+        "kept": T,
+        "lost": T,
+        "paused": None,
+    }
+    again = ok(proj.cli("-v", "fire", "--overdue", "--now", BEFORE))
+    assert "No overdue arms and no missing ones." in again.stderr
