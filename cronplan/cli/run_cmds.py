@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
+from cronplan.cli.completion_cmds import complete_job_ids
 from cronplan.cli.fire_cmds import _parse_ts_option, _sigterm_interrupts
 from cronplan.errors import CronplanError, JobFailed
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @cli.command("run")
-@click.argument("job_id", metavar="JOB_ID")
+@click.argument("job_id", metavar="JOB_ID", shell_complete=complete_job_ids)
 @click.option(
     "--wait",
     is_flag=True,
@@ -89,7 +90,7 @@ def run_json(run: Run) -> dict[str, Any]:
 
 
 @cli.command("runs")
-@click.argument("job_id", metavar="[JOB_ID]", required=False)
+@click.argument("job_id", metavar="[JOB_ID]", required=False, shell_complete=complete_job_ids)
 @click.option("--failed", is_flag=True, help="Only failed runs.")
 @click.option(
     "--since",
@@ -147,7 +148,7 @@ def _runs_table(runs: list[Run]) -> str:
 
 
 @cli.command("logs")
-@click.argument("job_id", metavar="JOB_ID")
+@click.argument("job_id", metavar="JOB_ID", shell_complete=complete_job_ids)
 @click.option(
     "--fire-at",
     "fire_at_text",
