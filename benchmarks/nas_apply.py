@@ -91,12 +91,15 @@ def time_apply_plan(
 ) -> tuple[float, float]:
     """(apply_plan seconds, provider-only seconds) for a fresh set of ``n`` jobs."""
     from cronplan.applier import apply_plan
+    from cronplan.clock import PinnedClock
     from cronplan.config import load_config
     from cronplan.model import Arm
     from cronplan.planner import plan
     from cronplan.runtime import Runtime
 
-    rt = Runtime(load_config(str(root / "cronplan.yaml"), environ), environ=environ)
+    rt = Runtime(
+        load_config(str(root / "cronplan.yaml"), environ), environ=environ, clock=PinnedClock(NOW)
+    )
     try:
         jobs_file = rt.load_jobs()
         provider = rt.provider
@@ -112,7 +115,12 @@ def time_apply_plan(
         assert the_plan.summary.arm == n, the_plan.summary
         t0 = time.perf_counter()
         result = apply_plan(
-            the_plan, provider, rt.ledger, jobs_file.by_id(), parallelism=parallelism
+            the_plan,
+            provider,
+            rt.ledger,
+            jobs_file.by_id(),
+            clock=rt.clock,
+            parallelism=parallelism,
         )
         applied = time.perf_counter() - t0
         assert not result.failed, result.failed[:3]

@@ -56,10 +56,6 @@ def instant_reader() -> Callable[[int], datetime]:
     return read
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
 class Database:
     """One SQLite file, one connection per process, one transaction at a time.
 

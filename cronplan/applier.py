@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cronplan.clock import Clock
 from cronplan.errors import CronplanError
 from cronplan.ledger import Ledger
 from cronplan.model import Action, Job, Plan
@@ -58,10 +59,14 @@ def apply_plan(
     ledger: Ledger,
     jobs_by_id: Mapping[str, Job],
     *,
+    clock: Clock,
     parallelism: int = 10,
     progress: Progress | None = None,
 ) -> ApplyResult:
-    """Execute ``plan``; return what was done and what failed (with a one-line reason each)."""
+    """Execute ``plan``; return what was done and what failed (with a one-line reason each).
+
+    ``clock`` stamps the ledger's ``applied_at`` (``--now`` pins it).
+    """
     todo = executable_actions(plan)
     result = ApplyResult()
     total = len(todo)
@@ -69,7 +74,7 @@ def apply_plan(
         return result
     cancelled_jobs: set[str] = set()
     workers = max(1, min(parallelism, total))
-    recorder = _Recorder(ledger, jobs_by_id, result)
+    recorder = _Recorder(ledger, jobs_by_id, result, clock)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-apply") as pool:
         pending: dict[Future[None], Action] = {}
         # Futures arrive here as they finish. concurrent.futures.wait() would register a waiter on every
@@ -158,8 +163,11 @@ class _Recorder:
     an action only counts as done once its record is written.
     """
 
-    def __init__(self, ledger: Ledger, jobs_by_id: Mapping[str, Job], result: ApplyResult) -> None:
+    def __init__(
+        self, ledger: Ledger, jobs_by_id: Mapping[str, Job], result: ApplyResult, clock: Clock
+    ) -> None:
         self.ledger = ledger
+        self.clock = clock
         self.jobs_by_id = jobs_by_id
         self.result = result
         self.actions: list[Action] = []
@@ -190,7 +198,7 @@ class _Recorder:
             return
         try:
             if entries:
-                self.ledger.record_applied_many(entries)
+                self.ledger.record_applied_many(entries, at=self.clock.now())
         except CronplanError as exc:
             error = f"applied at the provider, but recording in the ledger failed: {exc}"
             self.result.failed.extend((a, error) for a in actions)

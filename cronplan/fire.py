@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from cronplan.errors import BadRequest, CronplanError, FireRefused
 from cronplan.model import Action, FireCall, HttpRequest, Job, JobRecord
-from cronplan.timefmt import dedup_key, format_ts, utcnow
+from cronplan.timefmt import dedup_key, format_ts
 
 if TYPE_CHECKING:
     from cronplan.provider import Provider
@@ -200,19 +200,18 @@ def _span(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def claim(
-    rt: Runtime, call: FireCall, *, now: datetime | None = None, holder: str | None = None
-) -> Claim:
+def claim(rt: Runtime, call: FireCall, *, holder: str | None = None) -> Claim:
     """Decide and, when the fire is current, atomically claim ``(job_id, fire_at)`` in the ledger.
 
     Staleness is checked *before* claiming, so a stale fire writes nothing; the claim itself is the one
     atomic step, so of any number of concurrent callers exactly one gets ``claimed``. The job is the job as
     last applied (from the ledger); jobs.json is not read. A fire more than one period ahead of now raises
-    ``FireRefused`` (see ``check_horizon``).
+    ``FireRefused`` (see ``check_horizon``). ``rt.clock`` is the instant of the horizon and grace checks and
+    of the claim (``--now`` pins it).
     """
     from cronplan import schedule as sched
 
-    now = now or utcnow()
+    now = rt.clock.now()
     ledger = rt.ledger
     record = ledger.job_records([call.job_id]).get(call.job_id)
     job = applied_job(record, default_tz=rt.config.timezone)
@@ -264,7 +263,7 @@ def claim(
             job,
             "missed",
         )
-    if not ledger.claim(call.job_id, call.fire_at, holder or _holder()):
+    if not ledger.claim(call.job_id, call.fire_at, holder or _holder(), at=now):
         return Claim("duplicate", "claimed by another caller", call, job)
     return Claim("claimed", "", call, job)
 
@@ -277,7 +276,6 @@ def run_claimed(
     claimed: Claim,
     *,
     replan: bool = True,
-    now: datetime | None = None,
     provider: Provider | None = None,
     cancel: threading.Event | None = None,
     on_rearmed: Callable[[], None] | None = None,
@@ -287,27 +285,29 @@ def run_claimed(
     The re-arm starts right after the claim, on its own thread, while the job runs: the next arm depends
     only on the claim, never on how the run goes, so this gives the same arm as re-planning after the run,
     but a crash or kill during a long run never leaves the job without its next arm, a long run never
-    delays the next occurrence, and the job starts without waiting for the provider. ``now`` pins the
-    clock of the re-plan (``--now``); by default it is the real time. ``provider`` is where the job is
+    delays the next occurrence, and the job starts without waiting for the provider. ``rt.clock`` is the
+    clock of the re-plan and of the run's stamps (``--now`` pins it). ``provider`` is where the job is
     re-armed (default: the configured one; ``serve``'s fallback passes the local provider). ``cancel``
     stops a running command (``serve`` shutting down); ``on_rearmed`` is called once the re-arm is done.
     """
+    from cronplan.clock import Stopwatch
     from cronplan.runner import RunResult, run_job
 
     if claimed.status != "claimed" or claimed.job is None:
         raise ValueError("run_claimed needs a won claim")
     job, call = claimed.job, claimed.call
-    rearm = _Rearm(rt, job, now=now, provider=provider, on_done=on_rearmed) if replan else None
+    rearm = _Rearm(rt, job, provider=provider, on_done=on_rearmed) if replan else None
     if rearm is not None:
         rearm.start()
 
-    started = utcnow()
+    watch = Stopwatch(rt.clock)
     try:
-        rt.ledger.update_run(job.id, call.fire_at, status="running", started_at=started)
+        rt.ledger.update_run(job.id, call.fire_at, status="running", started_at=watch.started)
         result = run_job(
             job,
             runner_argv=rt.config.runner,
             fire_at=call.fire_at,
+            clock=rt.clock,
             base_dir=rt.config.base_dir,
             cancel=cancel,
         )
@@ -317,7 +317,7 @@ def run_claimed(
             why = "interrupted: cronplan was stopped while the job ran; process group killed"
         else:
             why = f"cronplan could not run the job: {type(exc).__name__}: {exc}"
-        result = RunResult("failed", None, "", why, started, utcnow())
+        result = RunResult("failed", None, "", why, watch.started, watch.now())
         error = rearm.wait()[2] if rearm is not None else None
         record_result(rt, call, result, rearm_error=error)
         raise
@@ -342,11 +342,10 @@ class _Rearm:
         rt: Runtime,
         job: Job,
         *,
-        now: datetime | None,
         provider: Provider | None,
         on_done: Callable[[], None] | None,
     ) -> None:
-        self.rt, self.job, self.now, self.provider, self.on_done = rt, job, now, provider, on_done
+        self.rt, self.job, self.provider, self.on_done = rt, job, provider, on_done
         self.result: tuple[tuple[Action, ...], datetime | None, str | None] = (
             (),
             None,
@@ -360,9 +359,7 @@ class _Rearm:
 
     def _run(self) -> None:
         try:
-            self.result = replan_job(
-                self.rt, self.job, now=self.now or utcnow(), provider=self.provider
-            )
+            self.result = replan_job(self.rt, self.job, provider=self.provider)
         except (
             Exception
         ) as exc:  # a bug in planning must be reported on the run, not lost on a thread
@@ -406,9 +403,9 @@ def record_result(
 
 
 def replan_job(
-    rt: Runtime, job: Job, *, now: datetime, provider: Provider | None = None
+    rt: Runtime, job: Job, *, provider: Provider | None = None
 ) -> tuple[tuple[Action, ...], datetime | None, str | None]:
-    """Plan this one job against its live arms and ledger record, and apply the result.
+    """Plan this one job against its live arms and ledger record at ``rt.clock``'s now, and apply it.
 
     Returns the actions carried out, the fire_at the job is armed at afterwards (None when done), and an
     error message when the re-arm failed (never raises for a provider or ledger error).
@@ -421,8 +418,9 @@ def replan_job(
         arms = [a for a in prov.list_arms() if a.job_id == job.id]
         records = rt.ledger.job_records([job.id])
         callback = rt.config.callback_url if prov.calls_back else None
+        now = rt.clock.now()
         the_plan = plan([job], arms, records, now, provider=prov.name, callback_url=callback)
-        result = apply_plan(the_plan, prov, rt.ledger, {job.id: job}, parallelism=1)
+        result = apply_plan(the_plan, prov, rt.ledger, {job.id: job}, clock=rt.clock, parallelism=1)
     except CronplanError as exc:
         return (), None, exc.message
     if result.failed:
@@ -440,15 +438,14 @@ def fire(
     rt: Runtime,
     call: FireCall,
     *,
-    now: datetime | None = None,
     replan: bool = True,
     provider: Provider | None = None,
 ) -> FireOutcome:
     """Claim, run, record and re-arm one occurrence; a duplicate or stale fire is a no-op outcome."""
-    c = claim(rt, call, now=now)
+    c = claim(rt, call)
     if c.status != "claimed":
         return FireOutcome(call, c.status, c.reason, code=c.code)
-    return run_claimed(rt, c, replan=replan, now=now, provider=provider)
+    return run_claimed(rt, c, replan=replan, provider=provider)
 
 
 # --------------------------------------------------------------------------- manual runs
@@ -502,16 +499,19 @@ def run_manual(
     is paused or disabled (an operator may try a job by hand); ``inactive`` says so. The job sees the start
     time as its ``CRONPLAN_FIRE_AT``.
     """
+    from cronplan.clock import Stopwatch
     from cronplan.runner import run_job
 
     job = load_applied(rt, job_id)
-    started = utcnow()
+    watch = Stopwatch(rt.clock)
+    started = watch.started
     run_id = rt.ledger.start_manual_run(job.id, holder or _holder(), started_at=started)
     try:
         result = run_job(
             job,
             runner_argv=rt.config.runner,
             fire_at=started.replace(microsecond=0),
+            clock=rt.clock,
             base_dir=rt.config.base_dir,
             cancel=cancel,
         )
@@ -520,7 +520,7 @@ def run_manual(
             why = "interrupted: cronplan was stopped while the job ran; process group killed"
         else:
             why = f"cronplan could not run the job: {type(exc).__name__}: {exc}"
-        rt.ledger.update_manual_run(run_id, status="failed", finished_at=utcnow(), error=why)
+        rt.ledger.update_manual_run(run_id, status="failed", finished_at=watch.now(), error=why)
         raise
     rt.ledger.update_manual_run(
         run_id,
@@ -538,9 +538,7 @@ def run_manual(
     return ManualOutcome(job.id, run_id, result, job.inactive_reason)
 
 
-def fire_overdue(
-    rt: Runtime, *, now: datetime | None = None, provider: Provider | None = None
-) -> list[FireOutcome]:
+def fire_overdue(rt: Runtime, *, provider: Provider | None = None) -> list[FireOutcome]:
     """The misfire backstop: fire every live arm overdue beyond its grace window.
 
     Each overdue arm goes through the normal claim, so if the provider does deliver it later that fire is a
@@ -549,7 +547,7 @@ def fire_overdue(
     """
     from cronplan import schedule as sched
 
-    now = now or utcnow()
+    now = rt.clock.now()
     prov = provider if provider is not None else rt.provider
     arms = sorted(prov.list_arms(), key=lambda a: (a.fire_at, a.job_id))
     # The jobs as applied (from the ledger), built only for the jobs that have a live arm.
@@ -567,9 +565,9 @@ def fire_overdue(
 
             notice = notify.overdue_notice(arm.job_id, arm.fire_at, late)
             notify.send(rt.config.notify_url_env, rt.environ, notice)
-        outcome = fire(rt, FireCall(arm.job_id, arm.fire_at), now=now, provider=prov)
+        outcome = fire(rt, FireCall(arm.job_id, arm.fire_at), provider=prov)
         if outcome.status == "duplicate" or outcome.code == "missed":
-            actions, next_at, error = replan_job(rt, job, now=now, provider=prov)
+            actions, next_at, error = replan_job(rt, job, provider=prov)
             outcome = FireOutcome(
                 outcome.call,
                 outcome.status,
@@ -585,7 +583,7 @@ def fire_overdue(
 
 
 def rearm_missing(
-    rt: Runtime, *, now: datetime | None = None, provider: Provider | None = None
+    rt: Runtime, *, provider: Provider | None = None
 ) -> list[tuple[Action, str | None]]:
     """The other half of the backstop: arm every applied job that has no live arm but should have one.
 
@@ -599,7 +597,7 @@ def rearm_missing(
     from cronplan.applier import apply_plan
     from cronplan.planner import plan
 
-    now = now or utcnow()
+    now = rt.clock.now()
     prov = provider if provider is not None else rt.provider
     armed = {a.job_id for a in prov.list_arms()}
     records = rt.ledger.job_records()
@@ -626,7 +624,7 @@ def rearm_missing(
     )
     if not arms_only.actions:
         return []
-    result = apply_plan(arms_only, prov, rt.ledger, {j.id: j for j in jobs})
+    result = apply_plan(arms_only, prov, rt.ledger, {j.id: j for j in jobs}, clock=rt.clock)
     return [(a, None) for a in result.done] + [(a, why) for a, why in result.failed]
 
 

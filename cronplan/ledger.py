@@ -3,6 +3,10 @@
 Backends: ``sqlite:///PATH`` (``cronplan.ledger_sqlite``) and ``postgresql://...``
 (``cronplan.ledger_postgres``); ``env:VARNAME`` reads the URL from an environment variable.
 Every backend passes the same test suite (``tests/ledger_contract.py``).
+
+A ledger never reads a clock of its own: every instant it writes or decides with (``applied_at``, a claim's
+``claimed_at``, lock leases and their expiry) is given by the caller, from the one clock of the command
+(``cronplan.clock``; docs/planning.md, "The clock").
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from cronplan.clock import Clock
 from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary
 
 
@@ -37,8 +42,9 @@ class Ledger(Protocol):
         digest: str | None,
         fire_at: datetime | None,
         callback_url: str | None,
+        at: datetime,
     ) -> None:
-        """Record the job as last applied. ``spec=None`` forgets the job's applied spec (orphan cancelled)."""
+        """Record the job as last applied (``applied_at`` = ``at``). ``spec=None`` forgets the job's applied spec (orphan cancelled)."""
         ...
 
     def record_applied_many(
@@ -46,13 +52,15 @@ class Ledger(Protocol):
         entries: Iterable[
             tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
         ],
+        *,
+        at: datetime,
     ) -> None:
         """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``."""
         ...
 
     # -- runs (``job_records`` counts only scheduled runs: claimed occurrences)
-    def claim(self, job_id: str, fire_at: datetime, holder: str) -> bool:
-        """Atomically insert the run ``(job_id, fire_at)`` as ``claimed``; True only for the one winner.
+    def claim(self, job_id: str, fire_at: datetime, holder: str, *, at: datetime) -> bool:
+        """Atomically insert the run ``(job_id, fire_at)`` as ``claimed`` at ``at``; True only for the one winner.
 
         Durable when it returns True.
         """
@@ -115,14 +123,19 @@ class Ledger(Protocol):
     def get_manual_run(self, run_id: str) -> Run | None: ...
 
     # -- the apply lock (a lease)
-    def acquire_lock(self, holder: str, *, lease_seconds: float, timeout: float) -> LockInfo:
+    def acquire_lock(
+        self, holder: str, *, lease_seconds: float, timeout: float, clock: Clock
+    ) -> LockInfo:
         """Take the apply lock, waiting up to ``timeout`` s; raise ``LockError`` naming the holder and id.
 
-        An expired lease is taken over.
+        A lease runs from ``clock.now()`` for ``lease_seconds``; a lease expired by ``clock`` is taken over.
+        ``timeout`` is measured real time.
         """
         ...
 
-    def renew_lock(self, lock_id: str, *, lease_seconds: float) -> None: ...
+    def renew_lock(self, lock_id: str, *, lease_seconds: float, at: datetime) -> None:
+        """Extend the lease to ``at + lease_seconds``; ``LockError`` if this lock is no longer held."""
+        ...
 
     def release_lock(self, lock_id: str) -> None: ...
 
@@ -130,7 +143,9 @@ class Ledger(Protocol):
         """Remove the lock with this id; ``LockError`` if no such lock is held."""
         ...
 
-    def current_lock(self) -> LockInfo | None: ...
+    def current_lock(self, *, at: datetime) -> LockInfo | None:
+        """The apply lock whose lease has not expired at ``at``, if any."""
+        ...
 
     def close(self) -> None: ...
 
@@ -155,6 +170,7 @@ def open_ledger(
 
         return SqliteLedger.from_url(url, base_dir=base_dir)
     if url.startswith(("postgresql://", "postgres://")):
+        _require_postgres_driver(url)
         from cronplan.ledger_postgres import PostgresLedger
 
         return PostgresLedger(url)
@@ -163,6 +179,21 @@ def open_ledger(
     raise ConfigError(
         f"state: unsupported ledger URL {mask_dsn(url)!r} (use sqlite:///PATH, postgresql://... or env:VAR)"
     )
+
+
+def _require_postgres_driver(url: str) -> None:
+    """A PostgreSQL ledger needs the optional dependencies of ``cronplan[postgres]``; say how to get them."""
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        from cronplan.errors import ConfigError
+
+        what = f"{exc.name!r}" if exc.name else "psycopg"
+        raise ConfigError(
+            f"state: {mask_dsn(url)} is a PostgreSQL ledger, which needs {what} (not installed). "
+            "Install it: pip install 'cronplan[postgres]'"
+        ) from None
 
 
 def mask_dsn(dsn: str) -> str:

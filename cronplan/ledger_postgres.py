@@ -18,9 +18,10 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from cronplan.clock import Clock
 from cronplan.errors import LedgerError, LockError
 from cronplan.ledger import mask_dsn
 from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary
@@ -355,14 +356,17 @@ class PostgresLedger:
         digest: str | None,
         fire_at: datetime | None,
         callback_url: str | None,
+        at: datetime,
     ) -> None:
-        self.record_applied_many([(job_id, spec, digest, fire_at, callback_url)])
+        self.record_applied_many([(job_id, spec, digest, fire_at, callback_url)], at=at)
 
     def record_applied_many(
         self,
         entries: Iterable[
             tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
         ],
+        *,
+        at: datetime,
     ) -> None:
         """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``.
 
@@ -372,6 +376,7 @@ class PostgresLedger:
 
         upserts: list[tuple[Any, ...]] = []
         deletes: list[tuple[str]] = []
+        applied_at = _aware(at, "at")
         for job_id, spec, digest, fire_at, callback_url in entries:
             if spec is None:
                 deletes.append((job_id,))
@@ -379,7 +384,7 @@ class PostgresLedger:
             # Through JSON and back, as the SQLite ledger stores it: what is read back is plain JSON.
             doc = json.loads(json.dumps(dict(spec), default=str))
             when = None if fire_at is None else _aware(fire_at, "fire_at")
-            upserts.append((job_id, Jsonb(doc), digest, when, callback_url))
+            upserts.append((job_id, Jsonb(doc), digest, when, callback_url, applied_at))
         if not upserts and not deletes:
             return
         with self._conn("record applied jobs") as conn, conn.transaction():
@@ -388,7 +393,7 @@ class PostgresLedger:
                     cur.executemany(
                         """
                         INSERT INTO cronplan_jobs (job_id, spec, digest, fire_at, callback_url, applied_at)
-                        VALUES (%s, %s, %s, %s, %s, clock_timestamp())
+                        VALUES (%s, %s, %s, %s, %s, %s)
                         ON CONFLICT (job_id) DO UPDATE SET spec = EXCLUDED.spec,
                             digest = EXCLUDED.digest, fire_at = EXCLUDED.fire_at,
                             callback_url = EXCLUDED.callback_url, applied_at = EXCLUDED.applied_at
@@ -401,18 +406,19 @@ class PostgresLedger:
 
     # ------------------------------------------------------------------ runs
 
-    def claim(self, job_id: str, fire_at: datetime, holder: str) -> bool:
+    def claim(self, job_id: str, fire_at: datetime, holder: str, *, at: datetime) -> bool:
         when = _aware(fire_at, "fire_at")
+        claimed_at = _aware(at, "at")
         with self._conn(f"claim {job_id} at {when.isoformat()}") as conn:
             # Autocommit: the row is durable once the statement returns, before anything runs.
             row = conn.execute(
                 """
                 INSERT INTO cronplan_runs (job_id, fire_at, status, claimed_at, claimed_by)
-                VALUES (%s, %s, 'claimed', clock_timestamp(), %s)
+                VALUES (%s, %s, 'claimed', %s, %s)
                 ON CONFLICT (job_id, fire_at) DO NOTHING
                 RETURNING nextval('cronplan_serial')
                 """,
-                (job_id, when, holder),
+                (job_id, when, claimed_at, holder),
             ).fetchone()
         return row is not None
 
@@ -564,31 +570,33 @@ class PostgresLedger:
 
     # ------------------------------------------------------------------ the apply lock
 
-    def acquire_lock(self, holder: str, *, lease_seconds: float, timeout: float) -> LockInfo:
+    def acquire_lock(
+        self, holder: str, *, lease_seconds: float, timeout: float, clock: Clock
+    ) -> LockInfo:
         deadline = time.monotonic() + max(0.0, timeout)
         lock_id = uuid.uuid4().hex
         delay = 0.05
         while True:
+            # The caller's clock decides expiry (``--now`` pins it); the lease is long against clock skew.
+            now = _aware(clock.now(), "now")
             with self._conn("take the apply lock") as conn:
-                # The database clock decides expiry, so machines with skewed clocks agree on it.
                 row = conn.execute(
                     """
                     INSERT INTO cronplan_locks (name, lock_id, holder, acquired_at, expires_at)
-                    VALUES (%s, %s, %s, clock_timestamp(),
-                            clock_timestamp() + make_interval(secs => %s))
+                    VALUES (%s, %s, %s, %s, %s)
                     ON CONFLICT (name) DO UPDATE SET lock_id = EXCLUDED.lock_id,
                         holder = EXCLUDED.holder, acquired_at = EXCLUDED.acquired_at,
                         expires_at = EXCLUDED.expires_at
-                    WHERE cronplan_locks.expires_at <= clock_timestamp()
+                    WHERE cronplan_locks.expires_at <= EXCLUDED.acquired_at
                     RETURNING lock_id, holder, acquired_at, expires_at
                     """,
-                    (APPLY_LOCK_NAME, lock_id, holder, float(lease_seconds)),
+                    (APPLY_LOCK_NAME, lock_id, holder, now, now + timedelta(seconds=lease_seconds)),
                 ).fetchone()
             if row is not None:
                 return _lock(row)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                current = self.current_lock()
+                current = self.current_lock(at=now)
                 if current is None:
                     continue  # released between our attempt and now: try once more
                 raise LockError(
@@ -600,15 +608,15 @@ class PostgresLedger:
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.5)
 
-    def renew_lock(self, lock_id: str, *, lease_seconds: float) -> None:
+    def renew_lock(self, lock_id: str, *, lease_seconds: float, at: datetime) -> None:
+        expires = _aware(at, "at") + timedelta(seconds=lease_seconds)
         with self._conn("renew the apply lock") as conn:
             row = conn.execute(
                 """
-                UPDATE cronplan_locks
-                SET expires_at = clock_timestamp() + make_interval(secs => %s)
+                UPDATE cronplan_locks SET expires_at = %s
                 WHERE lock_id = %s RETURNING lock_id
                 """,
-                (float(lease_seconds), lock_id),
+                (expires, lock_id),
             ).fetchone()
         if row is None:
             raise LockError(
@@ -625,17 +633,21 @@ class PostgresLedger:
                 "DELETE FROM cronplan_locks WHERE lock_id = %s RETURNING lock_id", (lock_id,)
             ).fetchone()
         if row is None:
-            current = self.current_lock()
+            current = self._lock_row()
             held = f"; the lock held now has id {current.lock_id}" if current else ""
             raise LockError(f"no apply lock with id {lock_id} is held{held}")
 
-    def current_lock(self) -> LockInfo | None:
+    def current_lock(self, *, at: datetime) -> LockInfo | None:
+        return self._lock_row(unexpired_at=_aware(at, "at"))
+
+    def _lock_row(self, *, unexpired_at: datetime | None = None) -> LockInfo | None:
+        sql = "SELECT lock_id, holder, acquired_at, expires_at FROM cronplan_locks WHERE name = %s"
+        params: tuple[Any, ...] = (APPLY_LOCK_NAME,)
+        if unexpired_at is not None:
+            sql += " AND expires_at > %s"
+            params += (unexpired_at,)
         with self._conn("read the apply lock") as conn:
-            row = conn.execute(
-                "SELECT lock_id, holder, acquired_at, expires_at FROM cronplan_locks"
-                " WHERE name = %s AND expires_at > clock_timestamp()",
-                (APPLY_LOCK_NAME,),
-            ).fetchone()
+            row = conn.execute(sql, params).fetchone()
         return None if row is None else _lock(row)
 
     # ------------------------------------------------------------------ lifecycle

@@ -36,11 +36,11 @@ from cronplan._sqlite import (
     Database,
     from_us,
     instant_reader,
-    now_us,
     opt_from_us,
     sqlite_path_from_url,
     to_us,
 )
+from cronplan.clock import Clock
 from cronplan.errors import ConfigError, LedgerError, LockError
 from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary, build_frozen
 from cronplan.timefmt import format_ts
@@ -321,14 +321,17 @@ class SqliteLedger:
         digest: str | None,
         fire_at: datetime | None,
         callback_url: str | None,
+        at: datetime,
     ) -> None:
-        self.record_applied_many([(job_id, spec, digest, fire_at, callback_url)])
+        self.record_applied_many([(job_id, spec, digest, fire_at, callback_url)], at=at)
 
     def record_applied_many(
         self,
         entries: Iterable[
             tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
         ],
+        *,
+        at: datetime,
     ) -> None:
         """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``.
 
@@ -336,14 +339,14 @@ class SqliteLedger:
         """
         upserts: list[tuple[Any, ...]] = []
         deletes: list[tuple[str]] = []
-        at = now_us()
+        applied_at = to_us(at)
         for job_id, spec, digest, fire_at, callback_url in entries:
             if spec is None:
                 deletes.append((job_id,))
                 continue
             text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
             fire = None if fire_at is None else to_us(fire_at)
-            upserts.append((job_id, text, digest, fire, callback_url, at))
+            upserts.append((job_id, text, digest, fire, callback_url, applied_at))
         if not upserts and not deletes:
             return
         with self._db.write() as conn:
@@ -360,12 +363,12 @@ class SqliteLedger:
 
     # ------------------------------------------------------------------ runs
 
-    def claim(self, job_id: str, fire_at: datetime, holder: str) -> bool:
+    def claim(self, job_id: str, fire_at: datetime, holder: str, *, at: datetime) -> bool:
         with self._db.write(durable=True) as conn:
             cur = conn.execute(
                 "INSERT INTO runs (job_id, fire_at, status, claimed_at, claimed_by)"
                 " VALUES (?, ?, 'claimed', ?, ?) ON CONFLICT (job_id, fire_at) DO NOTHING",
-                (job_id, to_us(fire_at), now_us(), holder),
+                (job_id, to_us(fire_at), to_us(at), holder),
             )
             won = cur.rowcount == 1
             if won:
@@ -516,12 +519,14 @@ class SqliteLedger:
 
     # ------------------------------------------------------------------ the apply lock
 
-    def acquire_lock(self, holder: str, *, lease_seconds: float, timeout: float) -> LockInfo:
+    def acquire_lock(
+        self, holder: str, *, lease_seconds: float, timeout: float, clock: Clock
+    ) -> LockInfo:
         deadline = time.monotonic() + max(0.0, timeout)
         pause = 0.02
         while True:
             with self._db.write() as conn:
-                now = now_us()
+                now = to_us(clock.now())
                 row = conn.execute(
                     "SELECT lock_id, holder, acquired_at, expires_at FROM lock WHERE name = 'apply'"
                 ).fetchone()
@@ -541,11 +546,11 @@ class SqliteLedger:
             time.sleep(min(pause, remaining))
             pause = min(pause * 1.5, 0.25)
 
-    def renew_lock(self, lock_id: str, *, lease_seconds: float) -> None:
+    def renew_lock(self, lock_id: str, *, lease_seconds: float, at: datetime) -> None:
         with self._db.write() as conn:
             cur = conn.execute(
                 "UPDATE lock SET expires_at = ? WHERE name = 'apply' AND lock_id = ?",
-                (now_us() + int(lease_seconds * 1_000_000), lock_id),
+                (to_us(at) + int(lease_seconds * 1_000_000), lock_id),
             )
             if cur.rowcount != 1:
                 raise LockError(
@@ -574,12 +579,12 @@ class SqliteLedger:
             f"(held by {current.holder} since {format_ts(current.acquired_at)})"
         )
 
-    def current_lock(self) -> LockInfo | None:
+    def current_lock(self, *, at: datetime) -> LockInfo | None:
         with self._db.read() as conn:
             row = conn.execute(
                 "SELECT lock_id, holder, acquired_at, expires_at FROM lock WHERE name = 'apply'"
                 " AND expires_at > ?",
-                (now_us(),),
+                (to_us(at),),
             ).fetchone()
         return None if row is None else _lock_info(row)
 

@@ -12,13 +12,14 @@ Besides the Provider protocol it offers what the timer loop needs: ``earliest()`
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cronplan._sqlite import Database, from_us, instant_reader, now_us, to_us
+from cronplan._sqlite import Database, from_us, instant_reader, to_us
 from cronplan.config import DEFAULT_LOCAL_PATH
 from cronplan.errors import AuthError, ProviderError
 from cronplan.model import Arm, FireCall, HttpRequest, build_frozen
@@ -35,8 +36,8 @@ _SCHEMA = (
         updated_at INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS arms_by_fire_at ON arms (fire_at, job_id)",
-    # One row; ``generation`` is bumped in the same transaction as any change to ``arms``. It starts at the
-    # creation time so that a deleted and re-created file never repeats an earlier generation.
+    # One row; ``generation`` is bumped in the same transaction as any change to ``arms``. It starts at a
+    # random value so that a deleted and re-created file (almost surely) never repeats an earlier generation.
     """CREATE TABLE IF NOT EXISTS state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         generation INTEGER NOT NULL
@@ -56,7 +57,8 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     for statement in _SCHEMA:
         conn.execute(statement)
     conn.execute(
-        "INSERT INTO state (id, generation) VALUES (1, ?) ON CONFLICT (id) DO NOTHING", (now_us(),)
+        "INSERT INTO state (id, generation) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+        (secrets.randbits(62),),
     )
 
 
@@ -119,7 +121,7 @@ class LocalProvider:
 
     def arm_many(self, arms: Iterable[Arm]) -> int:
         """Upsert many arms in one transaction; returns how many changed."""
-        at = now_us()
+        at = to_us(self.settings.clock.now())
         rows = [(a.job_id, to_us(a.fire_at), a.dedup_key, a.callback_url, at) for a in arms]
         if not rows:
             return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from cronplan.clock import SYSTEM_CLOCK, Clock
 from cronplan.model import Arm, FireCall, HttpRequest
 
 ENTRY_POINT_GROUP = "cronplan.providers"
@@ -33,6 +34,8 @@ class ProviderSettings:
     callback_url: str | None = None
     base_dir: Path = Path(".")
     environ: Mapping[str, str] = field(default_factory=dict)
+    #: The command's clock (``cronplan.clock``), for a provider that stamps instants of its own.
+    clock: Clock = SYSTEM_CLOCK
 
 
 @dataclass(frozen=True)

@@ -125,9 +125,27 @@ def _clash_error(name: str, candidates: list[_Candidate]) -> str | None:
     return f"provider {name!r} is registered by several distributions ({sources}); uninstall all but one"
 
 
+def install_command(name: str, source: str | None = None) -> str:
+    """The pip command that installs the distribution of provider ``name``.
+
+    ``source`` is the distribution that registers it, when known; else the naming convention of the
+    project's provider distributions, ``cronplan-<name>`` (docs/architecture.md).
+    """
+    if source is None or source in (BUILTIN_SOURCE, "unknown distribution"):
+        source = f"cronplan-{name}"
+    return f"pip install {source}"
+
+
 def _load(candidate: _Candidate) -> Any:
     try:
         factory = candidate.load()
+    except ImportError as exc:
+        # The distribution is half there (its module or one of its dependencies is missing): installing
+        # it again brings both back.
+        raise _LoadFailed(
+            f"cannot import {candidate.info.target}: {type(exc).__name__}: {exc}. "
+            f"Install it: {install_command(candidate.info.name, candidate.info.source)}"
+        ) from None
     except Exception as exc:  # a broken plugin is reported as such, never a crash of cronplan
         raise _LoadFailed(
             f"cannot import {candidate.info.target}: {type(exc).__name__}: {exc}"
@@ -200,14 +218,7 @@ def construct(settings: ProviderSettings) -> tuple[Provider, ProviderInfo]:
     else:
         candidates = _candidates(environ).get(name, [])
     if not candidates:
-        known = ", ".join(known_names(environ))
-        hint = ""
-        if plugins_disabled(environ):
-            hint = f" ({DISABLE_PLUGINS_ENV} is set, so installed plugins are ignored)"
-        raise ProviderUnavailable(
-            f"unknown provider {name!r}; known providers: {known}{hint}. Install the distribution that "
-            f"provides it (entry point group {ENTRY_POINT_GROUP}) or fix `provider:` in cronplan.yaml"
-        )
+        raise ProviderUnavailable(_unknown_message(name, environ))
     clash = _clash_error(name, candidates)
     if clash:
         raise ProviderUnavailable(clash)
@@ -225,6 +236,30 @@ def construct(settings: ProviderSettings) -> tuple[Provider, ProviderInfo]:
             f"provider {name!r} ({candidate.info.source}) failed to start: {type(exc).__name__}: {exc}"
         ) from None
     return provider, candidate.info
+
+
+def _unknown_message(name: str, environ: Mapping[str, str]) -> str:
+    """Why ``name`` resolves to nothing, with the fix: a "did you mean", or the install command."""
+    import difflib
+
+    names = known_names(environ)
+    known = ", ".join(names)
+    if plugins_disabled(environ):
+        return (
+            f"unknown provider {name!r}: {DISABLE_PLUGINS_ENV} is set, so installed plugins are "
+            f"ignored; known providers: {known}"
+        )
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        return (
+            f"unknown provider {name!r}; did you mean {close[0]!r}? Known providers: {known}. "
+            "Fix `provider:` in cronplan.yaml"
+        )
+    return (
+        f"unknown provider {name!r}: no installed distribution provides it (entry point group "
+        f"{ENTRY_POINT_GROUP}; known providers: {known}). If it is a cronplan provider plugin, install "
+        f"it: {install_command(name)}; else fix `provider:` in cronplan.yaml"
+    )
 
 
 def check(provider: Provider) -> Availability:

@@ -24,8 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from cronplan.clock import Clock, Stopwatch
 from cronplan.model import CommandAction, HttpAction, Job
-from cronplan.timefmt import format_ts, utcnow
+from cronplan.timefmt import format_ts
 
 #: How much of a job's output (stdout and stderr together) is kept, from its end.
 TAIL_BYTES = 8 * 1024
@@ -86,6 +87,7 @@ def run_job(
     *,
     runner_argv: Sequence[str] | None,
     fire_at: datetime,
+    clock: Clock,
     base_dir: str | Path | None = None,
     cancel: threading.Event | None = None,
     tail_bytes: int = TAIL_BYTES,
@@ -93,9 +95,10 @@ def run_job(
     """Run ``job`` for the occurrence ``fire_at`` and report the outcome; never raises for a job failure.
 
     ``base_dir`` resolves a relative ``cwd`` (and is the runner's working directory); ``cancel``, when set
-    while the job runs, stops it like a timeout does (``serve`` uses it on shutdown).
+    while the job runs, stops it like a timeout does (``serve`` uses it on shutdown). ``clock`` stamps the
+    start; the end is the start plus the measured run time (docs/planning.md, "The clock").
     """
-    started = utcnow()
+    started = Stopwatch(clock)
     action = job.action
     if isinstance(action, CommandAction):
         return _run_command(
@@ -117,8 +120,8 @@ def run_job(
             "",
             f"job {job.id!r} has no command or http action and no runner is configured "
             "(set `runner:` in cronplan.yaml to an argv that reads the job JSON on stdin)",
-            started,
-            utcnow(),
+            started.started,
+            started.now(),
         )
     payload = dict(job.raw)
     payload["fire_at"] = format_ts(fire_at)
@@ -161,7 +164,7 @@ def _run_command(
     cwd: str | None,
     timeout: float,
     stdin: bytes | None,
-    started: datetime,
+    started: Stopwatch,
     cancel: threading.Event | None,
     tail_bytes: int,
 ) -> RunResult:
@@ -178,7 +181,9 @@ def _run_command(
             close_fds=True,
         )
     except (OSError, ValueError) as exc:
-        return RunResult("failed", None, "", _spawn_error(argv, cwd, exc), started, utcnow())
+        return RunResult(
+            "failed", None, "", _spawn_error(argv, cwd, exc), started.started, started.now()
+        )
 
     if stdin is not None:
         # A separate writer so a runner that never reads stdin cannot block us (or we it).
@@ -188,16 +193,16 @@ def _run_command(
 
     stopped_why = _pump(proc, tail, timeout=timeout, cancel=cancel)
     code = proc.returncode
-    finished = utcnow()
+    finished = started.now()
     if stopped_why is not None:
-        return RunResult("failed", code, tail.text(), stopped_why, started, finished)
+        return RunResult("failed", code, tail.text(), stopped_why, started.started, finished)
     if code == 0:
-        return RunResult("succeeded", 0, tail.text(), None, started, finished)
+        return RunResult("succeeded", 0, tail.text(), None, started.started, finished)
     if code is not None and code < 0:
         error = f"killed by signal {_signame(-code)}"
     else:
         error = f"exited with status {code}"
-    return RunResult("failed", code, tail.text(), error, started, finished)
+    return RunResult("failed", code, tail.text(), error, started.started, finished)
 
 
 def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
@@ -311,7 +316,7 @@ def _spawn_error(argv: list[str], cwd: str | None, exc: BaseException) -> str:
 # --------------------------------------------------------------------------- http
 
 
-def _run_http(action: HttpAction, *, started: datetime, tail_bytes: int) -> RunResult:
+def _run_http(action: HttpAction, *, started: Stopwatch, tail_bytes: int) -> RunResult:
     import httpx  # lazy: only http jobs pay for it
 
     kwargs: dict[str, Any] = {"headers": dict(action.headers)}
@@ -335,8 +340,8 @@ def _run_http(action: HttpAction, *, started: datetime, tail_bytes: int) -> RunR
             None,
             "",
             f"{action.method} {target} timed out after {action.timeout_seconds:g} s",
-            started,
-            utcnow(),
+            started.started,
+            started.now(),
         )
     except httpx.HTTPError as exc:
         return RunResult(
@@ -344,20 +349,20 @@ def _run_http(action: HttpAction, *, started: datetime, tail_bytes: int) -> RunR
             None,
             "",
             f"{action.method} {target} failed: {type(exc).__name__}: {exc}",
-            started,
-            utcnow(),
+            started.started,
+            started.now(),
         )
-    finished = utcnow()
+    finished = started.now()
     if status >= 400:
         return RunResult(
             "failed",
             status,
             tail.text(),
             f"{action.method} {target} answered HTTP {status}",
-            started,
+            started.started,
             finished,
         )
-    return RunResult("succeeded", status, tail.text(), None, started, finished)
+    return RunResult("succeeded", status, tail.text(), None, started.started, finished)
 
 
 def _safe_url(url: str) -> str:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from cronplan.clock import SYSTEM_CLOCK, Clock
 from cronplan.config import Config
 from cronplan.provider import Provider, ProviderSettings
 
@@ -16,8 +17,17 @@ if TYPE_CHECKING:
 
 
 class Runtime:
-    def __init__(self, config: Config, *, environ: Mapping[str, str] | None = None) -> None:
+    """One command's wiring. ``clock`` is its one clock: every instant the core decides with comes from it."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.config = config
+        self.clock = clock
         self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
         self._ledger: Ledger | None = None
         self._provider: Provider | None = None
@@ -56,6 +66,7 @@ class Runtime:
             callback_url=self.config.callback_url,
             base_dir=self.config.base_dir,
             environ=self.environ,
+            clock=self.clock,
         )
 
     @property

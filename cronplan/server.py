@@ -32,7 +32,7 @@ from cronplan import fire as firing
 from cronplan.errors import AuthError, BadRequest, CronplanError, ProviderUnavailable
 from cronplan.model import Arm, FireCall, HttpRequest
 from cronplan.status_routes import STATUS_PATHS, StatusRoutes
-from cronplan.timefmt import dedup_key, utcnow
+from cronplan.timefmt import dedup_key
 
 if TYPE_CHECKING:
     from cronplan.provider import Provider
@@ -151,9 +151,7 @@ class FireService:
         self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
         if claimed.status == "duplicate" and claimed.job is not None and not self._is_inflight(key):
             # Someone claimed this arm but never re-armed the job (a fire that died mid-way): move it on.
-            _, _, error = firing.replan_job(
-                self.rt, claimed.job, now=utcnow(), provider=self.arm_provider
-            )
+            _, _, error = firing.replan_job(self.rt, claimed.job, provider=self.arm_provider)
             if error:
                 self.log(f"{key}: re-arm after duplicate FAILED: {error}")
             self._wake_timer()
@@ -213,7 +211,7 @@ class FireService:
     def _record_not_started(self, claimed: firing.Claim) -> None:
         from cronplan.runner import RunResult
 
-        now = utcnow()
+        now = self.rt.clock.now()
         result = RunResult(
             "failed", None, "", "not run: cronplan serve was shutting down", now, now
         )
@@ -223,7 +221,7 @@ class FireService:
             self.log(f"{claimed.key}: could not record the unstarted run: {exc.message}")
             return
         if claimed.job is not None:
-            firing.replan_job(self.rt, claimed.job, now=now, provider=self.arm_provider)
+            firing.replan_job(self.rt, claimed.job, provider=self.arm_provider)
         self.log(f"{claimed.key}: not run (shutting down); recorded as failed")
 
     # ------------------------------------------------------------------ shutdown
@@ -258,7 +256,7 @@ class FireService:
             # A run that would not stop (an HTTP job stuck past its timeout): its claim gets an end anyway.
             from cronplan.runner import RunResult
 
-            now = utcnow()
+            now = self.rt.clock.now()
             result = RunResult(
                 "failed",
                 None,
@@ -478,12 +476,12 @@ def _arm_locally(rt: Runtime, local: Provider, log: Log) -> None:
         jobs,
         local.list_arms(),
         records,
-        utcnow(),
+        rt.clock.now(),
         provider=local.name,
         callback_url=None,
         allow_empty=True,
     )
-    result = apply_plan(the_plan, local, rt.ledger, {j.id: j for j in jobs})
+    result = apply_plan(the_plan, local, rt.ledger, {j.id: j for j in jobs}, clock=rt.clock)
     s = the_plan.summary
     log(
         f"fallback: armed the applied jobs on the local provider ({s.arm} to arm, {s.rearm} re-armed, "
@@ -631,7 +629,13 @@ def serve(
         if use_timer:
             local = arm_provider
             watcher = _AppliedWatcher(rt, local, log) if unavailable is not None else None
-            timer = TimerLoop(local, service.fire_arm, on_error=log, on_idle=watcher)  # type: ignore[arg-type]
+            timer = TimerLoop(
+                local,  # type: ignore[arg-type]
+                service.fire_arm,
+                on_error=log,
+                on_idle=watcher,
+                clock=rt.clock.now,
+            )
             service.timer = timer
             timer.start()
         mode = "with the local timer loop" if use_timer else f"for provider {arm_provider.name!r}"

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cronplan.errors import CronplanError
-from cronplan.timefmt import utcnow
 
 if TYPE_CHECKING:
     from cronplan.runtime import Runtime
@@ -49,7 +48,7 @@ class StatusRoutes:
         provider_name: str,
         token_env: str | None,
         environ: Mapping[str, str],
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.rt = rt
         self.provider_name = provider_name
@@ -57,7 +56,8 @@ class StatusRoutes:
         token = (environ.get(token_env) or "").strip() if token_env else ""
         self._token = token.encode("utf-8")
         self.loopback_bind = is_loopback(bind_host)
-        self.clock = clock
+        # The page's clock: serve's (the system clock) unless a test passes its own.
+        self.clock = clock if clock is not None else rt.clock.now
 
     def problem(self) -> str | None:
         """A configuration problem to report at start-up (never the token itself)."""

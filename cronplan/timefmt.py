@@ -53,9 +53,5 @@ def format_ts(dt: datetime) -> str:
     return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}Z"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def dedup_key(job_id: str, fire_at: datetime) -> str:
     return f"{job_id}:{format_ts(fire_at)}"

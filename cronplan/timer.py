@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+from cronplan.clock import SYSTEM_CLOCK
 from cronplan.model import Arm
-from cronplan.timefmt import utcnow
 
 POLL_S = 0.5
 
@@ -39,7 +39,7 @@ class TimerLoop:
         dispatch: Callable[[Arm], None],
         *,
         poll_s: float = POLL_S,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = SYSTEM_CLOCK.now,
         on_error: Callable[[str], None] | None = None,
         on_idle: Callable[[], None] | None = None,
     ) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cronplan.errors import AuthError, BadRequest, ProviderError
 from cronplan.model import Arm, FireCall, HttpRequest
@@ -183,3 +183,16 @@ class FakeProvider:
             self.writes = 0
             self._faultable = 0
             self.max_in_flight = 0
+
+
+class ManualClock:
+    """A ``cronplan.clock.Clock`` the test sets or moves by hand (leases and grace without sleeping)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)

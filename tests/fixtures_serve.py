@@ -30,6 +30,13 @@ _APPEND = (
 )
 
 
+def real_now() -> str:
+    """``--now`` for tests that run ``serve`` (which has no --now): the real clock, to the microsecond."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def append_job(job_id: str, log: Path, *, label: str = "run", **fields: Any) -> dict[str, Any]:
     """A command job that appends one line to ``log`` per run (how tests count runs)."""
     job: dict[str, Any] = {

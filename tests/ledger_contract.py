@@ -20,11 +20,21 @@ from pathlib import Path
 
 import pytest
 
+from cronplan.clock import PinnedClock
 from cronplan.errors import LedgerError, LockError
 from cronplan.ledger import Ledger
+from tests.fakes import ManualClock
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def _years_from_today(years: int) -> datetime:
+    """An instant ``years`` from the real today, at a fixed microsecond (the ledger keeps microseconds)."""
+    today = datetime.now(UTC)
+    return datetime(today.year + years, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
+
+
 SPEC = {
     "id": "a",
     "schedule": {"kind": "cron", "expr": "0 9 * * *", "tz": "UTC"},
@@ -47,7 +57,7 @@ _RACE_SCRIPT = textwrap.dedent(
         if time.monotonic() > deadline:
             sys.exit("no start signal")
         time.sleep(0.001)
-    won = ledger.claim("race", datetime.fromisoformat(fire_at), f"proc-{index}")
+    won = ledger.claim("race", datetime.fromisoformat(fire_at), f"proc-{index}", at=datetime.fromisoformat(fire_at))
     ledger.close()
     print(json.dumps({"index": int(index), "won": won}))
     """
@@ -108,25 +118,25 @@ class LedgerContract:
     ) -> None:
         lineage = ledger.lineage()
         assert len(lineage) == 32 and int(lineage, 16) >= 0
-        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None, at=T0)
         ledger.close()
         again = ledger_factory()
         assert again.lineage() == lineage
 
     def test_serial_increases_with_every_state_write(self, ledger: Ledger) -> None:
         seen = [ledger.serial()]
-        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None, at=T0)
         seen.append(ledger.serial())
-        assert ledger.claim("a", T0, "me")
+        assert ledger.claim("a", T0, "me", at=T0)
         seen.append(ledger.serial())
         ledger.update_run("a", T0, status="running", started_at=T0)
         seen.append(ledger.serial())
-        ledger.record_applied("a", spec=None, digest=None, fire_at=None, callback_url=None)
+        ledger.record_applied("a", spec=None, digest=None, fire_at=None, callback_url=None, at=T0)
         seen.append(ledger.serial())
         assert seen == sorted(set(seen)), f"serial must strictly increase: {seen}"
         # A lost claim writes nothing.
         before = ledger.serial()
-        assert not ledger.claim("a", T0, "other")
+        assert not ledger.claim("a", T0, "other", at=T0)
         assert ledger.serial() == before
 
     def test_serial_is_shared_between_handles(
@@ -134,42 +144,38 @@ class LedgerContract:
     ) -> None:
         other = ledger_factory()
         before = other.serial()
-        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None, at=T0)
         assert other.serial() > before
 
     # ------------------------------------------------------------------ claims
 
     def test_claim_exactly_once_in_one_process(self, ledger: Ledger) -> None:
-        assert ledger.claim("a", T0, "first") is True
-        assert ledger.claim("a", T0, "first") is False
-        assert ledger.claim("a", T0, "second") is False
-        assert ledger.claim("a", T0 + timedelta(minutes=1), "second") is True
-        assert ledger.claim("b", T0, "second") is True
+        assert ledger.claim("a", T0, "first", at=T0) is True
+        assert ledger.claim("a", T0, "first", at=T0) is False
+        assert ledger.claim("a", T0, "second", at=T0) is False
+        assert ledger.claim("a", T0 + timedelta(minutes=1), "second", at=T0) is True
+        assert ledger.claim("b", T0, "second", at=T0) is True
         run = ledger.get_run("a", T0)
         assert run is not None and run.claimed_by == "first" and run.status == "claimed"
 
     def test_claim_compares_instants_not_strings(self, ledger: Ledger) -> None:
         berlin = timezone(timedelta(hours=1))
-        assert ledger.claim("a", T0.astimezone(berlin), "first")
-        assert not ledger.claim("a", T0, "second")
+        assert ledger.claim("a", T0.astimezone(berlin), "first", at=T0)
+        assert not ledger.claim("a", T0, "second", at=T0)
         run = ledger.get_run("a", T0)
         assert run is not None and run.fire_at == T0 and run.fire_at.utcoffset() == timedelta(0)
 
     def test_claim_is_visible_to_another_handle_at_once(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
     ) -> None:
-        before = datetime.now(UTC)
-        assert ledger.claim("a", T0, "host:1")
+        claimed_at = T0 + timedelta(seconds=2, microseconds=5)
+        assert ledger.claim("a", T0, "host:1", at=claimed_at)
         other = ledger_factory()
         run = other.get_run("a", T0)
         assert run is not None
         assert run.claimed_by == "host:1"
-        assert (
-            before - timedelta(seconds=1)
-            <= run.claimed_at
-            <= datetime.now(UTC) + timedelta(seconds=1)
-        )
-        assert not other.claim("a", T0, "host:2")
+        assert run.claimed_at == claimed_at  # the caller's instant, not the ledger's clock
+        assert not other.claim("a", T0, "host:2", at=T0)
 
     def test_claim_exactly_once_across_threads(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
@@ -181,7 +187,7 @@ class LedgerContract:
 
         def racer(i: int) -> None:
             start.wait(timeout=10)
-            won = handles[i % len(handles)].claim("race", T0, f"thread-{i}")
+            won = handles[i % len(handles)].claim("race", T0, f"thread-{i}", at=T0)
             with lock:
                 results.append(won)
 
@@ -216,7 +222,7 @@ class LedgerContract:
             from datetime import datetime
             from cronplan.ledger import open_ledger
             ledger = open_ledger(sys.argv[1], base_dir=sys.argv[2])
-            assert ledger.claim("a", datetime.fromisoformat(sys.argv[3]), "doomed")
+            assert ledger.claim("a", datetime.fromisoformat(sys.argv[3]), "doomed", at=datetime.fromisoformat(sys.argv[3]))
             os.kill(os.getpid(), signal.SIGKILL)  # no close, no clean exit
             """
         )
@@ -230,12 +236,12 @@ class LedgerContract:
         assert proc.returncode == -9, proc.stderr
         run = ledger.get_run("a", T0)
         assert run is not None and run.claimed_by == "doomed"
-        assert not ledger.claim("a", T0, "successor")
+        assert not ledger.claim("a", T0, "successor", at=T0)
 
     # ------------------------------------------------------------------ runs
 
     def test_update_run_keeps_fields_not_given(self, ledger: Ledger) -> None:
-        assert ledger.claim("a", T0, "me")
+        assert ledger.claim("a", T0, "me", at=T0)
         started = T0 + timedelta(seconds=1, microseconds=250)
         ledger.update_run("a", T0, status="running", started_at=started)
         finished = started + timedelta(seconds=2.5)
@@ -265,8 +271,8 @@ class LedgerContract:
 
     def test_runs_newest_first_filtered_and_limited(self, ledger: Ledger) -> None:
         for i in (2, 0, 3, 1):
-            assert ledger.claim("a", T0 + timedelta(hours=i), "me")
-        assert ledger.claim("b", T0 + timedelta(hours=1, minutes=30), "me")
+            assert ledger.claim("a", T0 + timedelta(hours=i), "me", at=T0)
+        assert ledger.claim("b", T0 + timedelta(hours=1, minutes=30), "me", at=T0)
         all_runs = ledger.runs()
         assert [(r.job_id, r.fire_at) for r in all_runs] == [
             ("a", T0 + timedelta(hours=3)),
@@ -287,8 +293,8 @@ class LedgerContract:
     def test_manual_runs_never_collide_with_claims_nor_count_as_occurrences(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
     ) -> None:
-        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
-        assert ledger.claim("a", T0, "me")
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None, at=T0)
+        assert ledger.claim("a", T0, "me", at=T0)
         ledger.update_run("a", T0, status="succeeded", exit_code=0)
         started = T0 + timedelta(hours=5, microseconds=7)
         first = ledger.start_manual_run("a", "by-hand", started_at=started)
@@ -317,7 +323,9 @@ class LedgerContract:
         # last_fired_at, no failure in what the planner reads.
         record = ledger.job_records(["a"])["a"]
         assert (record.runs, record.failures, record.last_fired_at) == (1, 0, T0)
-        assert ledger.claim("a", T0 + timedelta(days=1), "me")  # claims still work next to them
+        assert ledger.claim(
+            "a", T0 + timedelta(days=1), "me", at=T0
+        )  # claims still work next to them
         kinds = [(r.kind, r.fire_at) for r in ledger.runs("a")]
         assert kinds == [
             ("scheduled", T0 + timedelta(days=1)),
@@ -340,7 +348,7 @@ class LedgerContract:
     def test_runs_filtered_by_failure_and_time(self, ledger: Ledger) -> None:
         for i, status in enumerate(["succeeded", "failed", "succeeded", "failed"]):
             fire = T0 + timedelta(hours=i)
-            assert ledger.claim("a" if i % 2 else "b", fire, "me")
+            assert ledger.claim("a" if i % 2 else "b", fire, "me", at=T0)
             ledger.update_run("a" if i % 2 else "b", fire, status=status)  # type: ignore[arg-type]
         manual = ledger.start_manual_run("b", "me", started_at=T0 + timedelta(minutes=150))
         ledger.update_manual_run(manual, status="failed")
@@ -371,13 +379,16 @@ class LedgerContract:
             digest="d1",
             fire_at=T0 + timedelta(hours=3),
             callback_url="http://127.0.0.1:1",
+            at=T0,
         )
-        ledger.record_applied("b", spec={"id": "b"}, digest="d2", fire_at=None, callback_url=None)
+        ledger.record_applied(
+            "b", spec={"id": "b"}, digest="d2", fire_at=None, callback_url=None, at=T0
+        )
         for i, status in enumerate(["succeeded", "failed", "running"]):
             fire = T0 + timedelta(hours=i)
-            assert ledger.claim("a", fire, "me")
+            assert ledger.claim("a", fire, "me", at=T0)
             ledger.update_run("a", fire, status=status)  # type: ignore[arg-type]
-        assert ledger.claim("c", T0, "me")  # runs but never applied (fired, then removed)
+        assert ledger.claim("c", T0, "me", at=T0)  # runs but never applied (fired, then removed)
 
         records = ledger.job_records()
         assert sorted(records) == ["a", "b", "c"]
@@ -405,19 +416,17 @@ class LedgerContract:
         assert ledger.job_records([]) == {}
 
     def test_job_records_report_when_the_latest_claim_was_made(self, ledger: Ledger) -> None:
-        before = datetime.now(timezone.utc) - timedelta(seconds=1)
         old = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
-        assert ledger.claim("late", old, "tester")
-        after = datetime.now(timezone.utc) + timedelta(seconds=1)
+        assert ledger.claim("late", old, "tester", at=T0)
         record = ledger.job_records(["late"])["late"]
         assert record.last_fired_at == old
-        assert record.last_claimed_at is not None and before <= record.last_claimed_at <= after
+        assert record.last_claimed_at == T0
 
     def test_record_applied_overwrites(self, ledger: Ledger) -> None:
-        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None, at=T0)
         spec2 = {**SPEC, "command": ["false"]}
         ledger.record_applied(
-            "a", spec=spec2, digest="d2", fire_at=T0 + timedelta(days=1), callback_url="u"
+            "a", spec=spec2, digest="d2", fire_at=T0 + timedelta(days=1), callback_url="u", at=T0
         )
         rec = ledger.job_records(["a"])["a"]
         assert (
@@ -433,11 +442,13 @@ class LedgerContract:
         )
 
     def test_record_applied_without_spec_forgets_the_job(self, ledger: Ledger) -> None:
-        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
-        ledger.record_applied("b", spec=SPEC, digest="d1", fire_at=T0, callback_url=None)
-        assert ledger.claim("b", T0, "me")
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None, at=T0)
+        ledger.record_applied("b", spec=SPEC, digest="d1", fire_at=T0, callback_url=None, at=T0)
+        assert ledger.claim("b", T0, "me", at=T0)
         for job in ("a", "b", "never-applied"):
-            ledger.record_applied(job, spec=None, digest=None, fire_at=None, callback_url=None)
+            ledger.record_applied(
+                job, spec=None, digest=None, fire_at=None, callback_url=None, at=T0
+            )
         records = ledger.job_records()
         assert "a" not in records
         assert records["b"].applied_spec is None and records["b"].applied_digest is None
@@ -448,11 +459,11 @@ class LedgerContract:
         statuses = ["succeeded", "failed", "failed", "running"]
         for i, status in enumerate(statuses):
             fire = T0 + timedelta(hours=i)
-            assert ledger.claim("a", fire, "me")
+            assert ledger.claim("a", fire, "me", at=T0)
             ledger.update_run("a", fire, status=status, exit_code=i)  # type: ignore[arg-type]
-        assert ledger.claim("b", T0 - timedelta(days=1), "me")
+        assert ledger.claim("b", T0 - timedelta(days=1), "me", at=T0)
         ledger.update_run("b", T0 - timedelta(days=1), status="succeeded", exit_code=0)
-        assert ledger.claim("c", T0, "me")  # claimed, not finished
+        assert ledger.claim("c", T0, "me", at=T0)  # claimed, not finished
         summaries = ledger.run_summaries()
         assert sorted(summaries) == ["a", "b", "c"]
         a = summaries["a"]
@@ -474,14 +485,14 @@ class LedgerContract:
             (f"job-{i:05d}", {"id": f"job-{i:05d}"}, f"d{i}", T0, None) for i in range(count)
         ]
         if record_many is not None:
-            record_many(entries)
+            record_many(entries, at=T0)
         else:
             for job_id, spec, digest, fire_at, cb in entries:
                 ledger.record_applied(
-                    job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=cb
+                    job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=cb, at=T0
                 )
         for i in range(0, count, 1000):
-            assert ledger.claim(f"job-{i:05d}", T0, "me")
+            assert ledger.claim(f"job-{i:05d}", T0, "me", at=T0)
         ids = [f"job-{i:05d}" for i in range(count)] + ["missing"]
         records = ledger.job_records(ids)  # more ids than one statement may bind: read in chunks
         assert len(records) == count
@@ -497,7 +508,12 @@ class LedgerContract:
         def writer(w: int) -> None:
             for i in range(50):
                 handles[w % len(handles)].record_applied(
-                    f"w{w}-{i}", spec={"w": w, "i": i}, digest=str(i), fire_at=T0, callback_url=None
+                    f"w{w}-{i}",
+                    spec={"w": w, "i": i},
+                    digest=str(i),
+                    fire_at=T0,
+                    callback_url=None,
+                    at=T0,
                 )
 
         threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
@@ -513,84 +529,128 @@ class LedgerContract:
     # ------------------------------------------------------------------ the apply lock
 
     def test_lock_acquire_and_describe(self, ledger: Ledger) -> None:
-        assert ledger.current_lock() is None
-        info = ledger.acquire_lock("ci:42", lease_seconds=60, timeout=0)
+        clock = ManualClock(T0)
+        assert ledger.current_lock(at=T0) is None
+        info = ledger.acquire_lock("ci:42", lease_seconds=60, timeout=0, clock=clock)
         assert info.holder == "ci:42" and info.lock_id
-        assert timedelta(seconds=59) <= info.expires_at - info.acquired_at <= timedelta(seconds=61)
-        assert ledger.current_lock() == info
+        # The lease runs on the caller's clock (--now pins it), not on the ledger's.
+        assert (info.acquired_at, info.expires_at) == (T0, T0 + timedelta(seconds=60))
+        assert ledger.current_lock(at=T0) == info
+        assert ledger.current_lock(at=T0 + timedelta(seconds=61)) is None  # expired by then
         ledger.release_lock(info.lock_id)
-        assert ledger.current_lock() is None
+        assert ledger.current_lock(at=T0) is None
 
     def test_lock_held_elsewhere_fails_with_holder_id_and_force_unlock_hint(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
     ) -> None:
-        info = ledger.acquire_lock("laptop:1234", lease_seconds=60, timeout=0)
+        clock = ManualClock(T0)
+        info = ledger.acquire_lock("laptop:1234", lease_seconds=60, timeout=0, clock=clock)
         other = ledger_factory()
         with pytest.raises(LockError) as exc:
-            other.acquire_lock("ci:1", lease_seconds=60, timeout=0)
+            other.acquire_lock("ci:1", lease_seconds=60, timeout=0, clock=clock)
         message = str(exc.value)
         assert "laptop:1234" in message
         assert info.lock_id in message
         assert f"cronplan force-unlock {info.lock_id}" in message
         assert info.acquired_at.strftime("%Y-%m-%dT%H:%M:%S") in message
 
+    @pytest.mark.slow
     def test_lock_waits_for_release(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
     ) -> None:
-        info = ledger.acquire_lock("first", lease_seconds=60, timeout=0)
+        clock = ManualClock(T0)
+        info = ledger.acquire_lock("first", lease_seconds=60, timeout=0, clock=clock)
         timer = threading.Timer(0.4, ledger.release_lock, args=(info.lock_id,))
         timer.start()
         other = ledger_factory()
         started = time.monotonic()
-        got = other.acquire_lock("second", lease_seconds=60, timeout=10)
+        got = other.acquire_lock("second", lease_seconds=60, timeout=10, clock=clock)
         waited = time.monotonic() - started
         timer.join()
         assert got.holder == "second" and got.lock_id != info.lock_id
         assert 0.3 <= waited < 5
 
+    @pytest.mark.slow
     def test_lock_timeout_is_honoured(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
     ) -> None:
-        ledger.acquire_lock("first", lease_seconds=60, timeout=0)
+        clock = ManualClock(T0)
+        ledger.acquire_lock("first", lease_seconds=60, timeout=0, clock=clock)
         other = ledger_factory()
         started = time.monotonic()
         with pytest.raises(LockError):
-            other.acquire_lock("second", lease_seconds=60, timeout=0.6)
+            other.acquire_lock("second", lease_seconds=60, timeout=0.6, clock=clock)
         waited = time.monotonic() - started
         assert 0.55 <= waited < 3
 
     def test_expired_lease_is_taken_over(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
     ) -> None:
-        stale = ledger.acquire_lock("crashed", lease_seconds=0.3, timeout=0)
+        clock = ManualClock(T0)
+        stale = ledger.acquire_lock("crashed", lease_seconds=30, timeout=0, clock=clock)
         other = ledger_factory()
-        got = other.acquire_lock("next", lease_seconds=60, timeout=5)
+        clock.advance(29)
+        with pytest.raises(LockError):
+            other.acquire_lock("early", lease_seconds=60, timeout=0, clock=clock)
+        clock.advance(2)
+        got = other.acquire_lock("next", lease_seconds=60, timeout=0, clock=clock)
         assert got.holder == "next" and got.lock_id != stale.lock_id
+        assert got.acquired_at == T0 + timedelta(seconds=31)
         # The crashed holder coming back must not release or renew the new holder's lease.
         ledger.release_lock(stale.lock_id)
-        assert ledger.current_lock() == got
+        assert ledger.current_lock(at=clock.now()) == got
         with pytest.raises(LockError):
-            ledger.renew_lock(stale.lock_id, lease_seconds=60)
+            ledger.renew_lock(stale.lock_id, lease_seconds=60, at=clock.now())
 
     def test_renew_extends_the_lease(
         self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
     ) -> None:
-        info = ledger.acquire_lock("me", lease_seconds=0.5, timeout=0)
-        ledger.renew_lock(info.lock_id, lease_seconds=60)
-        time.sleep(0.7)
+        clock = ManualClock(T0)
+        info = ledger.acquire_lock("me", lease_seconds=30, timeout=0, clock=clock)
+        clock.advance(20)
+        ledger.renew_lock(info.lock_id, lease_seconds=60, at=clock.now())  # now until T0 + 80 s
+        clock.advance(50)
         with pytest.raises(LockError):
-            ledger_factory().acquire_lock("other", lease_seconds=60, timeout=0)
-        current = ledger.current_lock()
+            ledger_factory().acquire_lock("other", lease_seconds=60, timeout=0, clock=clock)
+        current = ledger.current_lock(at=clock.now())
         assert current is not None and current.lock_id == info.lock_id
+        assert current.expires_at == T0 + timedelta(seconds=80)
+        clock.advance(11)
+        assert ledger_factory().acquire_lock("other", lease_seconds=60, timeout=0, clock=clock)
 
     def test_force_unlock(self, ledger: Ledger, ledger_factory: Callable[[], Ledger]) -> None:
-        info = ledger.acquire_lock("gone:1", lease_seconds=600, timeout=0)
+        clock = ManualClock(T0)
+        info = ledger.acquire_lock("gone:1", lease_seconds=600, timeout=0, clock=clock)
         admin = ledger_factory()
         with pytest.raises(LockError, match="no apply lock with id wrong-id"):
             admin.force_unlock("wrong-id")
-        assert ledger.current_lock() == info
+        assert ledger.current_lock(at=T0) == info
         admin.force_unlock(info.lock_id)
-        assert ledger.current_lock() is None
+        assert ledger.current_lock(at=T0) is None
         with pytest.raises(LockError):
             admin.force_unlock(info.lock_id)
-        assert admin.acquire_lock("new", lease_seconds=60, timeout=0).holder == "new"
+        assert admin.acquire_lock("new", lease_seconds=60, timeout=0, clock=clock).holder == "new"
+
+    @pytest.mark.parametrize("years", [-7, 9])
+    def test_lock_leases_follow_a_pinned_clock_years_away_from_today(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger], years: int
+    ) -> None:
+        far = _years_from_today(years)
+        info = ledger.acquire_lock("pinned", lease_seconds=60, timeout=0, clock=PinnedClock(far))
+        assert (info.acquired_at, info.expires_at) == (far, far + timedelta(seconds=60))
+        with pytest.raises(LockError):
+            ledger_factory().acquire_lock("b", lease_seconds=60, timeout=0, clock=PinnedClock(far))
+        later = PinnedClock(far + timedelta(seconds=61))
+        assert ledger_factory().acquire_lock("c", lease_seconds=60, timeout=0, clock=later)
+
+    # ------------------------------------------------------------------ instants come from the caller
+
+    @pytest.mark.parametrize("years", [-7, 9])
+    def test_claim_is_stamped_with_the_callers_instant_years_away_from_today(
+        self, ledger: Ledger, years: int
+    ) -> None:
+        at = _years_from_today(years)
+        fire = at.replace(second=0, microsecond=0)
+        assert ledger.claim("a", fire, "me", at=at)
+        run = ledger.get_run("a", fire)
+        assert run is not None and run.claimed_at == at

@@ -83,6 +83,7 @@ class MemoryLedger:
         digest: str | None,
         fire_at: datetime | None,
         callback_url: str | None,
+        at: datetime,
     ) -> None:
         with self._lock:
             old = self.records.get(job_id, JobRecord(job_id))
@@ -102,10 +103,12 @@ class MemoryLedger:
         entries: Iterable[
             tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
         ],
+        *,
+        at: datetime,
     ) -> None:
         for job_id, spec, digest, fire_at, callback_url in entries:
             self.record_applied(
-                job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=callback_url
+                job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=callback_url, at=at
             )
 
     def fired(self, job_id: str, fire_at: datetime) -> None:

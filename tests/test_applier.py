@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from cronplan.applier import apply_plan, executable_actions
+from cronplan.clock import PinnedClock
 from cronplan.ledger_sqlite import SqliteLedger
 from cronplan.planner import plan
 from tests.fakes import FakeProvider
 from tests.planning import NOW, make_job
 
 CB = "http://127.0.0.1:8787"
+CLOCK = PinnedClock(NOW)
 
 
 @pytest.fixture
@@ -31,7 +33,9 @@ def replan(jobs, provider, ledger):
 def test_partial_failure_is_reported_and_second_apply_converges(ledger):
     jobs = [make_job(f"j{i}", {"kind": "cron", "expr": f"{i} 9 * * *"}) for i in range(20)]
     provider = FakeProvider(fail_job_ids={"j3", "j7"})
-    result = apply_plan(replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs})
+    result = apply_plan(
+        replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs}, clock=CLOCK
+    )
     assert sorted(a.job_id for a, _ in result.failed) == ["j3", "j7"]
     assert all("injected" in err or "fail" in err.lower() for _, err in result.failed)
     assert len(result.done) == 18
@@ -42,7 +46,7 @@ def test_partial_failure_is_reported_and_second_apply_converges(ledger):
     provider.fail_job_ids.clear()
     second = replan(jobs, provider, ledger)
     assert [a.job_id for a in second.actions if a.is_change] == ["j3", "j7"]
-    assert apply_plan(second, provider, ledger, {j.id: j for j in jobs}).ok
+    assert apply_plan(second, provider, ledger, {j.id: j for j in jobs}, clock=CLOCK).ok
     assert not replan(jobs, provider, ledger).has_changes
     assert sorted(provider.arms) == sorted(j.id for j in jobs)  # one arm per job, none twice
 
@@ -50,13 +54,15 @@ def test_partial_failure_is_reported_and_second_apply_converges(ledger):
 def test_lost_responses_converge_without_duplicates(ledger):
     jobs = [make_job(f"j{i}") for i in range(10)]
     provider = FakeProvider(fail_rate=0.5, seed=3, fail_after_apply=True)
-    first = apply_plan(replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs})
+    first = apply_plan(
+        replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs}, clock=CLOCK
+    )
     assert first.failed  # some responses were "lost" although the arms were made
     provider.fail_rate = 0.0
     second = replan(jobs, provider, ledger)
     # Arms that were made despite the error are seen as already armed: no second provision.
     assert all(a.action in ("skip", "arm") for a in second.actions)
-    assert apply_plan(second, provider, ledger, {j.id: j for j in jobs}).ok
+    assert apply_plan(second, provider, ledger, {j.id: j for j in jobs}, clock=CLOCK).ok
     assert len(provider.arms) == 10
 
 
@@ -64,7 +70,12 @@ def test_parallelism_is_bounded(ledger):
     jobs = [make_job(f"j{i:03d}") for i in range(60)]
     provider = FakeProvider(latency=0.01)
     result = apply_plan(
-        replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs}, parallelism=4
+        replan(jobs, provider, ledger),
+        provider,
+        ledger,
+        {j.id: j for j in jobs},
+        parallelism=4,
+        clock=CLOCK,
     )
     assert result.ok and len(result.done) == 60
     assert 1 < provider.max_in_flight <= 4
@@ -80,6 +91,7 @@ def test_progress_reaches_total(ledger):
         ledger,
         {j.id: j for j in jobs},
         progress=lambda d, t: seen.append((d, t)),
+        clock=CLOCK,
     )
     assert seen[-1] == (25, 25)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -90,12 +102,16 @@ def test_orphan_cancel_forgets_the_job(ledger):
     gone = make_job("gone")
     provider = FakeProvider()
     assert apply_plan(
-        replan([job, gone], provider, ledger), provider, ledger, {"keep": job, "gone": gone}
+        replan([job, gone], provider, ledger),
+        provider,
+        ledger,
+        {"keep": job, "gone": gone},
+        clock=CLOCK,
     ).ok
     assert "gone" in ledger.job_records()
     p = replan([job], provider, ledger)
     assert [(a.job_id, a.action) for a in p.actions] == [("gone", "cancel"), ("keep", "skip")]
-    assert apply_plan(p, provider, ledger, {"keep": job}).ok
+    assert apply_plan(p, provider, ledger, {"keep": job}, clock=CLOCK).ok
     assert "gone" not in provider.arms
     assert (
         ledger.job_records().get("gone") is None

@@ -256,30 +256,99 @@ def test_two_concurrent_applies_one_waits_or_fails_cleanly(project):
     assert project.cli("plan", "--now", NOW, "--detailed-exitcode").exit_code == 0
 
 
-@pytest.mark.slow
-def test_apply_killed_midway_then_apply_again_converges(project):
-    n = 4000
+_SLOW_PLUGIN = '''
+import os
+import time
+
+from cronplan.local import LocalProvider
+
+
+class SlowLocal(LocalProvider):
+    """The real local provider, each arm a little slow, every arm call logged (one line per call)."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.name = "slow"
+
+    def arm(self, arm):
+        time.sleep(float(os.environ["CRONPLAN_TEST_ARM_DELAY"]))
+        super().arm(arm)
+        with open(os.environ["CRONPLAN_TEST_ARM_LOG"], "a") as log:
+            log.write(arm.job_id + "\\n")
+'''
+
+
+def _plugin_site(tmp_path: Path, module: str, source: str, entry: str) -> Path:
+    """A directory that, on PYTHONPATH, installs a test provider plugin through the entry-point group."""
+    site = tmp_path / f"{module}-site"
+    dist = site / f"{module}-0.0.1.dist-info"
+    dist.mkdir(parents=True)
+    (site / f"{module}.py").write_text(source)
+    name = module.replace("_", "-")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
+    (dist / "entry_points.txt").write_text(f"[cronplan.providers]\n{entry}\n")
+    return site
+
+
+def test_apply_killed_midway_then_apply_again_converges(project, tmp_path):
+    n = 500
+    site = _plugin_site(
+        tmp_path, "cronplan_testslow", _SLOW_PLUGIN, "slow = cronplan_testslow:SlowLocal"
+    )
+    arm_log = tmp_path / "arm-calls.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "CRONPLAN_DISABLE_PLUGINS": "",
+        "CRONPLAN_TEST_ARM_DELAY": "0.01",
+        "CRONPLAN_TEST_ARM_LOG": str(arm_log),
+    }
+    project.write_config("jobs: jobs.json\nprovider: slow\n")
     project.write_jobs([job(f"j{i:04d}", f"{i % 60} {i % 24} * * *") for i in range(n)])
-    proc = _spawn_apply(project, "--parallelism", "2")
-    db = project.root / ".cronplan" / "local.db"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if 0 < len(local_arms(project)) < n:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    partial = len(local_arms(project))
-    assert db.exists() and partial < n
+    out, err = tmp_path / "apply.out", tmp_path / "apply.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        # Output goes to files: nothing can block on a full pipe while the test watches the arms.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cronplan", "--config", str(project.config), "apply",
+             "--auto-approve", "--now", NOW, "--parallelism", "2"],
+            cwd=project.root, stdout=stdout, stderr=stderr, env=env,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while (
+                len(local_arms(project)) < 40
+            ):  # observably midway: some arms exist at the provider
+                assert proc.poll() is None, "the apply finished before it could be killed midway"
+                assert time.monotonic() < deadline, "the apply armed nothing within 30 s"
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    assert "Apply complete" not in out.read_text()
+    armed_before = set(local_arms(project))
+    assert 40 <= len(armed_before) < n  # killed midway, for real
+    first_calls = arm_log.read_text().split()
+    assert sorted(first_calls) == sorted(set(first_calls))  # the dead apply armed each job once
+
+    def apply_again():
+        return project.run("apply", "--auto-approve", "--now", NOW, "--parallelism", "4", env=env)
+
     # The dead apply's lock lease blocks a new apply until it expires or is force-unlocked.
-    r = project.cli("apply", "--auto-approve", "--now", NOW)
-    if r.exit_code == 1 and "force-unlock" in r.stderr:
-        lock_id = r.stderr.split("force-unlock ")[1].split()[0].strip("`'\".,")
-        assert project.cli("force-unlock", lock_id).exit_code == 0
-        r = project.cli("apply", "--auto-approve", "--now", NOW)
+    r = apply_again()
+    assert r.exit_code == 1 and "force-unlock" in r.stderr, r.stderr
+    lock_id = r.stderr.split("force-unlock ")[1].split()[0].strip("`'\".,")
+    assert project.run("force-unlock", lock_id, env=env).exit_code == 0
+    arm_log.write_text("")
+    r = apply_again()
     assert r.exit_code == 0, r.stderr
+    second_calls = arm_log.read_text().split()
+    # Converged with no duplicate arm: exactly the jobs the dead apply had not armed were armed, once each.
+    assert sorted(second_calls) == sorted({f"j{i:04d}" for i in range(n)} - armed_before)
     assert len(local_arms(project)) == n
-    assert project.cli("plan", "--now", NOW, "--detailed-exitcode").exit_code == 0
+    r = project.run("plan", "--now", NOW, "--detailed-exitcode", env=env)
+    assert r.exit_code == 0, r.stdout + r.stderr
 
 
 _FAULTY_PLUGIN = '''
@@ -338,8 +407,10 @@ def test_cli_partial_failure_exits_1_and_second_apply_converges(project, tmp_pat
     assert project.run("plan", "--now", NOW, "--detailed-exitcode", env=env).exit_code == 0
 
 
+@pytest.mark.slow
 def test_apply_lock_lease_is_renewed_while_held(project, monkeypatch):
     from cronplan.cli import plan_cmds
+    from cronplan.clock import SYSTEM_CLOCK
     from cronplan.config import load_config
     from cronplan.errors import LockError
     from cronplan.runtime import Runtime
@@ -351,8 +422,10 @@ def test_apply_lock_lease_is_renewed_while_held(project, monkeypatch):
         with plan_cmds._apply_lock(rt, 0):
             time.sleep(1.2)  # three leases long: only renewal keeps it
             with pytest.raises(LockError):
-                other.ledger.acquire_lock("someone else", lease_seconds=1, timeout=0)
-        assert rt.ledger.current_lock() is None  # released on exit
+                other.ledger.acquire_lock(
+                    "someone else", lease_seconds=1, timeout=0, clock=SYSTEM_CLOCK
+                )
+        assert rt.ledger.current_lock(at=SYSTEM_CLOCK.now()) is None  # released on exit
     finally:
         rt.close()
         other.close()

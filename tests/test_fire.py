@@ -18,6 +18,7 @@ from cronplan.model import Arm, FireCall
 from cronplan.planner import plan
 from cronplan.runtime import Runtime
 from cronplan.timefmt import parse_ts
+from tests.fakes import ManualClock
 from tests.fixtures_serve import append_job, read_runs
 
 T0 = parse_ts("2026-11-27T09:00:00Z")
@@ -27,7 +28,8 @@ class Proj:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.log = root / "runs.log"
-        self.rt = Runtime(Config(base_dir=root), environ={})
+        self.clock = ManualClock(T0)
+        self.rt = Runtime(Config(base_dir=root), environ={}, clock=self.clock)
 
     def jobs(self, *jobs: dict[str, Any]) -> None:
         (self.root / "jobs.json").write_text(json.dumps({"jobs": list(jobs)}))
@@ -45,7 +47,8 @@ class Proj:
             callback_url=None,
             allow_empty=True,
         )
-        res = apply_plan(p, prov, self.rt.ledger, jf.by_id())
+        self.clock.at = now
+        res = apply_plan(p, prov, self.rt.ledger, jf.by_id(), clock=self.clock)
         assert not res.failed
 
     def has_changes(self, now: datetime) -> bool:
@@ -62,6 +65,10 @@ class Proj:
         )
         return p.has_changes
 
+    def overdue(self, now: datetime) -> list[firing.FireOutcome]:
+        self.clock.at = now
+        return firing.fire_overdue(self.rt)
+
     def arms(self) -> dict[str, datetime]:
         return {a.job_id: a.fire_at for a in self.rt.provider.list_arms()}
 
@@ -72,8 +79,8 @@ class Proj:
         self, job_id: str, fire_at: datetime, now: datetime | None = None, **kw: Any
     ) -> firing.FireOutcome:
         # By default the fire arrives a moment after its time, as a provider's does.
-        when = now or fire_at + timedelta(seconds=1)
-        return firing.fire(self.rt, FireCall(job_id, fire_at), now=when, **kw)
+        self.clock.at = now or fire_at + timedelta(seconds=1)
+        return firing.fire(self.rt, FireCall(job_id, fire_at), **kw)
 
 
 @pytest.fixture
@@ -285,8 +292,8 @@ def test_fire_overdue_fires_then_provider_fire_is_duplicate(proj: Proj) -> None:
     proj.jobs(append_job("a", proj.log), append_job("b", proj.log))
     proj.apply(T0 - timedelta(seconds=30))
     # Both arms at T0. At T0+100 s they are late but within grace (120 s): not overdue yet.
-    assert firing.fire_overdue(proj.rt, now=T0 + timedelta(seconds=100)) == []
-    outs = firing.fire_overdue(proj.rt, now=T0 + timedelta(seconds=130))
+    assert proj.overdue(T0 + timedelta(seconds=100)) == []
+    outs = proj.overdue(T0 + timedelta(seconds=130))
     assert sorted((o.call.job_id, o.status) for o in outs) == [
         ("a", "succeeded"),
         ("b", "succeeded"),
@@ -303,8 +310,8 @@ def test_fire_overdue_moves_on_a_claimed_but_stuck_arm(proj: Proj) -> None:
     proj.jobs(append_job("a", proj.log))
     proj.apply(T0 - timedelta(seconds=30))
     # A fire that claimed and then died before re-arming: the claim exists, the arm is stuck at T0.
-    assert proj.rt.ledger.claim("a", T0, "crashed")
-    outs = firing.fire_overdue(proj.rt, now=T0 + timedelta(minutes=10))
+    assert proj.rt.ledger.claim("a", T0, "crashed", at=T0)
+    outs = proj.overdue(T0 + timedelta(minutes=10))
     assert [(o.status, o.replanned) for o in outs] == [("duplicate", True)]
     assert proj.runs() == []
     assert proj.arms()["a"] > T0

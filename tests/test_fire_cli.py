@@ -17,9 +17,14 @@ from cronplan.timefmt import format_ts
 from tests.fixtures_core import Project
 from tests.fixtures_serve import append_job, fire_body, read_runs, sign
 
+# Every fire/plan/apply here pins the clock: nothing depends on today's date (docs/planning.md, "The clock").
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
+NOW = format_ts(T0)
+EARLY = format_ts(T0 - timedelta(seconds=30))  # apply's clock: fires run the job as applied
+
 
 def minute_floor(dt: datetime | None = None) -> datetime:
-    dt = dt or datetime.now(timezone.utc)
+    dt = dt or T0
     return dt.replace(second=0, microsecond=0)
 
 
@@ -37,7 +42,7 @@ def ledger_runs(project: Project, job_id: str) -> list[Any]:
 def test_twenty_concurrent_fire_processes_run_once(project: Project) -> None:
     log = project.root / "runs.log"
     project.write_jobs([append_job("c", log)])
-    project.apply()
+    project.apply(EARLY)
     fire_at = format_ts(minute_floor())
     argv = [
         sys.executable,
@@ -46,6 +51,8 @@ def test_twenty_concurrent_fire_processes_run_once(project: Project) -> None:
         "--config",
         str(project.config),
         "fire",
+        "--now",
+        NOW,
         "--job-id",
         "c",
         "--fire-at",
@@ -81,15 +88,15 @@ def test_exit_codes_success_duplicate_failure(project: Project) -> None:
             },
         ]
     )
-    project.apply()
+    project.apply(EARLY)
     t = format_ts(minute_floor())
-    res = project.run("fire", "--job-id", "ok", "--fire-at", t)
+    res = project.run("fire", "--now", NOW, "--job-id", "ok", "--fire-at", t)
     assert res.exit_code == 0, res.stderr
     assert "succeeded" in res.stderr and res.stdout == ""
-    res = project.run("fire", "--job-id", "ok", "--fire-at", t)
+    res = project.run("fire", "--now", NOW, "--job-id", "ok", "--fire-at", t)
     assert res.exit_code == 0 and "duplicate fire ignored" in res.stderr
     assert len(read_runs(log)) == 1
-    res = project.run("-v", "fire", "--job-id", "bad", "--fire-at", t)
+    res = project.run("-v", "fire", "--now", NOW, "--job-id", "bad", "--fire-at", t)
     assert res.exit_code == 1
     assert "exited with status 7" in res.stderr
     assert "boom" in res.stderr  # -v shows the output tail
@@ -113,13 +120,13 @@ def test_stale_fires_exit_zero_and_do_not_run(
     log = project.root / "runs.log"
     if job:  # applied active first, then applied paused/disabled (the cancel records it)
         project.write_jobs([append_job("s", log)])
-        project.apply()
+        project.apply(EARLY)
     project.write_jobs(
         [append_job("s", log, **job)] if job is not None else [append_job("other", log)]
     )
-    project.apply()
+    project.apply(EARLY)
     t = format_ts(minute_floor() + timedelta(seconds=fire_at_offset))
-    res = project.run("fire", "--job-id", "s", "--fire-at", t)
+    res = project.run("fire", "--now", NOW, "--job-id", "s", "--fire-at", t)
     assert res.exit_code == 0, res.stderr
     assert "stale fire ignored" in res.stderr and needle in res.stderr
     assert read_runs(log) == []
@@ -139,7 +146,7 @@ def test_request_with_local_provider_is_refused_before_anything_runs(project: Pr
     raw = b"POST /api/cron/fire HTTP/1.1\r\nContent-Type: application/json\r\n\r\n" + body
     req = project.root / "req.http"
     req.write_bytes(raw)
-    res = project.run("fire", "--request", str(req))
+    res = project.run("fire", "--now", NOW, "--request", str(req))
     assert res.exit_code == 1
     assert "local provider sends no HTTP callbacks" in res.stderr
     assert read_runs(log) == []
@@ -152,35 +159,44 @@ def test_request_verified_by_provider_plugin(
     log = project.root / "runs.log"
     project.write_config("jobs: jobs.json\nprovider: testhmac\ncallback_url: http://127.0.0.1:1\n")
     project.write_jobs([append_job("c", log)])
-    project.apply(env=hmac_provider_env)
+    project.apply(EARLY, env=hmac_provider_env)
     body = fire_body("c", format_ts(minute_floor()))
     head = "POST /api/cron/fire HTTP/1.1\r\nContent-Type: application/json\r\n"
     good = (
         head + f"X-Test-Signature: {sign(body)}\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     bad = (head + f"X-Test-Signature: {sign(body, 'wrong')}\r\n\r\n").encode() + body
-    res = project.run("fire", "--request", "-", input=bad.decode(), env=hmac_provider_env)
+    res = project.run(
+        "fire", "--now", NOW, "--request", "-", input=bad.decode(), env=hmac_provider_env
+    )
     assert res.exit_code == 1 and "bad signature" in res.stderr
     assert read_runs(log) == []
-    res = project.run("fire", "--request", "-", input=good.decode(), env=hmac_provider_env)
+    res = project.run(
+        "fire", "--now", NOW, "--request", "-", input=good.decode(), env=hmac_provider_env
+    )
     assert res.exit_code == 0, res.stderr
     assert len(read_runs(log)) == 1
-    res = project.run("fire", "--request", "-", input=good.decode(), env=hmac_provider_env)
+    res = project.run(
+        "fire", "--now", NOW, "--request", "-", input=good.decode(), env=hmac_provider_env
+    )
     assert res.exit_code == 0 and "duplicate" in res.stderr
     assert len(read_runs(log)) == 1
     malformed_body = b'{"job_id": "c"}'
     malformed = (
         head + f"X-Test-Signature: {sign(malformed_body)}\r\n\r\n"
     ).encode() + malformed_body
-    res = project.run("fire", "--request", "-", input=malformed.decode(), env=hmac_provider_env)
+    res = project.run(
+        "fire", "--now", NOW, "--request", "-", input=malformed.decode(), env=hmac_provider_env
+    )
     assert res.exit_code == 1 and "malformed" in res.stderr
 
 
 def test_direct_run_trap_plan_shows_no_changes(project: Project) -> None:
     """ANCHORS: a direct run took the claim and left a stale remote arm. Here the arm moves on."""
     log = project.root / "runs.log"
+    early = format_ts(T0 - timedelta(minutes=30))  # the hourly arm is then half an hour ahead
     project.write_jobs([append_job("m", log, schedule={"kind": "interval", "seconds": 3600})])
-    res = project.run("apply", "--auto-approve")
+    res = project.run("apply", "--now", early, "--auto-approve")
     assert res.exit_code == 0, res.stderr
     from cronplan.local import LocalProvider
     from cronplan.provider import ProviderSettings
@@ -189,19 +205,19 @@ def test_direct_run_trap_plan_shows_no_changes(project: Project) -> None:
     try:
         [arm] = local.list_arms()
         armed = arm.fire_at
-        assert armed > datetime.now(timezone.utc)
+        assert armed == T0
         # Run the armed occurrence by hand, ahead of its time.
-        res = project.run("fire", "--job-id", "m", "--fire-at", format_ts(armed))
+        res = project.run("fire", "--now", early, "--job-id", "m", "--fire-at", format_ts(armed))
         assert res.exit_code == 0, res.stderr
         assert len(read_runs(log)) == 1
         [arm] = local.list_arms()
         assert arm.fire_at == armed + timedelta(hours=1)
     finally:
         local.close()
-    res = project.run("plan", "--detailed-exitcode")
+    res = project.run("plan", "--now", early, "--detailed-exitcode")
     assert res.exit_code == 0, res.stdout + res.stderr
     # The provider's own fire of that occurrence is a duplicate.
-    res = project.run("fire", "--job-id", "m", "--fire-at", format_ts(armed))
+    res = project.run("fire", "--now", early, "--job-id", "m", "--fire-at", format_ts(armed))
     assert res.exit_code == 0 and "duplicate" in res.stderr
     assert len(read_runs(log)) == 1
 
@@ -214,14 +230,14 @@ def test_overdue_backstop_and_no_replan(project: Project) -> None:
     # Arm the job 10 minutes in the past by pinning the clock, then let the clock move on.
     res = project.run("apply", "--auto-approve", "--now", format_ts(past - timedelta(seconds=5)))
     assert res.exit_code == 0, res.stderr
-    res = project.run("fire", "--overdue")
+    res = project.run("fire", "--now", NOW, "--overdue")
     assert res.exit_code == 0, res.stderr
     assert len(read_runs(log)) == 1 and read_runs(log)[0][2] == format_ts(past)
-    res = project.run("fire", "--job-id", "o", "--fire-at", format_ts(past))
+    res = project.run("fire", "--now", NOW, "--job-id", "o", "--fire-at", format_ts(past))
     assert res.exit_code == 0 and "duplicate" in res.stderr
     # --no-replan: the run happens, the arm is left where it was.
     t = format_ts(base + timedelta(minutes=5))
-    res = project.run("fire", "--job-id", "o", "--fire-at", t, "--no-replan")
+    res = project.run("fire", "--now", NOW, "--job-id", "o", "--fire-at", t, "--no-replan")
     assert res.exit_code == 0, res.stderr
     assert "next arm" not in res.stderr
     assert len(read_runs(log)) == 2
@@ -246,8 +262,10 @@ def test_shell_metacharacters_in_job_fields_are_inert(project: Project, tmp_path
             }
         ]
     )
-    project.apply()
-    res = project.run("-v", "fire", "--job-id", "inj", "--fire-at", format_ts(minute_floor()))
+    project.apply(EARLY)
+    res = project.run(
+        "-v", "fire", "--now", NOW, "--job-id", "inj", "--fire-at", format_ts(minute_floor())
+    )
     assert res.exit_code == 0, res.stderr
     assert f"'; touch {marker}'" in res.stderr
     time.sleep(0.2)
@@ -262,7 +280,7 @@ def test_cold_fire_path_stays_lean(project: Project) -> None:
     """
     log = project.root / "runs.log"
     project.write_jobs([append_job("lean", log)])
-    project.apply()
+    project.apply(EARLY)
     (project.root / "jobs.json").unlink()
     res = subprocess.run(
         [
@@ -274,6 +292,8 @@ def test_cold_fire_path_stays_lean(project: Project) -> None:
             "--config",
             str(project.config),
             "fire",
+            "--now",
+            NOW,
             "--job-id",
             "lean",
             "--fire-at",
@@ -298,19 +318,20 @@ def test_cold_fire_path_stays_lean(project: Project) -> None:
 def test_in_process_cli_request_from_stdin_and_stale(project: Project) -> None:
     log = project.root / "runs.log"
     project.write_jobs([append_job("c", log)])
-    project.apply()
+    project.apply(EARLY)
     project.write_jobs([append_job("c", log, state="paused")])
-    project.apply()
+    project.apply(EARLY)
     t = format_ts(minute_floor())
-    res = project.cli("fire", "--job-id", "c", "--fire-at", t)
+    res = project.cli("fire", "--now", NOW, "--job-id", "c", "--fire-at", t)
     assert res.exit_code == 0 and "job is paused" in res.stderr
     raw = "POST /api/cron/fire HTTP/1.1\r\n\r\n" + fire_body("c", t).decode()
-    res = project.cli("fire", "--request", "-", input=raw)
+    res = project.cli("fire", "--now", NOW, "--request", "-", input=raw)
     assert res.exit_code == 1 and "local provider sends no HTTP callbacks" in res.stderr
     assert read_runs(log) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
 def test_stopping_fire_mid_run_records_and_kills_the_job(project: Project, sig: int) -> None:
     pidfile = project.root / "job.pid"
     script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
@@ -323,7 +344,7 @@ def test_stopping_fire_mid_run_records_and_kills_the_job(project: Project, sig: 
             }
         ]
     )
-    project.apply()
+    project.apply(EARLY)
     t = minute_floor()
     proc = subprocess.Popen(
         [
@@ -333,6 +354,8 @@ def test_stopping_fire_mid_run_records_and_kills_the_job(project: Project, sig: 
             "--config",
             str(project.config),
             "fire",
+            "--now",
+            NOW,
             "--job-id",
             "long",
             "--fire-at",

@@ -56,20 +56,22 @@ def test_installed_wheel_carries_the_schemas(tmp_path: Path) -> None:
         pytest.skip(f"cannot build a wheel here: {build.stderr.strip()[-300:]}")
     (wheel,) = wheel_dir.glob("cronplan-*.whl")
     venv = tmp_path / "venv"
-    # System site-packages provide the dependencies; the venv's own copy of cronplan shadows the
-    # editable one.
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
-    )
+    # A truly fresh venv: no borrowed site-packages, so the wheel's declared dependencies are all it
+    # gets (installed by pip from the package index), as on a machine whose Python has none of them.
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    subprocess.run(
-        [str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True, timeout=120
-    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", str(wheel)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     work = tmp_path / "outside"
     work.mkdir()
     shutil.copy(ROOT / "examples" / "jobs.json", work / "jobs.json")
     (work / "bad.json").write_text('{"jobs": [{"id": "a", "schedul": {}}]}')
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     probe = subprocess.run(
         [str(py), "-c", "import cronplan.schemas as s; print(s.schemas_dir())"],
         cwd=work, capture_output=True, text=True, env=env, timeout=60,

@@ -94,7 +94,7 @@ def test_a_newer_schema_is_refused(pg_dsn: str) -> None:
 @pytest.mark.postgres
 def test_tables_live_in_the_databases_search_path_with_prefixed_names(pg_dsn: str) -> None:
     ledger = PostgresLedger(pg_dsn)
-    ledger.claim("a", T0, "me")
+    ledger.claim("a", T0, "me", at=T0)
     ledger.close()
     import psycopg
 
@@ -109,10 +109,28 @@ def test_tables_live_in_the_databases_search_path_with_prefixed_names(pg_dsn: st
     assert all(t.startswith("cronplan_") for t in tables)
 
 
+def test_applied_at_is_the_callers_instant_not_the_database_clock(pg_dsn: str) -> None:
+    # docs/planning.md, "The clock": --now pins applied_at too; a far-future instant proves it.
+    far = datetime(2035, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
+    ledger = PostgresLedger(pg_dsn)
+    try:
+        ledger.record_applied(
+            "at", spec={"id": "at"}, digest="d", fire_at=T0, callback_url=None, at=far
+        )
+    finally:
+        ledger.close()
+    import psycopg
+
+    with psycopg.connect(pg_dsn) as conn:
+        row = conn.execute("SELECT applied_at FROM cronplan_jobs WHERE job_id = 'at'").fetchone()
+    assert row is not None and row[0] == far
+
+
 # --------------------------------------------------------------------------- connections and secrets
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_unreachable_server_is_one_clear_error_without_the_password() -> None:
     dsn = f"postgresql://cron:s3cret-pw@127.0.0.1:{closed_port()}/state"
     ledger = open_ledger(dsn)
@@ -140,7 +158,7 @@ def test_dsn_from_an_environment_variable(pg_dsn: str) -> None:
     ledger = open_ledger("env:CRONPLAN_STATE_DSN", environ={"CRONPLAN_STATE_DSN": pg_dsn})
     try:
         assert isinstance(ledger, PostgresLedger)
-        assert ledger.claim("a", T0, "me")
+        assert ledger.claim("a", T0, "me", at=T0)
     finally:
         ledger.close()
     with pytest.raises(ConfigError, match="CRONPLAN_STATE_DSN"):
@@ -149,19 +167,20 @@ def test_dsn_from_an_environment_variable(pg_dsn: str) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_one_handle_survives_a_server_restart(private_pg: PgCluster) -> None:
     ledger = open_ledger(private_pg.dsn)
     try:
-        assert ledger.claim("a", T0, "before")
+        assert ledger.claim("a", T0, "before", at=T0)
         private_pg.kill()
         started = time.monotonic()
         with pytest.raises(LedgerError, match="could not"):
-            ledger.claim("a", T0 + timedelta(minutes=1), "during")
+            ledger.claim("a", T0 + timedelta(minutes=1), "during", at=T0)
         assert time.monotonic() - started < 30
         private_pg.restart()
         # The pool drops its dead connections and reconnects; what was claimed before is still claimed.
-        assert not ledger.claim("a", T0, "after")
-        assert ledger.claim("a", T0 + timedelta(minutes=1), "after")
+        assert not ledger.claim("a", T0, "after", at=T0)
+        assert ledger.claim("a", T0 + timedelta(minutes=1), "after", at=T0)
         assert [r.claimed_by for r in ledger.runs("a")] == ["after", "before"]
     finally:
         ledger.close()
@@ -220,7 +239,7 @@ def test_password_from_libpq_sources_never_shown(
     monkeypatch.setenv("PGPASSWORD", "pw-from-libpq")
     ledger = open_ledger(url)
     try:
-        assert ledger.claim("a", T0, "me")
+        assert ledger.claim("a", T0, "me", at=T0)
     finally:
         ledger.close()
 

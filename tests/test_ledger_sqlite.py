@@ -34,10 +34,29 @@ def test_absolute_url(tmp_path: Path) -> None:
     target = tmp_path / "abs" / "state.db"
     ledger = open_ledger(f"sqlite:///{target}", base_dir="/nonexistent")
     try:
-        ledger.record_applied("a", spec={"id": "a"}, digest="d", fire_at=T0, callback_url=None)
+        ledger.record_applied(
+            "a", spec={"id": "a"}, digest="d", fire_at=T0, callback_url=None, at=T0
+        )
         assert target.is_file()
     finally:
         ledger.close()
+
+
+def test_applied_at_is_the_callers_instant(tmp_path: Path) -> None:
+    # docs/planning.md, "The clock": --now pins applied_at too; a far-past instant proves it.
+    from cronplan._sqlite import to_us
+
+    far = datetime(2019, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
+    ledger = SqliteLedger(tmp_path / "state.db")
+    try:
+        ledger.record_applied(
+            "a", spec={"id": "a"}, digest="d", fire_at=T0, callback_url=None, at=far
+        )
+    finally:
+        ledger.close()
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        (applied_at,) = conn.execute("SELECT applied_at FROM jobs WHERE job_id = 'a'").fetchone()
+    assert applied_at == to_us(far)
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite://relative.db"])
@@ -54,10 +73,14 @@ def test_job_records_equal_constructed_ones_and_have_every_field(tmp_path: Path)
 
     ledger = SqliteLedger(tmp_path / "s.db")
     try:
-        ledger.record_applied("a", spec={"id": "a"}, digest="d", fire_at=T0, callback_url="cb")
-        ledger.record_applied("b", spec={"id": "b"}, digest="e", fire_at=T0, callback_url=None)
-        assert ledger.claim("b", T0, "t")
-        assert ledger.claim("c", T0 - timedelta(hours=1), "t")  # runs, never applied
+        ledger.record_applied(
+            "a", spec={"id": "a"}, digest="d", fire_at=T0, callback_url="cb", at=T0
+        )
+        ledger.record_applied(
+            "b", spec={"id": "b"}, digest="e", fire_at=T0, callback_url=None, at=T0
+        )
+        assert ledger.claim("b", T0, "t", at=T0)
+        assert ledger.claim("c", T0 - timedelta(hours=1), "t", at=T0)  # runs, never applied
         records = ledger.job_records()
         assert sorted(records) == ["a", "b", "c"]
         names = {f.name for f in dataclasses.fields(JobRecord)}
@@ -92,7 +115,7 @@ def test_store_uses_wal_and_the_agreed_schema(tmp_path: Path) -> None:
 def test_times_are_stored_as_epoch_microseconds(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "s.db")
     fire = T0 + timedelta(microseconds=7)
-    assert ledger.claim("a", fire, "me")
+    assert ledger.claim("a", fire, "me", at=T0)
     ledger.close()
     conn = sqlite3.connect(tmp_path / "s.db")
     try:
@@ -171,11 +194,14 @@ def test_job_records_of_100k_jobs_is_fast(tmp_path: Path) -> None:
             "command": ["true"],
         }
         ledger.record_applied_many(
-            (f"job-{i:06d}", {**spec, "id": f"job-{i:06d}"}, f"d{i}", T0, None)
-            for i in range(100_000)
+            (
+                (f"job-{i:06d}", {**spec, "id": f"job-{i:06d}"}, f"d{i}", T0, None)
+                for i in range(100_000)
+            ),
+            at=T0,
         )
         for i in range(0, 100_000, 100):
-            assert ledger.claim(f"job-{i:06d}", T0, "me")
+            assert ledger.claim(f"job-{i:06d}", T0, "me", at=T0)
         started = time.perf_counter()
         every = ledger.job_records()
         all_time = time.perf_counter() - started
@@ -200,7 +226,7 @@ def test_applied_spec_behaves_as_a_read_only_mapping(tmp_path: Path) -> None:
     }
     ledger = SqliteLedger(tmp_path / "s.db")
     try:
-        ledger.record_applied("a", spec=spec, digest="d", fire_at=None, callback_url=None)
+        ledger.record_applied("a", spec=spec, digest="d", fire_at=None, callback_url=None, at=T0)
         got = ledger.job_records()["a"].applied_spec
     finally:
         ledger.close()

@@ -198,6 +198,7 @@ def test_check_reports_an_unusable_path(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_bulk_apply_of_10k_arms_from_10_threads_is_fast(local: LocalProvider) -> None:
     arms = [Arm(f"job-{i:05d}", T0 + timedelta(seconds=i)) for i in range(10_000)]
     started = time.perf_counter()

@@ -168,6 +168,7 @@ def test_mixed_faults_are_retried_to_success(quiet_server: NasTestServer, tmp_pa
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.slow
 def test_retries_stop_within_the_budget(quiet_server: NasTestServer, tmp_path: Path) -> None:
     quiet_server.set_faults(error_rate=1.0, kinds=("503",))
     p = NasProvider(
@@ -187,6 +188,7 @@ def test_retries_stop_within_the_budget(quiet_server: NasTestServer, tmp_path: P
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.slow
 def test_connection_refused_is_retried_then_reported(tmp_path: Path) -> None:
     port = free_port()
     server = NasTestServer()  # not started: only used for its settings shape
@@ -208,6 +210,7 @@ def test_connection_refused_is_retried_then_reported(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.slow
 def test_every_call_has_a_timeout(quiet_server: NasTestServer, tmp_path: Path) -> None:
     quiet_server.set_faults(latency=5.0)
     p = NasProvider(nas_settings(quiet_server, tmp_path, timeout=0.2, retry_total_seconds=0.5))
@@ -219,6 +222,7 @@ def test_every_call_has_a_timeout(quiet_server: NasTestServer, tmp_path: Path) -
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_one_pooled_client_serves_parallel_callers(
     quiet_server: NasTestServer, tmp_path: Path
 ) -> None:

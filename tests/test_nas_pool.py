@@ -59,6 +59,7 @@ def test_sequential_calls_reuse_one_connection(server: NasTestServer) -> None:
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.slow
 def test_parallel_calls_never_exceed_max_connections(server: NasTestServer) -> None:
     server.set_faults(latency=0.1)
     pool = KeepAlivePool(max_connections=2, keepalive_expiry=30.0)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.fixtures_nas import NasProject
-from tests.fixtures_serve import append_job, read_runs
+from tests.fixtures_serve import append_job, read_runs, real_now
 from tests.test_nas_verify import ATTACKS
 
 UTC = timezone.utc
@@ -45,7 +45,7 @@ def test_fire_runs_once_and_next_arm_appears(
             )
         ]
     )
-    res = np.run("apply", "--auto-approve")
+    res = np.run("apply", "--now", real_now(), "--auto-approve")
     assert res.exit_code == 0, res.stderr
     assert server.armed() == {"tick": ts(start)}
 
@@ -86,7 +86,7 @@ def test_server_side_duplicate_delivery_runs_once(
             )
         ]
     )
-    assert np.run("apply", "--auto-approve").exit_code == 0
+    assert np.run("apply", "--now", real_now(), "--auto-approve").exit_code == 0
     assert server.armed() == {"tick": ts(start)}
     assert server.wait_for(lambda: server.count("fires_delivered") == 1, timeout=20)
     time.sleep(0.5)
@@ -161,7 +161,7 @@ def test_cold_fire_request_processes_share_one_jwks_fetch(
     for _ in range(4):
         req = tmp_path / "req.http"
         req.write_bytes(server.raw_fire_request(body, server.mint(JOB, fire_at)))
-        res = np.run("fire", "--request", str(req), "--no-replan")
+        res = np.run("fire", "--now", real_now(), "--request", str(req), "--no-replan")
         codes.append(res.exit_code)
         assert res.exit_code == 0, res.stderr
     assert len(read_runs(log)) == 1  # the first claimed and ran; the others were duplicates
@@ -178,7 +178,7 @@ def test_cold_fire_request_processes_share_one_jwks_fetch(
         token, data, _ = ATTACKS[name](server)
         req = tmp_path / "attack.http"
         req.write_bytes(server.raw_fire_request(data, token))
-        res = np.run("fire", "--request", str(req))
+        res = np.run("fire", "--now", real_now(), "--request", str(req))
         assert res.exit_code == 1, (name, res.stderr)
         assert "fire rejected" in res.stderr, (name, res.stderr)
         assert "Traceback" not in res.stderr

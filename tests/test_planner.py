@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cronplan.applier import apply_plan
+from cronplan.clock import PinnedClock
 from cronplan.errors import EmptyJobsRefused
 from cronplan.model import Arm, JobRecord
 from cronplan.planner import desired, plan
@@ -257,7 +258,7 @@ def test_catch_up_plan_is_stable_when_run_twice(catch_up):
     provider = MemoryProvider()
     now = ts("2026-11-26T12:05:00Z")
     first = run_plan([job], provider.list_arms(), ledger.job_records(), now)
-    assert apply_plan(first, provider, ledger, {"j": job}).ok
+    assert apply_plan(first, provider, ledger, {"j": job}, clock=PinnedClock(now)).ok
     second = run_plan([job], provider.list_arms(), ledger.job_records(), now)
     assert not second.has_changes, second.actions
 
@@ -305,7 +306,7 @@ def test_several_arms_keep_the_right_one_cancel_the_rest():
     assert kinds[0][0] == "rearm" and p.actions[0].after.fire_at == right.fire_at
     assert [a.before for a in p.actions if a.action == "cancel"] == [extra1, extra2]
     provider = MemoryProvider([extra2, right, extra1])
-    assert apply_plan(p, provider, MemoryLedger(), {"j": job}).ok
+    assert apply_plan(p, provider, MemoryLedger(), {"j": job}, clock=PinnedClock(NOW)).ok
     assert provider.list_arms() == [Arm("j", right.fire_at, CB)]
 
 
@@ -464,7 +465,7 @@ def test_property_apply_then_replan_gives_no_changes(scenario):
     ledger.records.update(records)
     provider = MemoryProvider(orphans)
     first = run_plan(jobs, provider.list_arms(), ledger.job_records(), now, allow_empty=True)
-    result = apply_plan(first, provider, ledger, {j.id: j for j in jobs})
+    result = apply_plan(first, provider, ledger, {j.id: j for j in jobs}, clock=PinnedClock(now))
     assert result.ok
     second = run_plan(jobs, provider.list_arms(), ledger.job_records(), now, allow_empty=True)
     assert not second.has_changes, [a for a in second.actions if a.is_change]

@@ -285,3 +285,89 @@ def test_version_in_a_real_process_lists_the_bundled_providers(project) -> None:
     assert re.search(
         rf"^  nas +{re.escape(version('cronplan-nas'))} \(cronplan-nas\)$", result.stdout, re.M
     )
+
+
+def test_unknown_provider_close_to_a_known_one_gets_did_you_mean(
+    site: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ProviderUnavailable) as exc:
+        registry.resolve(_settings("godo", tmp_path))
+    assert "did you mean 'good'?" in str(exc.value)
+
+
+# --------------------------------------------------------------------------- missing optional dependencies
+# Each runs the real CLI in a subprocess whose imports of the named modules fail (a sitecustomize on
+# PYTHONPATH installs an import hook), as on a machine where they were never installed.
+
+_BLOCK_IMPORTS = textwrap.dedent(
+    """
+    import sys
+
+    BLOCKED = {blocked!r}
+
+    class _Missing:
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+            return None
+
+    sys.meta_path.insert(0, _Missing())
+    """
+)
+
+
+def _cli_without(tmp_path: Path, blocked: tuple[str, ...], config: str) -> tuple[int, str]:
+    import os
+    import subprocess
+    import sys
+
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(_BLOCK_IMPORTS.format(blocked=set(blocked)))
+    (tmp_path / "cronplan.yaml").write_text(config)
+    (tmp_path / "jobs.json").write_text('{"jobs": []}')
+    env = {**os.environ, "PYTHONPATH": str(shim), "CRONPLAN_DISABLE_PLUGINS": ""}
+    if blocked:
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import {blocked[0]}"], env=env, capture_output=True, text=True
+        )
+        assert probe.returncode != 0, "the import hook did not take effect"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cronplan", "plan", "--now", "2026-11-27T09:00:00Z"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr and "bug in cronplan" not in proc.stderr, proc.stderr
+    return proc.returncode, proc.stderr
+
+
+def test_postgres_state_without_psycopg_says_how_to_install_it(tmp_path: Path) -> None:
+    code, err = _cli_without(
+        tmp_path,
+        ("psycopg", "psycopg_pool"),
+        "jobs: jobs.json\nstate: postgresql://cronplan@127.0.0.1:1/state\n",
+    )
+    assert code == 1, err
+    assert "pip install 'cronplan[postgres]'" in err
+    assert "postgresql://cronplan@127.0.0.1:1/state" in err
+
+
+def test_provider_whose_distribution_is_missing_says_how_to_install_it(tmp_path: Path) -> None:
+    code, err = _cli_without(
+        tmp_path,
+        ("cronplan_nas",),
+        "jobs: jobs.json\nprovider: nas\n",
+    )
+    assert code == 1, err
+    assert "pip install cronplan-nas" in err
+
+
+def test_unknown_provider_through_the_cli_gets_did_you_mean(tmp_path: Path) -> None:
+    code, err = _cli_without(tmp_path, (), "jobs: jobs.json\nprovider: locla\n")
+    assert code == 1, err
+    assert "did you mean 'local'?" in err
+
+
+def test_provider_nobody_provides_gets_the_install_command(tmp_path: Path) -> None:
+    code, err = _cli_without(tmp_path, (), "jobs: jobs.json\nprovider: quartzish\n")
+    assert code == 1, err
+    assert "pip install cronplan-quartzish" in err

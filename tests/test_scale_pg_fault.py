@@ -54,11 +54,14 @@ def test_killing_postgres_mid_fire(project: Project, private_pg: PgCluster) -> N
             }
         ]
     )
-    project.apply()  # fires run the job as applied, read from the PostgreSQL ledger
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    project.apply(
+        ts(hour - timedelta(hours=1, minutes=1))
+    )  # fires run the job as applied (PostgreSQL)
     previous, current = hour - timedelta(hours=1), hour
+    now = ts(hour + timedelta(minutes=5))  # every command pins the clock
 
-    first = project.run("fire", "--job-id", "slow", "--fire-at", ts(previous))
+    first = project.run("fire", "--now", now, "--job-id", "slow", "--fire-at", ts(previous))
     assert first.exit_code == 0, first.stderr
     assert runs(root) == [ts(previous)]
 
@@ -71,6 +74,8 @@ def test_killing_postgres_mid_fire(project: Project, private_pg: PgCluster) -> N
             "--config",
             str(project.config),
             "fire",
+            "--now",
+            now,
             "--job-id",
             "slow",
             "--fire-at",
@@ -100,14 +105,14 @@ def test_killing_postgres_mid_fire(project: Project, private_pg: PgCluster) -> N
 
     private_pg.restart()
     (root / "slow.flag").unlink()
-    again = project.run("fire", "--job-id", "slow", "--fire-at", ts(current))
+    again = project.run("fire", "--now", now, "--job-id", "slow", "--fire-at", ts(current))
     assert again.exit_code == 0, again.stderr
     assert "duplicate" in again.stderr
     assert runs(root) == [ts(previous), ts(current)]  # nothing ran twice
 
     # The truth: the occurrence was claimed, so what the plan wants armed for the job is the occurrence
     # after it. (Had the claim been lost, the plan would arm the current occurrence again as a catch-up.)
-    plan = project.run("plan", "--format", "json")
+    plan = project.run("plan", "--now", now, "--format", "json")
     assert plan.exit_code == 0, plan.stderr
     doc = json.loads(plan.stdout)
     (action,) = [a for a in doc["actions"] if a["job_id"] == "slow"]

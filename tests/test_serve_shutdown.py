@@ -6,7 +6,10 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from cronplan import fire as firing
+from cronplan.clock import PinnedClock
 from cronplan.config import Config
 from cronplan.model import FireCall
 from cronplan.runtime import Runtime
@@ -16,22 +19,23 @@ from cronplan.timefmt import parse_ts
 T0 = parse_ts("2026-11-27T09:00:00Z")
 
 
+@pytest.mark.slow
 def test_shutdown_stops_running_and_records_queued_runs(tmp_path: Path) -> None:
     jobs = [
         {"id": f"j{i}", "schedule": {"kind": "interval", "seconds": 60}, "command": ["sleep", "30"]}
         for i in range(3)
     ]
     (tmp_path / "jobs.json").write_text(json.dumps({"jobs": jobs}))
-    rt = Runtime(Config(base_dir=tmp_path), environ={})
+    rt = Runtime(Config(base_dir=tmp_path), environ={}, clock=PinnedClock(T0))
     for job in rt.load_jobs().jobs:  # as `apply` records them: fires run the applied job
         rt.ledger.record_applied(
-            job.id, spec=job.spec, digest=job.digest, fire_at=T0, callback_url=None
+            job.id, spec=job.spec, digest=job.digest, fire_at=T0, callback_url=None, at=T0
         )
     logs: list[str] = []
     service = FireService(rt, verifier=None, arm_provider=rt.provider, log=logs.append, workers=1)
     try:
         for i in range(3):
-            claimed = firing.claim(rt, FireCall(f"j{i}", T0), now=T0)
+            claimed = firing.claim(rt, FireCall(f"j{i}", T0))
             assert claimed.status == "claimed"
             service.submit(claimed)
         deadline = time.monotonic() + 10

@@ -14,7 +14,7 @@ from cronplan.model import Arm
 from cronplan.timefmt import format_ts, parse_ts
 from cronplan.timer import TimerLoop
 from tests.fixtures_core import Project
-from tests.fixtures_serve import ServeFactory, append_job, read_runs
+from tests.fixtures_serve import ServeFactory, append_job, read_runs, real_now
 
 TOLERANCE_S = 0.3
 
@@ -48,7 +48,7 @@ def test_one_second_interval_fires_every_second_on_time(
     project.write_jobs([append_job("tick", log, schedule={"kind": "interval", "seconds": 1})])
     serve_process(project.root)
     # Applied by another process after serve started: serve must notice it (within 1 s) and fire on time.
-    res = project.run("apply", "--auto-approve")
+    res = project.run("apply", "--now", real_now(), "--auto-approve")
     applied_at = time.time()
     assert res.exit_code == 0, res.stderr
     time.sleep(10.5)
@@ -85,7 +85,7 @@ def test_cron_with_seconds_near_occurrence_fires_on_time(
         project.write_jobs(
             [append_job("cron", log, schedule={"kind": "cron", "expr": expr, "tz": "UTC"})]
         )
-        res = project.run("apply", "--auto-approve")
+        res = project.run("apply", "--now", real_now(), "--auto-approve")
         assert res.exit_code == 0, res.stderr
         if local_arms(project) == {"cron": target}:
             break
@@ -117,7 +117,7 @@ def test_once_and_repeat_under_serve(project: Project, serve_process: ServeFacto
                 append_job("twice", log, label="twice", schedule=twice, repeat={"times": 2}),
             ]
         )
-        assert project.run("apply", "--auto-approve").exit_code == 0
+        assert project.run("apply", "--now", real_now(), "--auto-approve").exit_code == 0
         if local_arms(project).get("once") == run_at:
             break
     else:
@@ -127,7 +127,7 @@ def test_once_and_repeat_under_serve(project: Project, serve_process: ServeFacto
     assert labels.count("once") == 1, sp.stderr()
     assert labels.count("twice") == 2
     assert local_arms(project) == {}
-    res = project.run("plan", "--detailed-exitcode")
+    res = project.run("plan", "--now", real_now(), "--detailed-exitcode")
     assert res.exit_code == 0, res.stdout + res.stderr
 
 
@@ -195,6 +195,7 @@ class _Store:
             self.gen += 1
 
 
+@pytest.mark.slow
 def test_timer_loop_hands_out_each_arm_once_and_sees_changes() -> None:
     store = _Store()
     got: list[tuple[str, float]] = []

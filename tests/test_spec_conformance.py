@@ -25,7 +25,10 @@ from typing import Any
 
 import pytest
 
+from cronplan.clock import PinnedClock
+from cronplan.timefmt import parse_ts
 from tests.fixtures_core import Project, Result
+from tests.fixtures_serve import real_now
 
 NOW = "2026-11-27T08:00:00Z"  # a Friday, winter time in Europe (CET = UTC+1)
 TS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -398,6 +401,59 @@ def test_catch_up_once_arms_missed_skip_arms_next(
     assert act["after"]["fire_at"] == expected
     if catch_up == "once":
         assert "catch-up of missed 08:00" in act["reason"]
+
+
+def _fire_then_plan_years_away(root: Path, years: int, catch_up: str) -> dict[str, Any]:
+    """Apply and fire at T (``years`` from the real today), then plan 3 days 45 minutes later.
+
+    Returns the plan with every instant written as seconds after T, so plans made in different years
+    compare equal exactly when cronplan decided the same way.
+    """
+    from datetime import timedelta
+
+    from cronplan.timefmt import format_ts
+
+    root.mkdir()
+    proj = Project(root)
+    proj.write_config("jobs: jobs.json\nprovider: local\ntimezone: UTC\n")
+    proj.write_jobs([job("h", cron("0 * * * *"), catch_up=catch_up)])
+    t = datetime(datetime.now(timezone.utc).year + years, 3, 10, 8, 0, tzinfo=timezone.utc)
+    apply_now(proj, format_ts(t))
+    res = proj.run("fire", "--job-id", "h", "--fire-at", format_ts(t), "--now", format_ts(t))
+    assert res.exit_code == 0, res.stderr
+    status = status_json(proj)["h"]
+    assert status["last_run"]["started_at"] == format_ts(t)  # stamped by the pinned clock
+    doc = plan_json(proj, now=format_ts(t + timedelta(days=3, minutes=45)))
+
+    def rel(value: Any) -> Any:
+        if isinstance(value, dict):
+            # The lineage is random, and the basis digests absolute instants: neither is a decision.
+            return {k: rel(v) for k, v in value.items() if k not in ("lineage", "basis")}
+        if isinstance(value, list):
+            return [rel(v) for v in value]
+        if isinstance(value, str) and TS_Z.match(value):
+            return (parse_ts(value) - t).total_seconds()
+        if isinstance(value, str):
+            return value.replace(str(t.year), "YEAR")
+        return value
+
+    return rel(doc)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("catch_up", ["once", "skip"])
+def test_fire_then_plan_decides_the_same_years_in_the_past_and_in_the_future(
+    tmp_path: Path, catch_up: str
+) -> None:
+    # SPEC §5 (docs/planning.md, "The clock"): --now pins every instant cronplan decides with, claim
+    # times included, so the same inputs give the same plan whatever today's date is.
+    past = _fire_then_plan_years_away(tmp_path / "past", -7, catch_up)
+    future = _fire_then_plan_years_away(tmp_path / "future", 9, catch_up)
+    assert past == future
+    act = by_job(past)["h"]
+    assert act["action"] in ("arm", "rearm")
+    expected = 3 * 86400 if catch_up == "once" else 3 * 86400 + 3600
+    assert act["after"]["fire_at"] == expected
+    assert past["now"] == 3 * 86400 + 45 * 60
 
 
 def test_hermes_written_jobs_file_validates_and_plans(project: Project) -> None:
@@ -1064,7 +1120,9 @@ def test_apply_lock_timeout_and_force_unlock(daily: Project) -> None:
 
     ledger = SqliteLedger.from_url("sqlite:///.cronplan/state.db", base_dir=daily.root)
     try:
-        lock = ledger.acquire_lock("someone-else", lease_seconds=600, timeout=0)
+        lock = ledger.acquire_lock(
+            "someone-else", lease_seconds=600, timeout=0, clock=PinnedClock(parse_ts(NOW))
+        )
     finally:
         ledger.close()
     res = daily.run("apply", "--auto-approve", "--now", NOW, "--lock-timeout", "0.3")
@@ -1185,6 +1243,7 @@ def test_fire_job_without_action_goes_to_the_configured_runner(project: Project)
     assert (got["id"], got["prompt"], got["x-k"]) == ("p", "hello", 1)
 
 
+@pytest.mark.slow
 def test_fire_command_gets_env_cwd_and_timeout(project: Project) -> None:
     (project.root / "sub").mkdir()
     project.write_jobs(
@@ -1328,14 +1387,16 @@ def test_fire_request_verified_runs_and_a_failed_rearm_exits_1(
     )
     body = json.dumps({"job_id": "a", "fire_at": "2026-11-27T09:00:00Z"})
 
+    # The signature's timestamp is real time (a real-world lifetime); --now pins cronplan's own decisions.
+    pinned = ("--now", "2026-11-27T09:00:00Z")
     forged = project.run(
-        "fire", "--request", "-", input=_signed_request(key, body, tamper=True), env=env
+        "fire", "--request", "-", *pinned, input=_signed_request(key, body, tamper=True), env=env
     )
     assert forged.exit_code == 1
     assert last_status(project, "a") is None  # rejected before anything ran
 
     ok = project.run(
-        "fire", "--request", "-", "--no-replan", input=_signed_request(key, body), env=env
+        "fire", "--request", "-", "--no-replan", *pinned, input=_signed_request(key, body), env=env
     )
     assert ok.exit_code == 0, ok.stderr
     assert last_status(project, "a") == "succeeded"
@@ -1506,7 +1567,8 @@ def test_serve_healthz_fire_endpoint_and_local_timer(project: Project) -> None:
     from cronplan.ledger_sqlite import SqliteLedger
 
     project.write_jobs([job("tick", {"kind": "interval", "seconds": 1})])
-    assert project.run("apply", "--auto-approve").exit_code == 0  # real clock: serve fires it
+    # serve has no --now: this test lives on the real clock, and apply is pinned to it too.
+    assert project.run("apply", "--auto-approve", "--now", real_now()).exit_code == 0
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cronplan", "--config", str(project.config), "serve",

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.fixtures_core import Project
-from tests.fixtures_serve import append_job, read_runs
+from tests.fixtures_serve import append_job, read_runs, real_now
 from tests.fixtures_temporal import ServeProcess, WorkerProcess, free_port, terminate_task_queue
 
 pytestmark = [pytest.mark.temporal, pytest.mark.timeout(180)]
@@ -122,22 +122,22 @@ def test_apply_provisions_workflows_and_reapply_starts_none(
     tproject: TemporalProject,
 ) -> None:
     tproject.project.write_jobs([daily("alpha"), daily("beta", "30 9 * * *")])
-    plan = tproject.run("plan", "--detailed-exitcode")
+    plan = tproject.run("plan", "--now", real_now(), "--detailed-exitcode")
     assert plan.exit_code == 2, plan.stderr
     assert "Plan: 2 to arm" in plan.stdout
     assert tproject.running() == set()  # plan changes nothing
 
-    applied = tproject.run("apply", "--auto-approve")
+    applied = tproject.run("apply", "--now", real_now(), "--auto-approve")
     assert applied.exit_code == 0, applied.stderr
     now = datetime.now(UTC)
     expected = {arm_id("alpha", next_nine(now)), arm_id("beta", next_nine(now, 30))}
     assert tproject.running() == expected
 
-    again = tproject.run("plan", "--detailed-exitcode")
+    again = tproject.run("plan", "--now", real_now(), "--detailed-exitcode")
     assert again.exit_code == 0, again.stdout + again.stderr
     assert "No changes." in again.stdout
     before = workflows(tproject.address, tproject.task_queue)
-    reapplied = tproject.run("apply", "--auto-approve")
+    reapplied = tproject.run("apply", "--now", real_now(), "--auto-approve")
     assert reapplied.exit_code == 0, reapplied.stderr
     # Nothing started, nothing closed: the very same two executions.
     assert workflows(tproject.address, tproject.task_queue) == before
@@ -149,29 +149,29 @@ def test_rearm_replaces_the_timer_and_cancel_stops_it(
 ) -> None:
     start_worker(tproject.project.config, env=tproject.env)
     tproject.project.write_jobs([daily("alpha"), daily("beta")])
-    assert tproject.run("apply", "--auto-approve").exit_code == 0
+    assert tproject.run("apply", "--now", real_now(), "--auto-approve").exit_code == 0
     now = datetime.now(UTC)
     old_alpha = arm_id("alpha", next_nine(now))
 
     tproject.project.write_jobs([daily("alpha", "15 9 * * *"), daily("beta")])
-    plan = tproject.run("plan")
+    plan = tproject.run("plan", "--now", real_now())
     assert "~ alpha" in plan.stdout and "1 to re-arm" in plan.stdout, plan.stdout
-    assert tproject.run("apply", "--auto-approve").exit_code == 0
+    assert tproject.run("apply", "--now", real_now(), "--auto-approve").exit_code == 0
     new_alpha = arm_id("alpha", next_nine(now, 15))
     assert tproject.running() == {new_alpha, arm_id("beta", next_nine(now))}
     statuses = dict(workflows(tproject.address, tproject.task_queue))
     assert statuses[old_alpha] == "CANCELED"  # cancelled through the worker, not terminated
 
     tproject.project.write_jobs([daily("alpha", "15 9 * * *")])
-    plan = tproject.run("plan")
+    plan = tproject.run("plan", "--now", real_now())
     assert "- beta" in plan.stdout and "1 to cancel" in plan.stdout, plan.stdout
-    assert tproject.run("apply", "--auto-approve").exit_code == 0
+    assert tproject.run("apply", "--now", real_now(), "--auto-approve").exit_code == 0
     assert tproject.running() == {new_alpha}
     assert (
         dict(workflows(tproject.address, tproject.task_queue))[arm_id("beta", next_nine(now))]
         == "CANCELED"
     )
-    final = tproject.run("plan", "--detailed-exitcode")
+    final = tproject.run("plan", "--now", real_now(), "--detailed-exitcode")
     assert final.exit_code == 0, final.stdout
 
 
@@ -194,7 +194,7 @@ def test_a_job_due_in_2s_fires_through_the_worker_to_serve_and_rearms(
         },
     )
     tproject.project.write_jobs([job])
-    applied = tproject.run("apply", "--auto-approve")
+    applied = tproject.run("apply", "--now", real_now(), "--auto-approve")
     assert applied.exit_code == 0, applied.stderr
     first = start_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert tproject.running() == {arm_id("tick", first)}
@@ -274,7 +274,9 @@ def test_forged_or_replayed_signatures_are_rejected_with_nothing_run(
         + body
     )
     (tproject.root / "forged.http").write_bytes(raw)
-    result = tproject.run("fire", "--request", str(tproject.root / "forged.http"))
+    result = tproject.run(
+        "fire", "--now", real_now(), "--request", str(tproject.root / "forged.http")
+    )
     assert result.exit_code == 1
     assert "signature" in result.stderr and "Traceback" not in result.stderr
     assert len(read_runs(log)) == 1

@@ -94,6 +94,7 @@ def test_a_callback_url_is_required() -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_unreachable_server_is_a_provider_error_not_a_hang() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

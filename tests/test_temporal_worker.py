@@ -202,6 +202,7 @@ def test_the_timer_is_durable_across_a_worker_restart(
     assert provider.verify(got[0]).fire_at == fire_at  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_timer(
     setup: tuple[Path, dict[str, str], Callable[[], object]],
     start_worker: Callable[..., WorkerProcess],
@@ -239,6 +240,7 @@ def test_rearm_replaces_the_timer(
     assert provider.verify(got[0]).fire_at == late  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_worker_cleanly(
     setup: tuple[Path, dict[str, str], Callable[[], object]],
     start_worker: Callable[..., WorkerProcess],

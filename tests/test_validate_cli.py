@@ -149,7 +149,7 @@ def test_next_with_no_future_occurrence(project) -> None:
 
 def test_next_unknown_job_suggests_close_ids(project) -> None:
     project.write_jobs([BERLIN])
-    res = project.cli("next", "berlim")
+    res = project.cli("next", "berlim", "--now", "2026-11-27T09:00:00Z")
     assert res.exit_code == 1
     assert (
         res.stderr.strip() == "Error: no job with id 'berlim' in jobs.json. Did you mean: berlin?"

@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +16,9 @@ from cronplan.errors import (
     EXIT_USAGE,
     CronplanError,
 )
+
+if TYPE_CHECKING:
+    from cronplan.clock import Clock
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,11 +64,15 @@ class AppContext:
 
         return load_config(self.config_path, self.environ)
 
-    def runtime(self) -> Any:
-        """A ``cronplan.runtime.Runtime`` for the configured project (closed when the command ends)."""
+    def runtime(self, clock: Clock | None = None) -> Any:
+        """A ``cronplan.runtime.Runtime`` for the configured project (closed when the command ends).
+
+        ``clock`` is the command's one clock (``parse_clock(--now)``); the system clock by default.
+        """
+        from cronplan.clock import SYSTEM_CLOCK
         from cronplan.runtime import Runtime
 
-        rt = Runtime(self.load_config(), environ=self.environ)
+        rt = Runtime(self.load_config(), environ=self.environ, clock=clock or SYSTEM_CLOCK)
         click.get_current_context().call_on_close(rt.close)
         return rt
 

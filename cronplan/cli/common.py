@@ -1,10 +1,9 @@
-"""Small pieces shared by the command modules: --now parsing, loading jobs with CI annotations, progress."""
+"""Small pieces shared by the command modules: --now (the clock), loading jobs with CI annotations, progress."""
 
 from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,23 +17,28 @@ __all__ = [
     "gc_paused",
     "load_jobs",
     "now_option",
-    "parse_now",
+    "parse_clock",
 ]
 
 if TYPE_CHECKING:
     from cronplan.cli.base import AppContext
+    from cronplan.clock import Clock
     from cronplan.jobsfile import JobsFile
     from cronplan.runtime import Runtime
 
 
-def parse_now(value: str | None) -> datetime:
-    """``--now`` (RFC 3339) or the real clock; a malformed value is a usage error (exit 64)."""
-    from cronplan.timefmt import parse_ts, utcnow
+def parse_clock(value: str | None) -> Clock:
+    """The command's one clock: pinned by ``--now`` (RFC 3339), else the system clock.
+
+    A malformed value is a usage error (exit 64).
+    """
+    from cronplan.clock import SYSTEM_CLOCK, PinnedClock
+    from cronplan.timefmt import parse_ts
 
     if value is None:
-        return utcnow()
+        return SYSTEM_CLOCK
     try:
-        return parse_ts(value)
+        return PinnedClock(parse_ts(value))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--now'") from None
 

@@ -54,6 +54,7 @@ def fire_command(
     A duplicate or stale fire is a successful no-op (exit 0); a job that ran and failed exits 1.
     """
     from cronplan import fire as firing
+    from cronplan.cli.common import parse_clock
     from cronplan.model import FireCall
 
     modes = sum(
@@ -62,15 +63,14 @@ def fire_command(
     )
     if modes != 1:
         raise UsageError("give exactly one of --job-id/--fire-at, --request FILE|-, or --overdue")
-    now = _parse_ts_option(now_text, "--now") if now_text else None
-    rt = app.runtime()
+    rt = app.runtime(parse_clock(now_text))
 
     if overdue:
         from cronplan.timefmt import format_ts
 
         with _sigterm_interrupts():
-            outcomes = firing.fire_overdue(rt, now=now)
-            rearmed = firing.rearm_missing(rt, now=now)
+            outcomes = firing.fire_overdue(rt)
+            rearmed = firing.rearm_missing(rt)
         for outcome in outcomes:
             app.err(outcome.describe())
             _show_output(app, outcome)
@@ -101,7 +101,7 @@ def fire_command(
         call = FireCall(job_id, _parse_ts_option(fire_at_text, "--fire-at"))
 
     with _sigterm_interrupts():
-        outcome = firing.fire(rt, call, now=now, replan=not no_replan)
+        outcome = firing.fire(rt, call, replan=not no_replan)
     _show_output(app, outcome)
     if not outcome.ok:
         raise JobFailed(outcome.describe())

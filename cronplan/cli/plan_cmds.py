@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
-from cronplan.cli.common import ProgressReporter, gc_paused, load_jobs, now_option, parse_now
+from cronplan.cli.common import ProgressReporter, gc_paused, load_jobs, now_option, parse_clock
 from cronplan.cli.completion_cmds import complete_job_ids
 from cronplan.errors import (
     EXIT_CHANGES,
@@ -130,13 +130,15 @@ def _apply_lock(rt: Runtime, timeout: float) -> Iterator[None]:
 
     holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
     ledger = rt.ledger
-    lock = ledger.acquire_lock(holder, lease_seconds=LOCK_LEASE_SECONDS, timeout=timeout)
+    lock = ledger.acquire_lock(
+        holder, lease_seconds=LOCK_LEASE_SECONDS, timeout=timeout, clock=rt.clock
+    )
     stop = threading.Event()
 
     def renew() -> None:
         while not stop.wait(LOCK_LEASE_SECONDS / 4):
             with suppress(CronplanError):
-                ledger.renew_lock(lock.lock_id, lease_seconds=LOCK_LEASE_SECONDS)
+                ledger.renew_lock(lock.lock_id, lease_seconds=LOCK_LEASE_SECONDS, at=rt.clock.now())
 
     renewer = threading.Thread(target=renew, name="cronplan-lock-lease", daemon=True)
     renewer.start()
@@ -192,8 +194,8 @@ def plan(
 ) -> None:
     """Show the actions that would converge the live arms to jobs.json."""
     _markdown_only(fmt, label)
-    now = parse_now(now_text)
-    rt = app.runtime()
+    rt = app.runtime(parse_clock(now_text))
+    now = rt.clock.now()
     with gc_paused(freeze_survivors=True):
         jobs_file = load_jobs(app, rt, jobs_path)
         result = _compute_plan(
@@ -260,7 +262,8 @@ def apply(
     from cronplan.applier import apply_plan
     from cronplan.planfile import intent_digest
 
-    now = parse_now(now_text)
+    clock = parse_clock(now_text)
+    now = clock.now()
     if planfile and expect_intent:
         raise UsageError(
             "--expect-intent re-plans now; it cannot be combined with a saved PLANFILE"
@@ -271,7 +274,7 @@ def apply(
             "apply needs approval: not on a terminal, so pass --auto-approve "
             "(or apply a saved plan: cronplan plan --out PLANFILE, then cronplan apply PLANFILE)"
         )
-    rt = app.runtime()
+    rt = app.runtime(clock)
     with gc_paused(freeze_survivors=True):
         jobs_file = load_jobs(app, rt, jobs_path)
     with _apply_lock(rt, lock_timeout), gc_paused(freeze_survivors=True):
@@ -305,7 +308,13 @@ def apply(
         jobs_by_id = jobs_file.by_id()
         progress = ProgressReporter(the_plan.summary.changes, quiet=app.quiet)
         result = apply_plan(
-            the_plan, rt.provider, rt.ledger, jobs_by_id, parallelism=parallelism, progress=progress
+            the_plan,
+            rt.provider,
+            rt.ledger,
+            jobs_by_id,
+            clock=rt.clock,
+            parallelism=parallelism,
+            progress=progress,
         )
     if fmt == "json":
         _echo(_apply_json(the_plan, result))

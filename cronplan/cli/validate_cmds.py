@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
-from cronplan.cli.common import emit_annotations, load_jobs, now_option, parse_now
+from cronplan.cli.common import emit_annotations, load_jobs, now_option, parse_clock
 from cronplan.cli.completion_cmds import complete_job_ids
 from cronplan.errors import JobNotFound, Problem
 
@@ -102,8 +102,8 @@ def next_cmd(
     from cronplan.jobsfile import display_path
     from cronplan.schedule import occurrences, zone
 
-    now = parse_now(now_text)
-    rt = app.runtime()
+    rt = app.runtime(parse_clock(now_text))
+    now = rt.clock.now()
     jobs_file = load_jobs(app, rt, jobs_path)
     job = jobs_file.by_id().get(job_id)
     if job is None:

@@ -63,6 +63,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
+        # The wall clock on purpose, not cronplan's --now clock (docs/planning.md, "The clock"):
+        # a Retry-After date is a real-world wait.
         seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
     if seconds != seconds:  # NaN
         return None

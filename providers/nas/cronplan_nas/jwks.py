@@ -78,6 +78,8 @@ class JwksCache:
         ttl: float = 3600.0,
         floor: float = 60.0,
         fetch_timeout: float = 5.0,
+        # The wall clock on purpose, not cronplan's --now clock (docs/planning.md, "The clock"):
+        # the key set's cache lifetime is real-world time.
         clock: Callable[[], float] = time.time,
         fetch: Callable[[str, float], Any] | None = None,
     ) -> None:

@@ -37,6 +37,8 @@ class NasProvider:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        # The wall clock on purpose, not cronplan's --now clock (docs/planning.md, "The clock"):
+        # it checks real-world token lifetimes.
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         jwks_fetch: Callable[[str, float], Any] | None = None,

@@ -42,6 +42,8 @@ class FireVerifier:
         config: VerifierConfig,
         keys: JwksCache,
         *,
+        # The wall clock on purpose, not cronplan's --now clock (docs/planning.md, "The clock"):
+        # a token's exp/iat/nbf are real-world instants.
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config

@@ -45,6 +45,8 @@ def fire_body(job_id: str, fire_at: str) -> bytes:
 def sign(secret: str, webhook_id: str, body: bytes, *, at: float | None = None) -> SignedHeaders:
     from standardwebhooks.webhooks import Webhook
 
+    # The wall clock on purpose, not cronplan's --now clock (docs/planning.md, "The clock"):
+    # a signature's timestamp is checked by the receiver against real time.
     moment = int(time.time() if at is None else at)
     when = datetime.fromtimestamp(moment, tz=timezone.utc)
     signature = Webhook(secret).sign(webhook_id, when, body.decode())
@@ -74,6 +76,8 @@ def verify(
     stamp = lower["webhook-timestamp"].strip()
     if not stamp.isdigit():
         raise SignatureError("webhook-timestamp is not a Unix time in seconds")
+    # The wall clock on purpose, not cronplan's --now clock (docs/planning.md, "The clock"):
+    # the ±300 s window is real-world time.
     skew = int(stamp) - (time.time() if now is None else now)
     if abs(skew) > TOLERANCE_SECONDS:
         direction = "old" if skew < 0 else "far in the future"

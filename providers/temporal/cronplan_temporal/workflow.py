@@ -37,6 +37,7 @@ def parse_fire_at(text: str) -> datetime:
 class ArmWorkflow:
     @workflow.run
     async def run(self, arm: ArmInput) -> str:
+        # Temporal's own (replay-safe) workflow time: the timer waits in the real world.
         delay = (parse_fire_at(arm.fire_at) - workflow.now()).total_seconds()
         if delay > 0:
             await workflow.sleep(delay)
