@@ -1,7 +1,7 @@
 """Benchmark: a cold `cronplan fire` of a ["true"] job, end to end, against `python -c pass`.
 
-End to end means a fresh process that loads the config and jobs.json, claims the occurrence in the SQLite
-ledger, runs `true`, records the run, re-plans the job and re-arms it on the local provider. Each fire is a
+End to end means a fresh process that loads the config and the applied job from the SQLite ledger (fires
+never read jobs.json), claims the occurrence, runs `true`, records the run, re-plans the job and re-arms it on the local provider. Each fire is a
 new occurrence (so none is a duplicate), and each is checked to have succeeded and re-armed. The two
 commands are interleaved so that machine noise hits both alike. Target: median ratio <= 6x.
 

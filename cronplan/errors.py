@@ -87,6 +87,10 @@ class BadRequest(CronplanError):
     """A callback was authenticated (or needs none) but its body is malformed."""
 
 
+class FireRefused(BadRequest):
+    """A fire for an occurrence too far ahead of now (a typo in a year must not silence a job)."""
+
+
 class StalePlanError(CronplanError):
     """A saved plan no longer matches what it was computed from."""
 

@@ -3,8 +3,13 @@
 ``claim`` and ``run_claimed`` are separate so that ``serve`` can answer ``202`` as soon as the claim is
 durable and run the job after the response; ``fire`` chains them for the command line and the timer loop.
 
+What runs is the job *as last applied*: its definition is read from the ledger (``JobRecord.applied_spec``),
+never from jobs.json, so an unapplied edit cannot run and a stateless instance needs only the config and
+the ledger. A job without an applied definition is a stale fire ("not applied").
+
 This module is on the cold path of every scale-to-zero callback: it imports only the model at load time and
-pulls in the jobs file loader, the planner and the runner when a fire actually needs them.
+pulls in the spec builder, the planner and the runner when a fire actually needs them; jobs.json is not
+read at all.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from cronplan.errors import BadRequest, CronplanError
-from cronplan.model import Action, FireCall, HttpRequest, Job
+from cronplan.errors import BadRequest, CronplanError, FireRefused
+from cronplan.model import Action, FireCall, HttpRequest, Job, JobRecord
 from cronplan.timefmt import dedup_key, format_ts
 
 if TYPE_CHECKING:
@@ -166,34 +171,81 @@ def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
+def applied_job(record: JobRecord | None, *, default_tz: str) -> Job | None:
+    """The job as last applied, built from its ledger record (None when it has no applied definition)."""
+    if record is None or record.applied_spec is None:
+        return None
+    from cronplan.jobsfile import job_from_spec
+
+    return job_from_spec(record.applied_spec, default_tz=default_tz)
+
+
+#: However short a job's period, a fire may be this far ahead of now (SPEC §7: at least 24 h).
+MIN_HORIZON_S = 24 * 3600.0
+
+
+def check_horizon(job: Job, fire_at: datetime, now: datetime) -> None:
+    """Refuse a fire more than one period (at least 24 h) ahead of now: ``FireRefused``.
+
+    Firing a far-future occurrence would run the job, record that occurrence as the last fired and re-arm
+    after it, so every real fire until then would be ignored as superseded: a typo in a year (``2062``
+    for ``2026``) must not silence a job.
+    """
+    from cronplan import schedule as sched
+
+    ahead = (fire_at - now).total_seconds()
+    horizon = max(MIN_HORIZON_S, sched.period_seconds(job.schedule, fire_at) or 0.0)
+    if ahead > horizon:
+        raise FireRefused(
+            f"refusing to fire {dedup_key(job.id, fire_at)}: it is {_span(ahead)} ahead of now "
+            f"({format_ts(now)}), more than one period of the job (at most {_span(horizon)} ahead); "
+            "check the year and date of --fire-at"
+        )
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    return f"{seconds / 3600:.1f} h"
+
+
 def claim(rt: Runtime, call: FireCall, *, holder: str | None = None) -> Claim:
     """Decide and, when the fire is current, atomically claim ``(job_id, fire_at)`` in the ledger.
 
     Staleness is checked *before* claiming, so a stale fire writes nothing; the claim itself is the one
-    atomic step, so of any number of concurrent callers exactly one gets ``claimed``. jobs.json is read as
-    it is now. ``rt.clock`` is the instant of the grace check and of the claim (``--now`` pins it).
+    atomic step, so of any number of concurrent callers exactly one gets ``claimed``. The job is the job as
+    last applied (from the ledger); jobs.json is not read. A fire more than one period ahead of now raises
+    ``FireRefused`` (see ``check_horizon``). ``rt.clock`` is the instant of the horizon and grace checks and
+    of the claim (``--now`` pins it).
     """
     from cronplan import schedule as sched
 
     now = rt.clock.now()
-    job = rt.load_job(call.job_id)
-    if job is None:
-        return Claim("stale", f"job {call.job_id!r} is not in jobs.json", call, None, "unknown")
     ledger = rt.ledger
+    record = ledger.job_records([call.job_id]).get(call.job_id)
+    job = applied_job(record, default_tz=rt.config.timezone)
+    if job is None:
+        return Claim(
+            "stale",
+            f"job {call.job_id!r} is not applied (not in the ledger; run `cronplan apply`)",
+            call,
+            None,
+            "unknown",
+        )
+    check_horizon(job, call.fire_at, now)
     existing = ledger.get_run(call.job_id, call.fire_at)
     if existing is not None:
         return Claim("duplicate", f"already claimed ({existing.status})", call, job)
     inactive = job.inactive_reason
     if inactive is not None:
         return Claim("stale", f"job is {inactive}", call, job, "inactive")
-    record = ledger.job_records([job.id]).get(job.id)
     runs = record.runs if record is not None else 0
     if job.max_runs is not None and runs >= job.max_runs:
         return Claim("stale", f"repeat exhausted ({runs}/{job.max_runs})", call, job, "exhausted")
     if not sched.is_occurrence(job.schedule, call.fire_at):
         return Claim(
             "stale",
-            f"{format_ts(call.fire_at)} is not an occurrence of the job's current schedule "
+            f"{format_ts(call.fire_at)} is not an occurrence of the job's applied schedule "
             "(changed after arming?)",
             call,
             job,
@@ -267,6 +319,7 @@ def run_claimed(
             clock=rt.clock,
             base_dir=rt.config.base_dir,
             cancel=cancel,
+            environ=rt.job_environ(),
         )
     except BaseException as exc:
         # Being stopped, or a bug, must not leave a claimed run without an end: record it, then re-raise.
@@ -405,6 +458,97 @@ def fire(
     return run_claimed(rt, c, replan=replan, provider=provider)
 
 
+# --------------------------------------------------------------------------- manual runs
+
+
+@dataclass(frozen=True)
+class ManualOutcome:
+    """What ``cronplan run`` did: the run id in the ledger and how the run ended."""
+
+    job_id: str
+    run_id: str
+    result: RunResult
+    inactive: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result.status == "succeeded"
+
+    def describe(self) -> str:
+        took = f"{self.result.duration_s:.3f} s"
+        head = f"{self.job_id} (manual run {self.run_id})"
+        if self.ok:
+            return f"{head}: succeeded in {took}"
+        return f"{head}: failed in {took}: {self.result.error}"
+
+
+def load_applied(rt: Runtime, job_id: str) -> Job:
+    """The job as applied, or ``JobNotFound`` naming what to do."""
+    job = applied_job(rt.ledger.job_records([job_id]).get(job_id), default_tz=rt.config.timezone)
+    if job is None:
+        from cronplan.errors import JobNotFound
+
+        raise JobNotFound(
+            f"job {job_id!r} is not applied (the ledger holds no definition of it); add it to "
+            "jobs.json and run `cronplan apply` first"
+        )
+    return job
+
+
+def run_manual(
+    rt: Runtime,
+    job_id: str,
+    *,
+    holder: str | None = None,
+    cancel: threading.Event | None = None,
+) -> ManualOutcome:
+    """Run the applied job now, by hand (``cronplan run``), and record it as a ``manual`` run.
+
+    A manual run consumes no occurrence: it claims no ``(job_id, fire_at)``, so it does not count towards
+    ``repeat``, does not move ``last_fired_at`` and leaves the arm alone. It runs even when the applied job
+    is paused or disabled (an operator may try a job by hand); ``inactive`` says so. The job sees the start
+    time as its ``CRONPLAN_FIRE_AT``.
+    """
+    from cronplan.clock import Stopwatch
+    from cronplan.runner import run_job
+
+    job = load_applied(rt, job_id)
+    watch = Stopwatch(rt.clock)
+    started = watch.started
+    run_id = rt.ledger.start_manual_run(job.id, holder or _holder(), started_at=started)
+    try:
+        result = run_job(
+            job,
+            runner_argv=rt.config.runner,
+            fire_at=started.replace(microsecond=0),
+            clock=rt.clock,
+            base_dir=rt.config.base_dir,
+            cancel=cancel,
+            environ=rt.job_environ(),
+        )
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            why = "interrupted: cronplan was stopped while the job ran; process group killed"
+        else:
+            why = f"cronplan could not run the job: {type(exc).__name__}: {exc}"
+        rt.ledger.update_manual_run(run_id, status="failed", finished_at=watch.now(), error=why)
+        raise
+    rt.ledger.update_manual_run(
+        run_id,
+        status=result.status,
+        finished_at=result.finished_at,
+        exit_code=result.exit_code,
+        output_tail=result.output_tail,
+        error=result.error,
+    )
+    if result.status != "succeeded" and rt.config.notify_url_env:
+        from cronplan import notify
+
+        notice = notify.run_notice(job.id, started, result.status, result.exit_code, result.error)
+        notify.send(rt.config.notify_url_env, rt.environ, notice)
+    return ManualOutcome(job.id, run_id, result, job.inactive_reason)
+
+
 def fire_overdue(rt: Runtime, *, provider: Provider | None = None) -> list[FireOutcome]:
     """The misfire backstop: fire every live arm overdue beyond its grace window.
 
@@ -416,12 +560,14 @@ def fire_overdue(rt: Runtime, *, provider: Provider | None = None) -> list[FireO
 
     now = rt.clock.now()
     prov = provider if provider is not None else rt.provider
-    jobs = rt.load_jobs().by_id()
+    arms = sorted(prov.list_arms(), key=lambda a: (a.fire_at, a.job_id))
+    # The jobs as applied (from the ledger), built only for the jobs that have a live arm.
+    records = rt.ledger.job_records({a.job_id for a in arms}) if arms else {}
     outcomes: list[FireOutcome] = []
-    for arm in sorted(prov.list_arms(), key=lambda a: (a.fire_at, a.job_id)):
-        job = jobs.get(arm.job_id)
+    for arm in arms:
+        job = applied_job(records.get(arm.job_id), default_tz=rt.config.timezone)
         if job is None:
-            continue  # an orphan arm: `plan`/`apply` cancel it; firing it would be wrong
+            continue  # not applied (an orphan arm): `plan`/`apply` cancel it; firing it would be wrong
         late = (now - arm.fire_at).total_seconds()
         if late <= sched.grace_seconds(job.schedule, arm.fire_at):
             continue
@@ -447,14 +593,66 @@ def fire_overdue(rt: Runtime, *, provider: Provider | None = None) -> list[FireO
     return outcomes
 
 
+def rearm_missing(
+    rt: Runtime, *, provider: Provider | None = None
+) -> list[tuple[Action, str | None]]:
+    """The other half of the backstop: arm every applied job that has no live arm but should have one.
+
+    A provider that lost an arm, or a fire that died before its re-arm, leaves a job without a trigger;
+    `plan` would show it as ``arm: missing``, and this repairs it without waiting for an apply. The jobs are
+    the jobs as applied (ledger); only ``arm`` actions are carried out (an inactive or finished job is left
+    alone, and nothing else is touched). Returns each arm carried out with None, or with why it failed.
+    """
+    import dataclasses
+
+    from cronplan.applier import apply_plan
+    from cronplan.planner import plan
+
+    now = rt.clock.now()
+    prov = provider if provider is not None else rt.provider
+    armed = {a.job_id for a in prov.list_arms()}
+    records = rt.ledger.job_records()
+    jobs: list[Job] = []
+    for job_id, record in records.items():
+        if job_id not in armed:
+            job = applied_job(record, default_tz=rt.config.timezone)
+            if job is not None:
+                jobs.append(job)
+    if not jobs:
+        return []
+    callback = rt.config.callback_url if prov.calls_back else None
+    full = plan(
+        jobs,
+        [],
+        {j.id: records[j.id] for j in jobs},
+        now,
+        provider=prov.name,
+        callback_url=callback,
+        allow_empty=True,
+    )
+    arms_only = dataclasses.replace(
+        full, actions=tuple(a for a in full.actions if a.action == "arm")
+    )
+    if not arms_only.actions:
+        return []
+    result = apply_plan(arms_only, prov, rt.ledger, {j.id: j for j in jobs}, clock=rt.clock)
+    return [(a, None) for a in result.done] + [(a, why) for a, why in result.failed]
+
+
 __all__ = [
     "Claim",
     "FireOutcome",
+    "ManualOutcome",
+    "applied_job",
     "authenticate",
+    "check_horizon",
     "claim",
     "fire",
     "fire_overdue",
+    "load_applied",
     "parse_http_request",
+    "rearm_missing",
     "replan_job",
     "run_claimed",
+    "run_manual",
 ]

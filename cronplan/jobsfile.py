@@ -131,6 +131,34 @@ def load_job(path: str | Path, job_id: str, *, default_tz: str = "UTC") -> Job |
     return next((job for job in jobs if job is not _CHECKED), None)
 
 
+def job_from_spec(spec: Mapping[str, Any], *, default_tz: str = "UTC") -> Job:
+    """The ``Job`` of a spec as the ledger records it (the job as applied), built as ``load_jobs`` builds.
+
+    A spec is what ``load_jobs`` made of a job (runtime fields removed, the effective ``schedule.tz``
+    filled in), so building it again gives the same ``Job`` with the same digest; the runner receives the
+    spec on stdin. A spec that does not build (a ledger edited by hand) raises ``LedgerError``.
+    """
+    raw = dict(spec)
+    zone = _zone(default_tz) or _zone("UTC")
+    assert zone is not None
+    builder = _Builder(default_tz, zone)
+    builder.prefix, builder.index = "", 0
+    issues: list[Issue] = []
+    try:
+        job = builder.build(raw, raw.get("id"), issues)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        job = None
+    if job is None or job is _CHECKED:
+        from cronplan.errors import LedgerError
+
+        why = f": {issues[0].message}" if issues else ""
+        raise LedgerError(
+            f"the applied definition of job {raw.get('id')!r} in the ledger cannot be read{why}; "
+            "apply the job again"
+        )
+    return job
+
+
 def check_jobs(path: str | Path, *, default_tz: str = "UTC") -> int:
     """Validate ``path`` exactly as ``load_jobs`` does and return the number of jobs.
 

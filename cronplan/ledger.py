@@ -58,7 +58,7 @@ class Ledger(Protocol):
         """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``."""
         ...
 
-    # -- runs
+    # -- runs (``job_records`` counts only scheduled runs: claimed occurrences)
     def claim(self, job_id: str, fire_at: datetime, holder: str, *, at: datetime) -> bool:
         """Atomically insert the run ``(job_id, fire_at)`` as ``claimed`` at ``at``; True only for the one winner.
 
@@ -81,13 +81,46 @@ class Ledger(Protocol):
 
     def get_run(self, job_id: str, fire_at: datetime) -> Run | None: ...
 
-    def runs(self, job_id: str | None = None, *, limit: int | None = None) -> list[Run]:
-        """Runs, newest ``fire_at`` first."""
+    def runs(
+        self,
+        job_id: str | None = None,
+        *,
+        limit: int | None = None,
+        failed: bool = False,
+        since: datetime | None = None,
+    ) -> list[Run]:
+        """Runs of every kind, newest first by ``Run.at`` (the occurrence; a manual run's start).
+
+        ``failed`` keeps failed runs only; ``since`` keeps runs whose ``at`` is at or after it.
+        """
         ...
 
     def run_summaries(self) -> dict[str, RunSummary]:
-        """Per job that has runs: its latest run and its counts, in one query (``status`` at scale)."""
+        """Per job with scheduled runs: its latest one and their counts, in one query (``status`` at scale).
+
+        Manual runs are left out, as in ``job_records``: ``status`` counts occurrences.
+        """
         ...
+
+    # -- manual runs (``cronplan run``): no occurrence, so not in ``job_records`` counts
+    def start_manual_run(self, job_id: str, holder: str, *, started_at: datetime) -> str:
+        """Record a manual run of ``job_id`` as ``running``; return its run id. Durable when it returns."""
+        ...
+
+    def update_manual_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        output_tail: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Set the manual run's status and any field given; ``LedgerError`` for an unknown run id."""
+        ...
+
+    def get_manual_run(self, run_id: str) -> Run | None: ...
 
     # -- the apply lock (a lease)
     def acquire_lock(

@@ -1,6 +1,6 @@
 """The PostgreSQL ledger: one run ledger shared by many machines (``state: postgresql://...``).
 
-Exactly-once across machines rests on the primary key of ``cronplan_runs``: a claim is an
+Exactly-once across machines rests on the unique key ``(job_id, fire_at)`` of ``cronplan_runs``: a claim is an
 ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` in autocommit, so exactly one claimant gets a row back and
 the row is durable before ``claim`` returns. The apply lock is a lease row that an expired lease hands
 over. The schema is created and migrated on first use under a transaction-scoped advisory lock, so many
@@ -85,13 +85,30 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "INSERT INTO cronplan_meta (key, value) VALUES ('lineage', replace(gen_random_uuid()::text, '-', ''))",
         ),
     ),
+    (
+        2,
+        "manual runs: runs.kind and runs.run_id; fire_at NULL for a manual run",
+        (
+            "ALTER TABLE cronplan_runs ADD COLUMN kind text NOT NULL DEFAULT 'scheduled'"
+            " CHECK (kind IN ('scheduled', 'manual'))",
+            "ALTER TABLE cronplan_runs ADD COLUMN run_id text UNIQUE",
+            # A unique constraint instead of the primary key: it admits any number of NULL fire_at
+            # (manual runs) while a claim's ON CONFLICT (job_id, fire_at) works as before.
+            "ALTER TABLE cronplan_runs ADD CONSTRAINT cronplan_runs_occurrence UNIQUE (job_id, fire_at)",
+            "ALTER TABLE cronplan_runs DROP CONSTRAINT cronplan_runs_pkey",
+            "ALTER TABLE cronplan_runs ALTER COLUMN fire_at DROP NOT NULL",
+            "ALTER TABLE cronplan_runs ADD CONSTRAINT cronplan_runs_kind_key CHECK ("
+            " (kind = 'scheduled' AND fire_at IS NOT NULL)"
+            " OR (kind = 'manual' AND fire_at IS NULL AND run_id IS NOT NULL))",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _RUN_STATUSES = ("claimed", "running", "succeeded", "failed")
 
 _RUN_COLUMNS = (
     "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code,"
-    " output_tail, error"
+    " output_tail, error, kind, run_id"
 )
 
 # Without a handler of its own, the pool's reconnect warnings reach logging's last-resort handler and
@@ -289,14 +306,14 @@ class PostgresLedger:
         ids = None if job_ids is None else sorted(set(job_ids))
         if ids is not None and not ids:
             return {}
-        run_filter = "" if ids is None else "WHERE job_id = ANY(%(ids)s)"
+        run_filter = "" if ids is None else "AND job_id = ANY(%(ids)s)"
         job_filter = "" if ids is None else "WHERE job_id = ANY(%(ids)s)"
         sql = f"""
             WITH r AS (
                 SELECT job_id, max(fire_at) AS last_fired, count(*) AS runs,
                        count(*) FILTER (WHERE status = 'failed') AS failures,
                        max(claimed_at) AS last_claimed
-                FROM cronplan_runs {run_filter} GROUP BY job_id
+                FROM cronplan_runs WHERE kind = 'scheduled' {run_filter} GROUP BY job_id
             ), j AS (
                 SELECT job_id, spec, digest, fire_at, callback_url FROM cronplan_jobs {job_filter}
             )
@@ -450,25 +467,48 @@ class PostgresLedger:
             ).fetchone()
         return None if row is None else _run(row)
 
-    def runs(self, job_id: str | None = None, *, limit: int | None = None) -> list[Run]:
-        where = "" if job_id is None else "WHERE job_id = %(job_id)s"
+    def runs(
+        self,
+        job_id: str | None = None,
+        *,
+        limit: int | None = None,
+        failed: bool = False,
+        since: datetime | None = None,
+    ) -> list[Run]:
+        where: list[str] = []
+        if job_id is not None:
+            where.append("job_id = %(job_id)s")
+        if failed:
+            where.append("status = 'failed'")
+        if since is not None:
+            where.append("coalesce(fire_at, claimed_at) >= %(since)s")
+        cond = f"WHERE {' AND '.join(where)}" if where else ""
         cap = "" if limit is None else "LIMIT %(limit)s"
         sql = (
-            f"SELECT {_RUN_COLUMNS} FROM cronplan_runs {where} ORDER BY fire_at DESC, job_id {cap}"
+            f"SELECT {_RUN_COLUMNS} FROM cronplan_runs {cond}"
+            f" ORDER BY coalesce(fire_at, claimed_at) DESC, job_id, run_id {cap}"
         )
+        params = {
+            "job_id": job_id,
+            "limit": None if limit is None else max(0, int(limit)),
+            "since": None if since is None else _aware(since, "since"),
+        }
         with self._conn("read runs") as conn:
-            rows = conn.execute(sql, {"job_id": job_id, "limit": limit}).fetchall()
+            rows = conn.execute(sql, params).fetchall()
         return [_run(r) for r in rows]
 
     def run_summaries(self) -> dict[str, RunSummary]:
-        columns = ", ".join(f"r.{c.strip()}" for c in _RUN_COLUMNS.split(","))
+        # Scheduled runs only, like ``job_records``: manual runs are in ``runs`` (``cronplan runs``).
         sql = f"""
-            SELECT {columns}, s.completed, s.failed
-            FROM (SELECT job_id, max(fire_at) AS last,
-                         count(*) FILTER (WHERE status IN ('succeeded', 'failed')) AS completed,
-                         count(*) FILTER (WHERE status = 'failed') AS failed
-                  FROM cronplan_runs GROUP BY job_id) AS s
-            JOIN cronplan_runs AS r ON r.job_id = s.job_id AND r.fire_at = s.last
+            SELECT {_RUN_COLUMNS}, completed, failed FROM (
+                SELECT {_RUN_COLUMNS},
+                       row_number() OVER (PARTITION BY job_id
+                                          ORDER BY coalesce(fire_at, claimed_at) DESC) AS nth,
+                       count(*) FILTER (WHERE status IN ('succeeded', 'failed'))
+                           OVER (PARTITION BY job_id) AS completed,
+                       count(*) FILTER (WHERE status = 'failed') OVER (PARTITION BY job_id) AS failed
+                FROM cronplan_runs WHERE kind = 'scheduled'
+            ) AS ranked WHERE nth = 1
         """
         with self._conn("read run summaries") as conn:
             rows = conn.execute(sql).fetchall()
@@ -476,6 +516,57 @@ class PostgresLedger:
             r[0]: RunSummary(last=_run(r[:-2]), completed=int(r[-2]), failed=int(r[-1]))
             for r in rows
         }
+
+    def start_manual_run(self, job_id: str, holder: str, *, started_at: datetime) -> str:
+        run_id = uuid.uuid4().hex
+        at = _aware(started_at, "started_at")
+        with self._conn(f"record a manual run of {job_id}") as conn:
+            conn.execute(
+                """
+                INSERT INTO cronplan_runs (job_id, fire_at, kind, run_id, status, claimed_at,
+                                           claimed_by, started_at)
+                VALUES (%s, NULL, 'manual', %s, 'running', %s, %s, %s)
+                RETURNING nextval('cronplan_serial')
+                """,
+                (job_id, run_id, at, holder, at),
+            )
+        return run_id
+
+    def update_manual_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        output_tail: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        if status not in _RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        finished = None if finished_at is None else _aware(finished_at, "finished_at")
+        with self._conn("record a manual run") as conn:
+            row = conn.execute(
+                """
+                UPDATE cronplan_runs SET status = %s,
+                    finished_at = coalesce(%s, finished_at),
+                    exit_code = coalesce(%s, exit_code),
+                    output_tail = coalesce(%s, output_tail),
+                    error = coalesce(%s, error)
+                WHERE run_id = %s
+                RETURNING nextval('cronplan_serial')
+                """,
+                (status, finished, exit_code, output_tail, error, run_id),
+            ).fetchone()
+        if row is None:
+            raise LedgerError(f"PostgreSQL ledger {self._where}: no manual run with id {run_id}")
+
+    def get_manual_run(self, run_id: str) -> Run | None:
+        with self._conn("read a manual run") as conn:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM cronplan_runs WHERE run_id = %s", (run_id,)
+            ).fetchone()
+        return None if row is None else _run(row)
 
     # ------------------------------------------------------------------ the apply lock
 
@@ -570,10 +661,13 @@ class PostgresLedger:
 
 
 def _run(row: Sequence[Any]) -> Run:
-    job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error = row
+    (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = (
+        row[:10]
+    )
+    kind, run_id = row[10:12]
     return Run(
         job_id=job_id,
-        fire_at=fire_at.astimezone(UTC),
+        fire_at=_utc(fire_at),
         status=status,
         claimed_at=claimed_at.astimezone(UTC),
         claimed_by=claimed_by,
@@ -582,6 +676,8 @@ def _run(row: Sequence[Any]) -> Run:
         exit_code=exit_code,
         output_tail=tail or "",
         error=error,
+        kind=kind,
+        run_id=run_id,
     )
 
 

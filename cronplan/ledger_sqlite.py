@@ -5,9 +5,15 @@ Four tables, a shape a PostgreSQL backend repeats column for column:
 - ``meta``: one row — the lineage id (fixed at creation), the serial (bumped by every state write) and the
   schema version (a newer file than this code understands is refused, never silently misread).
 - ``jobs``: each job as last applied (spec JSON, digest, fire_at, callback_url, applied_at).
-- ``runs``: one row per claimed occurrence; ``(job_id, fire_at)`` is unique, and a claim is an
-  insert-if-absent on that key, so across processes exactly one claimant's insert takes effect.
+- ``runs``: one row per run. A scheduled run (``kind = 'scheduled'``) is a claimed occurrence:
+  ``(job_id, fire_at)`` is unique, and a claim is an insert-if-absent on that key, so across processes
+  exactly one claimant's insert takes effect. A manual run (``cronplan run``, ``kind = 'manual'``) has no
+  ``fire_at`` and is keyed by its own ``run_id``, so it never collides with a claim (SQLite's UNIQUE lets
+  any number of rows hold NULL).
 - ``lock``: at most one row, the apply lock as a lease (id, holder, acquired_at, expires_at).
+
+Schema version 2 added ``runs.kind`` and ``runs.run_id`` (and let ``fire_at`` be NULL); a version-1 file is
+migrated on first open, in the same transaction that checks the version, so concurrent openers migrate once.
 
 Instants are integer microseconds since the epoch (see ``cronplan._sqlite``). Lock leases do not bump the
 serial: a lease is not state, and bumping it would make every apply look like a change of state.
@@ -39,10 +45,28 @@ from cronplan.errors import ConfigError, LedgerError, LockError
 from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary, build_frozen
 from cronplan.timefmt import format_ts
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Bound on the number of ids in one ``IN (...)`` list (SQLite allows 32,766 host parameters).
 _CHUNK = 5000
 _RUN_STATUSES = ("claimed", "running", "succeeded", "failed")
+
+_RUNS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
+        job_id TEXT NOT NULL,
+        fire_at INTEGER,
+        status TEXT NOT NULL,
+        claimed_at INTEGER NOT NULL,
+        claimed_by TEXT NOT NULL DEFAULT '',
+        started_at INTEGER,
+        finished_at INTEGER,
+        exit_code INTEGER,
+        output_tail TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        kind TEXT NOT NULL DEFAULT 'scheduled',
+        run_id TEXT UNIQUE,
+        UNIQUE (job_id, fire_at),
+        CHECK ((kind = 'scheduled' AND fire_at IS NOT NULL)
+            OR (kind = 'manual' AND fire_at IS NULL AND run_id IS NOT NULL))
+    )"""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS meta (
@@ -59,19 +83,7 @@ _SCHEMA = (
         callback_url TEXT,
         applied_at INTEGER NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS runs (
-        job_id TEXT NOT NULL,
-        fire_at INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        claimed_at INTEGER NOT NULL,
-        claimed_by TEXT NOT NULL DEFAULT '',
-        started_at INTEGER,
-        finished_at INTEGER,
-        exit_code INTEGER,
-        output_tail TEXT NOT NULL DEFAULT '',
-        error TEXT,
-        UNIQUE (job_id, fire_at)
-    )""",
+    _RUNS_TABLE.format(name="runs"),
     "CREATE INDEX IF NOT EXISTS runs_by_fire_at ON runs (fire_at)",
     """CREATE TABLE IF NOT EXISTS lock (
         name TEXT PRIMARY KEY CHECK (name = 'apply'),
@@ -82,10 +94,38 @@ _SCHEMA = (
     )""",
 )
 
-_RUN_COLUMNS = "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code, output_tail, error"
+_V1_RUN_COLUMNS = "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code, output_tail, error"
+_RUN_COLUMNS = _V1_RUN_COLUMNS + ", kind, run_id"
+
+
+def _stored_version(conn: sqlite3.Connection) -> int | None:
+    """The schema version of an existing file (None for a new one)."""
+    if conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone():
+        row = conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
+    return None
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 2: runs gain ``kind`` and ``run_id`` and ``fire_at`` may be NULL (a manual run).
+
+    SQLite cannot drop a NOT NULL in place, so the table is rebuilt; every v1 run is a scheduled one.
+    """
+    conn.execute(_RUNS_TABLE.format(name="runs_v2"))
+    conn.execute(
+        f"INSERT INTO runs_v2 ({_V1_RUN_COLUMNS}, kind) SELECT {_V1_RUN_COLUMNS}, 'scheduled' FROM runs"
+    )
+    conn.execute("DROP TABLE runs")
+    conn.execute("ALTER TABLE runs_v2 RENAME TO runs")
+    conn.execute("UPDATE meta SET schema_version = 2 WHERE id = 1")
 
 
 def _init_schema(conn: sqlite3.Connection) -> None:
+    stored = _stored_version(conn)
+    if stored == 1:
+        _migrate_1_to_2(conn)
     for statement in _SCHEMA:
         conn.execute(statement)
     conn.execute(
@@ -111,10 +151,13 @@ def _bump(conn: sqlite3.Connection) -> None:
 
 
 def _row_to_run(row: tuple[Any, ...]) -> Run:
-    job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error = row
+    (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = (
+        row[:10]
+    )
+    kind, run_id = row[10:12]
     return Run(
         job_id=job_id,
-        fire_at=from_us(fire_at),
+        fire_at=opt_from_us(fire_at),
         status=status,
         claimed_at=from_us(claimed_at),
         claimed_by=claimed_by,
@@ -123,6 +166,8 @@ def _row_to_run(row: tuple[Any, ...]) -> Run:
         exit_code=exit_code,
         output_tail=tail,
         error=error,
+        kind=kind,
+        run_id=run_id,
     )
 
 
@@ -221,7 +266,7 @@ class SqliteLedger:
         jobs_sql = "SELECT job_id, spec, digest, fire_at, callback_url FROM jobs"
         runs_sql = (
             "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status = 'failed'), MAX(claimed_at)"
-            " FROM runs{where} GROUP BY job_id"
+            " FROM runs WHERE kind = 'scheduled'{where} GROUP BY job_id"
         )
         with self._db.read() as conn:
             if job_ids is None:
@@ -235,7 +280,7 @@ class SqliteLedger:
                     marks = ",".join("?" * len(chunk))
                     for row in conn.execute(f"{jobs_sql} WHERE job_id IN ({marks})", chunk):
                         applied[row[0]] = row
-                    where = f" WHERE job_id IN ({marks})"
+                    where = f" AND job_id IN ({marks})"
                     for job_id, last, count, failed, claimed in conn.execute(
                         runs_sql.format(where=where), chunk
                     ):
@@ -376,13 +421,28 @@ class SqliteLedger:
             ).fetchone()
         return None if row is None else _row_to_run(row)
 
-    def runs(self, job_id: str | None = None, *, limit: int | None = None) -> list[Run]:
+    def runs(
+        self,
+        job_id: str | None = None,
+        *,
+        limit: int | None = None,
+        failed: bool = False,
+        since: datetime | None = None,
+    ) -> list[Run]:
         sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        where: list[str] = []
         params: list[Any] = []
         if job_id is not None:
-            sql += " WHERE job_id = ?"
+            where.append("job_id = ?")
             params.append(job_id)
-        sql += " ORDER BY fire_at DESC, job_id"
+        if failed:
+            where.append("status = 'failed'")
+        if since is not None:
+            where.append("COALESCE(fire_at, claimed_at) >= ?")
+            params.append(to_us(since))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY COALESCE(fire_at, claimed_at) DESC, job_id, run_id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(max(0, int(limit)))
@@ -391,20 +451,71 @@ class SqliteLedger:
         return [_row_to_run(r) for r in rows]
 
     def run_summaries(self) -> dict[str, RunSummary]:
-        columns = ", ".join(f"r.{c}" for c in _RUN_COLUMNS.split(", "))
+        # Scheduled runs only, like ``job_records``: manual runs are in ``runs`` (``cronplan runs``).
         sql = f"""
-            SELECT {columns}, s.completed, s.failed
-            FROM (SELECT job_id, MAX(fire_at) AS last,
-                         SUM(status IN ('succeeded', 'failed')) AS completed,
-                         SUM(status = 'failed') AS failed
-                  FROM runs GROUP BY job_id) AS s
-            JOIN runs AS r ON r.job_id = s.job_id AND r.fire_at = s.last
+            SELECT {_RUN_COLUMNS}, completed, failed FROM (
+                SELECT {_RUN_COLUMNS},
+                       ROW_NUMBER() OVER (PARTITION BY job_id
+                                          ORDER BY COALESCE(fire_at, claimed_at) DESC) AS nth,
+                       SUM(status IN ('succeeded', 'failed')) OVER (PARTITION BY job_id) AS completed,
+                       SUM(status = 'failed') OVER (PARTITION BY job_id) AS failed
+                FROM runs WHERE kind = 'scheduled'
+            ) WHERE nth = 1
         """
         with self._db.read() as conn:
             rows = conn.execute(sql).fetchall()
         return {
             r[0]: RunSummary(last=_row_to_run(r[:-2]), completed=r[-2], failed=r[-1]) for r in rows
         }
+
+    def start_manual_run(self, job_id: str, holder: str, *, started_at: datetime) -> str:
+        run_id = uuid.uuid4().hex
+        at = to_us(started_at)
+        with self._db.write(durable=True) as conn:
+            conn.execute(
+                "INSERT INTO runs (job_id, fire_at, kind, run_id, status, claimed_at, claimed_by,"
+                " started_at) VALUES (?, NULL, 'manual', ?, 'running', ?, ?, ?)",
+                (job_id, run_id, at, holder, at),
+            )
+            _bump(conn)
+        return run_id
+
+    def update_manual_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        output_tail: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        if status not in _RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "UPDATE runs SET status = ?, finished_at = COALESCE(?, finished_at),"
+                " exit_code = COALESCE(?, exit_code), output_tail = COALESCE(?, output_tail),"
+                " error = COALESCE(?, error) WHERE run_id = ?",
+                (
+                    status,
+                    None if finished_at is None else to_us(finished_at),
+                    exit_code,
+                    output_tail,
+                    error,
+                    run_id,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise LedgerError(f"no manual run with id {run_id} to update")
+            _bump(conn)
+
+    def get_manual_run(self, run_id: str) -> Run | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return None if row is None else _row_to_run(row)
 
     # ------------------------------------------------------------------ the apply lock
 

@@ -59,7 +59,8 @@ class LedgerCollector(Collector):
         in_progress: dict[tuple[str, str], int] = defaultdict(int)
         last_ok: dict[str, datetime] = {}
         for run in runs:
-            lags[run.job_id].append(max(0.0, (run.claimed_at - run.fire_at).total_seconds()))
+            if run.fire_at is not None:  # a manual run has no occurrence, so no fire lag
+                lags[run.job_id].append(max(0.0, (run.claimed_at - run.fire_at).total_seconds()))
             if run.status in ("claimed", "running"):
                 in_progress[(run.job_id, run.status)] += 1
             if run.duration_s is not None and run.status != "claimed":

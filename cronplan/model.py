@@ -258,14 +258,20 @@ class JobRecord:
 
 
 RunStatus = Literal["claimed", "running", "succeeded", "failed"]
+#: ``scheduled``: a claimed occurrence (it counts towards ``repeat``); ``manual``: ``cronplan run``.
+RunKind = Literal["scheduled", "manual"]
 
 
 @dataclass(frozen=True)
 class Run:
-    """One claimed occurrence of a job and what became of it."""
+    """One run of a job and what became of it: a claimed occurrence, or a manual run.
+
+    A scheduled run is keyed by ``(job_id, fire_at)``; a manual run has no ``fire_at`` (it consumes no
+    occurrence) and is keyed by its ``run_id``.
+    """
 
     job_id: str
-    fire_at: datetime
+    fire_at: datetime | None
     status: RunStatus
     claimed_at: datetime
     claimed_by: str = ""
@@ -274,6 +280,13 @@ class Run:
     exit_code: int | None = None
     output_tail: str = ""
     error: str | None = None
+    kind: RunKind = "scheduled"
+    run_id: str | None = None
+
+    @property
+    def at(self) -> datetime:
+        """When the run belongs: its occurrence, or for a manual run when it was started."""
+        return self.fire_at if self.fire_at is not None else self.claimed_at
 
     @property
     def duration_s(self) -> float | None:

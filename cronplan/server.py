@@ -107,6 +107,10 @@ class FireService:
             return 503, {"error": exc.message}, None
         try:
             claimed = firing.claim(self.rt, call)
+        except BadRequest as exc:
+            # e.g. a fire_at too far ahead (FireRefused): retrying cannot help
+            self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: refused: {exc.message}")
+            return 400, {"error": exc.message}, None
         except CronplanError as exc:
             self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: cannot claim: {exc.message}")
             return 503, {"error": exc.message}, None
@@ -456,14 +460,20 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _arm_locally(rt: Runtime, local: Provider, log: Log) -> None:
-    """The fallback: plan jobs.json against the local provider and apply, so every job has a trigger."""
+    """The fallback: plan the jobs as applied (ledger) against the local provider and apply, so every
+    applied job has a trigger. jobs.json is not read: apply stays the only door to production."""
     from cronplan.applier import apply_plan
+    from cronplan.fire import applied_job
     from cronplan.planner import plan
 
-    jobs = rt.load_jobs()
-    records = rt.ledger.job_records([j.id for j in jobs.jobs])
+    records = rt.ledger.job_records()
+    jobs = [
+        job
+        for record in records.values()
+        if (job := applied_job(record, default_tz=rt.config.timezone)) is not None
+    ]
     the_plan = plan(
-        list(jobs.jobs),
+        jobs,
         local.list_arms(),
         records,
         rt.clock.now(),
@@ -471,18 +481,23 @@ def _arm_locally(rt: Runtime, local: Provider, log: Log) -> None:
         callback_url=None,
         allow_empty=True,
     )
-    result = apply_plan(the_plan, local, rt.ledger, jobs.by_id(), clock=rt.clock)
+    result = apply_plan(the_plan, local, rt.ledger, {j.id: j for j in jobs}, clock=rt.clock)
     s = the_plan.summary
     log(
-        f"fallback: armed jobs.json on the local provider ({s.arm} to arm, {s.rearm} re-armed, "
+        f"fallback: armed the applied jobs on the local provider ({s.arm} to arm, {s.rearm} re-armed, "
         f"{s.cancel} cancelled, {s.skip} unchanged)"
     )
     for action, why in result.failed:
         log(f"fallback: {action.action} {action.job_id} FAILED: {why}")
 
 
-class _JobsWatcher:
-    """In fallback mode nobody runs `apply` against the local store: re-arm when jobs.json changes."""
+class _AppliedWatcher:
+    """In fallback mode an apply made elsewhere (another machine on a shared ledger) changes the applied
+    jobs without touching the local store: re-arm them locally when the ledger changed.
+
+    The ledger's serial is one cheap read, checked at most every ``every_s``; it also moves with every
+    fire, so a busy fallback re-plans about once a second (the fallback is a stop-gap, not the normal mode).
+    """
 
     def __init__(self, rt: Runtime, local: Provider, log: Log, *, every_s: float = 1.0) -> None:
         self.rt = rt
@@ -492,12 +507,11 @@ class _JobsWatcher:
         self.stamp = self._stamp()
         self.next_check = time.monotonic() + every_s
 
-    def _stamp(self) -> tuple[int, int] | None:
+    def _stamp(self) -> int | None:
         try:
-            st = self.rt.config.jobs_path.stat()
-        except OSError:
+            return self.rt.ledger.serial()
+        except CronplanError:
             return None
-        return (st.st_mtime_ns, st.st_size)
 
     def __call__(self) -> None:
         now = time.monotonic()
@@ -507,11 +521,11 @@ class _JobsWatcher:
         stamp = self._stamp()
         if stamp == self.stamp:
             return
-        self.stamp = stamp
         try:
             _arm_locally(self.rt, self.local, self.log)
         except CronplanError as exc:
-            self.log(f"fallback: jobs.json changed but could not be armed: {exc.message}")
+            self.log(f"fallback: the applied jobs changed but could not be armed: {exc.message}")
+        self.stamp = self._stamp()  # our own apply moved it too
 
 
 def serve(
@@ -533,7 +547,8 @@ def serve(
 
     from cronplan.timer import TimerLoop
 
-    rt.load_jobs()  # a broken jobs.json is reported now, not at the first fire
+    # Fires run the jobs as applied (from the ledger): serving needs no jobs.json, only the config and
+    # the ledger (a stateless instance); so does the fallback below.
     rt.ledger.lineage()  # open (and create) the ledger before serving: claims must not fail on first use
     verifier: Provider | None
     unavailable: str | None = None
@@ -567,7 +582,7 @@ def serve(
         try:
             _arm_locally(rt, arm_provider, log)
         except CronplanError as exc:
-            log(f"fallback: could not arm jobs.json locally: {exc.message}")
+            log(f"fallback: could not arm the applied jobs locally: {exc.message}")
 
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
@@ -613,7 +628,7 @@ def serve(
             raise CronplanError(f"the HTTP server did not start on {host}:{bound_port}")
         if use_timer:
             local = arm_provider
-            watcher = _JobsWatcher(rt, local, log) if unavailable is not None else None
+            watcher = _AppliedWatcher(rt, local, log) if unavailable is not None else None
             timer = TimerLoop(
                 local,  # type: ignore[arg-type]
                 service.fire_arm,

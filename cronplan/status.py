@@ -31,6 +31,8 @@ class JobStatus:
     armed_fire_at: datetime | None  # the earliest live arm
     summary: RunSummary | None
     unapplied: Unapplied | None
+    #: False when jobs.json could not be read, so ``unapplied`` is unknown rather than "applied as is".
+    compared: bool = True
 
     @property
     def name(self) -> str | None:
@@ -60,7 +62,7 @@ class JobStatus:
             "last_run": None
             if last is None
             else {
-                "fire_at": format_ts(last.fire_at),
+                "fire_at": format_ts(last.fire_at) if last.fire_at is not None else None,
                 "status": last.status,
                 "started_at": format_ts(last.started_at) if last.started_at else None,
                 "finished_at": format_ts(last.finished_at) if last.finished_at else None,
@@ -69,6 +71,8 @@ class JobStatus:
             },
             "runs_completed": summary.completed if summary is not None else 0,
             "failures": summary.failed if summary is not None else 0,
+            # Additive (docs/fire.md): none | changed | new | removed | unknown (jobs.json unreadable).
+            "unapplied": (self.unapplied or "none") if self.compared else "unknown",
         }
 
 
@@ -106,9 +110,9 @@ def collect(rt: Runtime, jobs_file: JobsFile | None) -> StatusSnapshot:
     records = ledger.job_records()
     summaries = ledger.run_summaries()
     by_id = jobs_file.by_id() if jobs_file is not None else {}
+    # Applied jobs are listed even when gone from jobs.json (``removed``) or without jobs.json at all.
     ids = set(by_id) | set(armed)
-    if jobs_file is None:
-        ids |= {job_id for job_id, r in records.items() if r.applied_spec is not None}
+    ids |= {job_id for job_id, r in records.items() if r.applied_spec is not None}
     rows = []
     for job_id in sorted(ids):
         job = by_id.get(job_id)
@@ -121,6 +125,7 @@ def collect(rt: Runtime, jobs_file: JobsFile | None) -> StatusSnapshot:
                 armed_fire_at=armed.get(job_id),
                 summary=summaries.get(job_id),
                 unapplied=_unapplied(job, record) if jobs_file is not None else None,
+                compared=jobs_file is not None,
             )
         )
     return StatusSnapshot(tuple(rows), tuple(notes))

@@ -83,6 +83,13 @@ class Project:
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
+    def apply(self, now: str | None = None, *, env: dict[str, str] | None = None) -> Result:
+        """``cronplan apply --auto-approve [--now TS]`` as a subprocess; fires run only applied jobs."""
+        args = ["apply", "--auto-approve"] + (["--now", now] if now else [])
+        res = self.run(*args, env=env)
+        assert res.exit_code == 0, res.stdout + res.stderr
+        return res
+
 
 def _wrap(fn: Callable[[], None]) -> Any:
     import click

@@ -288,6 +288,88 @@ class LedgerContract:
         assert [r.job_id for r in ledger.runs("b")] == ["b"]
         assert ledger.runs("zzz") == []
 
+    # ------------------------------------------------------------------ manual runs
+
+    def test_manual_runs_never_collide_with_claims_nor_count_as_occurrences(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        ledger.record_applied("a", spec=SPEC, digest="d1", fire_at=T0, callback_url=None, at=T0)
+        assert ledger.claim("a", T0, "me", at=T0)
+        ledger.update_run("a", T0, status="succeeded", exit_code=0)
+        started = T0 + timedelta(hours=5, microseconds=7)
+        first = ledger.start_manual_run("a", "by-hand", started_at=started)
+        second = ledger_factory().start_manual_run("a", "by-hand", started_at=started)
+        assert first != second  # two manual runs at the same instant are two runs
+        ledger.update_manual_run(
+            first,
+            status="failed",
+            finished_at=started + timedelta(seconds=2),
+            exit_code=4,
+            output_tail="oops\n",
+            error="exit 4",
+        )
+        run = ledger.get_manual_run(first)
+        assert run is not None
+        assert (run.kind, run.fire_at, run.run_id, run.status) == ("manual", None, first, "failed")
+        assert (run.started_at, run.at, run.claimed_by) == (started, started, "by-hand")
+        assert (run.exit_code, run.output_tail, run.error, run.duration_s) == (
+            4,
+            "oops\n",
+            "exit 4",
+            2.0,
+        )
+        assert ledger.get_manual_run("no-such-run") is None
+        # The occurrence claim is untouched, and a manual run is no occurrence: no repeat count, no
+        # last_fired_at, no failure in what the planner reads.
+        record = ledger.job_records(["a"])["a"]
+        assert (record.runs, record.failures, record.last_fired_at) == (1, 0, T0)
+        assert ledger.claim(
+            "a", T0 + timedelta(days=1), "me", at=T0
+        )  # claims still work next to them
+        kinds = [(r.kind, r.fire_at) for r in ledger.runs("a")]
+        assert kinds == [
+            ("scheduled", T0 + timedelta(days=1)),
+            ("manual", None),
+            ("manual", None),
+            ("scheduled", T0),
+        ]
+        # Summaries (status) count occurrences, like job_records: manual runs stay out of them.
+        summary = ledger.run_summaries()["a"]
+        assert (summary.last.fire_at, summary.completed, summary.failed) == (
+            T0 + timedelta(days=1),
+            1,
+            0,
+        )
+
+    def test_update_of_an_unknown_manual_run_is_an_error(self, ledger: Ledger) -> None:
+        with pytest.raises(LedgerError, match="manual run"):
+            ledger.update_manual_run("nope", status="succeeded")
+
+    def test_runs_filtered_by_failure_and_time(self, ledger: Ledger) -> None:
+        for i, status in enumerate(["succeeded", "failed", "succeeded", "failed"]):
+            fire = T0 + timedelta(hours=i)
+            assert ledger.claim("a" if i % 2 else "b", fire, "me", at=T0)
+            ledger.update_run("a" if i % 2 else "b", fire, status=status)  # type: ignore[arg-type]
+        manual = ledger.start_manual_run("b", "me", started_at=T0 + timedelta(minutes=150))
+        ledger.update_manual_run(manual, status="failed")
+        failed = ledger.runs(failed=True)
+        assert [(r.job_id, r.at) for r in failed] == [
+            ("a", T0 + timedelta(hours=3)),
+            ("b", T0 + timedelta(minutes=150)),
+            ("a", T0 + timedelta(hours=1)),
+        ]
+        since = ledger.runs(since=T0 + timedelta(hours=2))
+        assert [r.at for r in since] == [
+            T0 + timedelta(hours=3),
+            T0 + timedelta(minutes=150),
+            T0 + timedelta(hours=2),
+        ]
+        assert [r.at for r in ledger.runs("b", since=T0 + timedelta(hours=1))] == [
+            T0 + timedelta(minutes=150),
+            T0 + timedelta(hours=2),
+        ]
+        assert len(ledger.runs(failed=True, limit=1)) == 1
+
     # ------------------------------------------------------------------ jobs as last applied
 
     def test_job_records_combine_applied_jobs_and_runs(self, ledger: Ledger) -> None:

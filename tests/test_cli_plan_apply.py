@@ -212,6 +212,7 @@ def test_status_json(project):
             "last_run": None,
             "runs_completed": 0,
             "failures": 0,
+            "unapplied": "none",
         }
     ]
 

@@ -127,7 +127,11 @@ def test_duplicate_after_run_is_a_noop(proj: Proj) -> None:
 def test_inactive_job_is_stale_and_writes_nothing(
     proj: Proj, fields: dict[str, Any], reason: str
 ) -> None:
+    proj.jobs(append_job("a", proj.log))
+    proj.apply(T0 - timedelta(seconds=30))
     proj.jobs(append_job("a", proj.log, **fields))
+    proj.apply(T0 - timedelta(seconds=20))  # cancels the arm and records the job as applied
+    assert proj.arms() == {}
     out = proj.fire("a", T0)
     assert out.status == "stale" and out.ok
     assert reason in out.reason
@@ -137,22 +141,28 @@ def test_inactive_job_is_stale_and_writes_nothing(
 
 def test_unknown_job_and_non_occurrence_are_stale(proj: Proj) -> None:
     proj.jobs(append_job("a", proj.log))
+    proj.apply(T0 - timedelta(seconds=30))
     out = proj.fire("nope", T0)
-    assert out.status == "stale" and "not in jobs.json" in out.reason
+    assert out.status == "stale" and "not applied" in out.reason
     out = proj.fire("a", T0 + timedelta(seconds=30))  # the schedule is every 60 s on the minute
     assert out.status == "stale" and "not an occurrence" in out.reason
     assert proj.runs() == []
     assert proj.rt.ledger.runs() == []
 
 
-def test_schedule_changed_after_arming_is_stale(proj: Proj) -> None:
+def test_unapplied_schedule_change_does_not_count_applied_one_does(proj: Proj) -> None:
+    """The stale check uses the applied schedule: an edit of jobs.json changes nothing until applied."""
     proj.jobs(append_job("a", proj.log, schedule={"kind": "cron", "expr": "0 9 * * *"}))
     proj.apply(T0 - timedelta(hours=1))
     assert proj.arms() == {"a": T0}
     proj.jobs(append_job("a", proj.log, schedule={"kind": "cron", "expr": "30 9 * * *"}))
-    out = proj.fire("a", T0)
-    assert out.status == "stale" and "not an occurrence" in out.reason
-    assert proj.runs() == []
+    assert proj.fire("a", T0).status == "succeeded"  # still the applied 09:00 schedule
+    assert proj.arms() == {"a": T0 + timedelta(days=1)}
+    proj.apply(T0 + timedelta(minutes=1))  # now the 09:30 schedule is applied: the arm moves
+    assert proj.arms() == {"a": T0 + timedelta(minutes=30)}
+    out = proj.fire("a", T0 + timedelta(days=1))
+    assert out.status == "stale" and "not an occurrence of the job's applied schedule" in out.reason
+    assert len(proj.runs()) == 1
 
 
 def test_once_job_fires_then_is_never_rearmed(proj: Proj) -> None:
@@ -208,14 +218,15 @@ def test_direct_run_trap_manual_fire_leaves_arm_consistent(proj: Proj) -> None:
     assert len(proj.runs()) == 1
 
 
-def test_direct_run_of_a_never_applied_job_arms_past_it(proj: Proj) -> None:
-    """The trap without a prior apply: the run's own re-arm must not arm the occurrence it just claimed."""
+def test_fire_of_a_never_applied_job_is_stale_and_arms_nothing(proj: Proj) -> None:
+    """Apply is the only door: a job only in jobs.json does not run, and its fire writes nothing."""
     proj.jobs(append_job("n", proj.log))
     now = T0 - timedelta(seconds=20)
     out = proj.fire("n", T0, now=now)
-    assert out.status == "succeeded"
-    assert proj.arms() == {"n": T0 + timedelta(minutes=1)}
-    assert not proj.has_changes(now)
+    assert out.status == "stale" and "not applied" in out.reason and out.ok
+    assert proj.runs() == [] and proj.arms() == {}
+    assert proj.rt.ledger.runs() == []
+    assert proj.has_changes(now)  # `plan` still offers to arm it
 
 
 def test_fire_at_exactly_its_time_moves_the_arm_on(proj: Proj) -> None:
@@ -237,6 +248,7 @@ def test_no_replan_leaves_the_arm(proj: Proj) -> None:
 
 def test_superseded_and_missed_with_catch_up_skip(proj: Proj) -> None:
     proj.jobs(append_job("a", proj.log), append_job("s", proj.log, catch_up="skip"))
+    proj.apply(T0 - timedelta(seconds=30))
     assert proj.fire("a", T0 + timedelta(minutes=5)).status == "succeeded"
     old = proj.fire("a", T0)
     assert old.status == "stale" and "superseded" in old.reason

@@ -20,6 +20,7 @@ from tests.fixtures_serve import append_job, fire_body, read_runs, sign
 # Every fire/plan/apply here pins the clock: nothing depends on today's date (docs/planning.md, "The clock").
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
 NOW = format_ts(T0)
+EARLY = format_ts(T0 - timedelta(seconds=30))  # apply's clock: fires run the job as applied
 
 
 def minute_floor(dt: datetime | None = None) -> datetime:
@@ -41,6 +42,7 @@ def ledger_runs(project: Project, job_id: str) -> list[Any]:
 def test_twenty_concurrent_fire_processes_run_once(project: Project) -> None:
     log = project.root / "runs.log"
     project.write_jobs([append_job("c", log)])
+    project.apply(EARLY)
     fire_at = format_ts(minute_floor())
     argv = [
         sys.executable,
@@ -86,6 +88,7 @@ def test_exit_codes_success_duplicate_failure(project: Project) -> None:
             },
         ]
     )
+    project.apply(EARLY)
     t = format_ts(minute_floor())
     res = project.run("fire", "--now", NOW, "--job-id", "ok", "--fire-at", t)
     assert res.exit_code == 0, res.stderr
@@ -107,7 +110,7 @@ def test_exit_codes_success_duplicate_failure(project: Project) -> None:
     [
         ({"state": "paused"}, 0, "job is paused"),
         ({"enabled": False}, 0, "job is disabled"),
-        (None, 0, "not in jobs.json"),
+        (None, 0, "job 's' is not applied"),
         ({}, 30, "not an occurrence"),
     ],
 )
@@ -115,9 +118,13 @@ def test_stale_fires_exit_zero_and_do_not_run(
     project: Project, job: dict[str, Any] | None, fire_at_offset: int, needle: str
 ) -> None:
     log = project.root / "runs.log"
+    if job:  # applied active first, then applied paused/disabled (the cancel records it)
+        project.write_jobs([append_job("s", log)])
+        project.apply(EARLY)
     project.write_jobs(
         [append_job("s", log, **job)] if job is not None else [append_job("other", log)]
     )
+    project.apply(EARLY)
     t = format_ts(minute_floor() + timedelta(seconds=fire_at_offset))
     res = project.run("fire", "--now", NOW, "--job-id", "s", "--fire-at", t)
     assert res.exit_code == 0, res.stderr
@@ -152,6 +159,7 @@ def test_request_verified_by_provider_plugin(
     log = project.root / "runs.log"
     project.write_config("jobs: jobs.json\nprovider: testhmac\ncallback_url: http://127.0.0.1:1\n")
     project.write_jobs([append_job("c", log)])
+    project.apply(EARLY, env=hmac_provider_env)
     body = fire_body("c", format_ts(minute_floor()))
     head = "POST /api/cron/fire HTTP/1.1\r\nContent-Type: application/json\r\n"
     good = (
@@ -254,6 +262,7 @@ def test_shell_metacharacters_in_job_fields_are_inert(project: Project, tmp_path
             }
         ]
     )
+    project.apply(EARLY)
     res = project.run(
         "-v", "fire", "--now", NOW, "--job-id", "inj", "--fire-at", format_ts(minute_floor())
     )
@@ -265,9 +274,14 @@ def test_shell_metacharacters_in_job_fields_are_inert(project: Project, tmp_path
 
 
 def test_cold_fire_path_stays_lean(project: Project) -> None:
-    """A scale-to-zero callback pays for every import: none of the heavy optional ones on this path."""
+    """A scale-to-zero callback pays for every import: none of the heavy optional ones on this path.
+
+    The fire reads the job as applied from the ledger: jobs.json is not even there.
+    """
     log = project.root / "runs.log"
     project.write_jobs([append_job("lean", log)])
+    project.apply(EARLY)
+    (project.root / "jobs.json").unlink()
     res = subprocess.run(
         [
             sys.executable,
@@ -303,7 +317,10 @@ def test_cold_fire_path_stays_lean(project: Project) -> None:
 
 def test_in_process_cli_request_from_stdin_and_stale(project: Project) -> None:
     log = project.root / "runs.log"
+    project.write_jobs([append_job("c", log)])
+    project.apply(EARLY)
     project.write_jobs([append_job("c", log, state="paused")])
+    project.apply(EARLY)
     t = format_ts(minute_floor())
     res = project.cli("fire", "--now", NOW, "--job-id", "c", "--fire-at", t)
     assert res.exit_code == 0 and "job is paused" in res.stderr
@@ -327,6 +344,7 @@ def test_stopping_fire_mid_run_records_and_kills_the_job(project: Project, sig: 
             }
         ]
     )
+    project.apply(EARLY)
     t = minute_floor()
     proc = subprocess.Popen(
         [

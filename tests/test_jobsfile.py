@@ -385,3 +385,36 @@ def test_values_json_cannot_hold_are_refused(tmp_path: Path) -> None:
     j.write_text('{"jobs": [\n {"id": "a", "x-n": NaN}]}')
     (p,) = problems_of(j)
     assert (p.line, p.col, p.message) == (2, 21, "invalid JSON: NaN is not a JSON number")
+
+
+# --------------------------------------------------------------------------- the job as applied
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_job_from_spec_rebuilds_every_valid_job_as_loaded(path: Path) -> None:
+    """The ledger keeps a job's spec; building it again gives the same job (what fires is what was applied)."""
+    from cronplan.jobsfile import job_from_spec
+
+    for job in load_jobs(path, default_tz="Europe/Berlin").jobs:
+        # Through JSON and back, as the ledger stores it; under another default zone, which must not
+        # matter because the spec carries the effective zone.
+        again = job_from_spec(json.loads(json.dumps(job.spec)), default_tz="UTC")
+        assert again.digest == job.digest and again.spec == job.spec
+        assert (again.schedule, again.action, again.name) == (job.schedule, job.action, job.name)
+        assert (again.enabled, again.state, again.repeat_times, again.catch_up) == (
+            job.enabled,
+            job.state,
+            job.repeat_times,
+            job.catch_up,
+        )
+
+
+def test_job_from_an_unreadable_spec_is_a_ledger_error() -> None:
+    from cronplan.errors import LedgerError
+    from cronplan.jobsfile import job_from_spec
+
+    bad = {"id": "x", "schedule": {"kind": "cron", "expr": "61 * * * *", "tz": "UTC"}}
+    with pytest.raises(LedgerError, match=r"applied definition of job 'x'.*apply the job again"):
+        job_from_spec(bad)
+    with pytest.raises(LedgerError, match="cannot be read"):
+        job_from_spec({"id": "y"})

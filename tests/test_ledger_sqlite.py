@@ -107,7 +107,7 @@ def test_store_uses_wal_and_the_agreed_schema(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"meta", "jobs", "runs", "lock"} <= tables
-        assert conn.execute("SELECT schema_version FROM meta").fetchone()[0] == 1
+        assert conn.execute("SELECT schema_version FROM meta").fetchone()[0] == 2
     finally:
         conn.close()
 

@@ -36,7 +36,7 @@ def test_fire_runs_once_and_next_arm_appears(
     np, server = nas_project, nas_project.server
     log = tmp_path / "runs.log"
     sp = nas_serve(np)
-    # Due in ~4 s from when serve is up (serve reads jobs.json afresh at each fire).
+    # Due in ~4 s from when serve is up (each fire reads the job as applied from the ledger).
     start = soon(4)
     np.write_jobs(
         [
@@ -77,7 +77,7 @@ def test_server_side_duplicate_delivery_runs_once(
     server.fire_duplicate = True  # every fire is sent twice, as after a lost acknowledgement
     log = tmp_path / "runs.log"
     nas_serve(np)
-    # Due in ~4 s from when serve is up (serve reads jobs.json afresh at each fire).
+    # Due in ~4 s from when serve is up (each fire reads the job as applied from the ledger).
     start = soon(4)
     np.write_jobs(
         [
@@ -98,6 +98,8 @@ def test_server_side_duplicate_delivery_runs_once(
 def _attack_project(np: NasProject, log: Path) -> None:
     # A real job whose schedule has FIRE_AT as an occurrence, so a valid token would run it.
     np.write_jobs([append_job(JOB, log, schedule={"kind": "interval", "seconds": 60})])
+    res = np.run("apply", "--auto-approve")  # fires run the job as applied
+    assert res.exit_code == 0, res.stdout + res.stderr
 
 
 @pytest.mark.timeout(180)

@@ -97,6 +97,8 @@ def test_three_instances_one_ledger_50_fires_50_runs(
         [append_job("shared", log, schedule={"kind": "interval", "seconds": 3600})]
     )
     env = {SECRET_ENV: webhook_secret, "CRONPLAN_TEST_STATE_DSN": pg_dsn}
+    applied = shared_project.run("apply", "--auto-approve", env=env)  # fires run the applied job
+    assert applied.exit_code == 0, applied.stdout + applied.stderr
     servers = [serve_on(root, free_port(), env=env) for _ in range(3)]
     urls = [f"{s.url}/api/cron/fire" for s in servers]
 

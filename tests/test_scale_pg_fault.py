@@ -55,6 +55,9 @@ def test_killing_postgres_mid_fire(project: Project, private_pg: PgCluster) -> N
         ]
     )
     hour = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    project.apply(
+        ts(hour - timedelta(hours=1, minutes=1))
+    )  # fires run the job as applied (PostgreSQL)
     previous, current = hour - timedelta(hours=1), hour
     now = ts(hour + timedelta(minutes=5))  # every command pins the clock
 

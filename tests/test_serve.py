@@ -79,6 +79,7 @@ def test_twenty_concurrent_http_fires_run_once(
     """Exactly once over HTTP: a verifier that accepts (the test provider's HMAC), 20 racing requests."""
     log = hmac_project.root / "runs.log"
     hmac_project.write_jobs([append_job("c", log)])
+    hmac_project.apply(env=hmac_provider_env)
     sp = serve_process(hmac_project.root, env=hmac_provider_env)
     assert sp.wait_healthy()["provider"] == "testhmac"
     body = fire_body("c", format_ts(minute_floor()))
@@ -115,7 +116,12 @@ def test_http_responses_401_400_and_stale_200(
     hmac_project: Project, hmac_provider_env: dict[str, str], serve_process: ServeFactory
 ) -> None:
     log = hmac_project.root / "runs.log"
+    hmac_project.write_jobs([append_job("ok", log), append_job("p", log)])
+    hmac_project.apply(env=hmac_provider_env)
     hmac_project.write_jobs([append_job("ok", log), append_job("p", log, state="paused")])
+    hmac_project.apply(env=hmac_provider_env)  # p's cancel records it as applied, paused
+    # A stateless instance: serve answers fires from the config and the ledger, without jobs.json.
+    (hmac_project.root / "jobs.json").unlink()
     sp = serve_process(hmac_project.root, env=hmac_provider_env)
     t = format_ts(minute_floor())
     body = fire_body("ok", t)
@@ -125,7 +131,7 @@ def test_http_responses_401_400_and_stale_200(
     assert post(sp.url, bad, sign(bad)).status_code == 400
     for job_id, when, needle in [
         ("p", t, "paused"),
-        ("ghost", t, "not in jobs.json"),
+        ("ghost", t, "not applied"),
         ("ok", format_ts(minute_floor() + timedelta(seconds=30)), "not an occurrence"),
     ]:
         b = fire_body(job_id, when)
@@ -147,6 +153,7 @@ def test_202_only_after_the_claim_is_durable(
     hmac_project.write_jobs(
         [{"id": "slow", "schedule": {"kind": "interval", "seconds": 60}, "command": ["sleep", "3"]}]
     )
+    hmac_project.apply(env=hmac_provider_env)
     sp = serve_process(hmac_project.root, env=hmac_provider_env)
     t = minute_floor()
     body = fire_body("slow", format_ts(t))
@@ -178,6 +185,7 @@ def test_sigterm_mid_run_leaves_a_complete_record(
     if timeout_arg is None:
         job["env"] = {"SHORT": "1"}
     hmac_project.write_jobs([job])
+    hmac_project.apply(env=hmac_provider_env)
     args = ("--shutdown-timeout", timeout_arg) if timeout_arg else ()
     sp = serve_process(hmac_project.root, env=hmac_provider_env, args=args)
     t = minute_floor()

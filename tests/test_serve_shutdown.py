@@ -27,6 +27,10 @@ def test_shutdown_stops_running_and_records_queued_runs(tmp_path: Path) -> None:
     ]
     (tmp_path / "jobs.json").write_text(json.dumps({"jobs": jobs}))
     rt = Runtime(Config(base_dir=tmp_path), environ={}, clock=PinnedClock(T0))
+    for job in rt.load_jobs().jobs:  # as `apply` records them: fires run the applied job
+        rt.ledger.record_applied(
+            job.id, spec=job.spec, digest=job.digest, fire_at=T0, callback_url=None, at=T0
+        )
     logs: list[str] = []
     service = FireService(rt, verifier=None, arm_provider=rt.provider, log=logs.append, workers=1)
     try:

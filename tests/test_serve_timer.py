@@ -133,10 +133,17 @@ def test_once_and_repeat_under_serve(project: Project, serve_process: ServeFacto
 
 @pytest.mark.slow
 def test_fallback_when_provider_unavailable(project: Project, serve_process: ServeFactory) -> None:
-    """serve with an unknown provider: a loud warning, jobs armed locally, the timer keeps them firing."""
+    """serve with an unknown provider: a loud warning, the applied jobs armed locally, the timer keeps
+    them firing; an unapplied edit of jobs.json stays out (apply is the only door)."""
+    import subprocess
+    import sys
+
     log = project.root / "runs.log"
+    fb = append_job("fb", log, schedule={"kind": "interval", "seconds": 1})
+    project.write_jobs([fb])
+    project.apply()  # applied while the provider (local) worked
+    (project.root / "local.yaml").write_text(project.config.read_text())
     project.write_config("jobs: jobs.json\nprovider: nosuchprovider\n")
-    project.write_jobs([append_job("fb", log, schedule={"kind": "interval", "seconds": 1})])
     sp = serve_process(project.root)
     health = sp.wait_healthy()
     assert health["fallback"] is True and health["timer"] is True
@@ -147,14 +154,21 @@ def test_fallback_when_provider_unavailable(project: Project, serve_process: Ser
     assert resp.status_code == 503
     time.sleep(3)
     assert len(read_runs(log)) >= 2
-    # Nobody applies in fallback mode: serve arms a job added to jobs.json by itself.
-    project.write_jobs(
-        [
-            append_job("fb", log, schedule={"kind": "interval", "seconds": 1}),
-            append_job("added", log, label="added", schedule={"kind": "interval", "seconds": 1}),
-        ]
+    # A job only added to jobs.json is not armed: nothing applied it.
+    added = append_job("added", log, label="added", schedule={"kind": "interval", "seconds": 1})
+    project.write_jobs([fb, added])
+    time.sleep(2.5)
+    assert not any(label == "added" for label, _, _ in read_runs(log)), sp.stderr()
+    # Once applied (here with a config whose provider works, on the same store and ledger) it fires.
+    res = subprocess.run(
+        [sys.executable, "-m", "cronplan", "--config", "local.yaml", "apply", "--auto-approve"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    time.sleep(4)
+    assert res.returncode == 0, res.stderr
+    time.sleep(3)
     assert any(label == "added" for label, _, _ in read_runs(log)), sp.stderr()
 
 

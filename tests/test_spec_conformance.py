@@ -1061,10 +1061,14 @@ def test_apply_planfile_stale_when_arms_changed_elsewhere(daily: Project) -> Non
 
 
 def test_apply_planfile_stale_when_ledger_changed(daily: Project) -> None:
-    daily.run("plan", "--now", NOW, "--out", "p.json")
+    apply_now(daily)  # armed at 09:00Z
+    daily.write_jobs([job("daily", cron("0 10 * * *"))])
+    daily.run("plan", "--now", NOW, "--out", "p.json")  # re-arm to 10:00Z
+    # The applied 09:00 occurrence runs (the arm stays): only the ledger changed since the plan.
     fired = daily.run(
-        "fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW
-    )
+        "fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW,
+        "--no-replan",
+    )  # fmt: skip
     assert fired.exit_code == 0, fired.stderr
     res = daily.run("apply", "p.json", "--now", NOW)
     assert res.exit_code == 1
@@ -1171,6 +1175,7 @@ def test_fire_runs_records_and_rearms(daily: Project) -> None:
 
 
 def test_fire_duplicate_is_exit_0_with_stderr_message(daily: Project) -> None:
+    apply_now(daily)
     args = ("fire", "--job-id", "daily", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
     assert daily.run(*args).exit_code == 0
     dup = daily.run(*args)
@@ -1199,6 +1204,7 @@ def test_fire_paused_job_is_stale(project: Project) -> None:
 
 def test_fire_failed_job_exits_1(project: Project) -> None:
     project.write_jobs([{"id": "bad", "schedule": cron("0 9 * * *"), "command": ["false"]}])
+    apply_now(project)
     res = project.run("fire", "--job-id", "bad", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
     assert res.exit_code == 1
     st = status_json(project)["bad"]
@@ -1230,6 +1236,7 @@ def test_fire_job_without_action_goes_to_the_configured_runner(project: Project)
         f'jobs: jobs.json\nprovider: local\nrunner: [{sys.executable}, -c, "{script}"]\n'
     )
     project.write_jobs([{"id": "p", "prompt": "hello", "x-k": 1, "schedule": cron("0 9 * * *")}])
+    apply_now(project)
     res = project.run("fire", "--job-id", "p", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW)
     assert res.exit_code == 0, res.stderr
     got = json.loads((project.root / "got.json").read_text())
@@ -1256,6 +1263,7 @@ def test_fire_command_gets_env_cwd_and_timeout(project: Project) -> None:
             },
         ]
     )
+    apply_now(project)
     ok = project.run(
         "fire", "--job-id", "envcwd", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW
     )
@@ -1313,6 +1321,7 @@ def test_fire_http_action_sends_string_as_is_and_json_otherwise(project: Project
                 },
             ]
         )
+        apply_now(project)
         for job_id in ("s", "o"):
             res = project.run(
                 "fire", "--job-id", job_id, "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW
@@ -1370,11 +1379,12 @@ def test_fire_request_verified_runs_and_a_failed_rearm_exits_1(
     pytest.importorskip("cronplan_temporal")
     key = b"0123456789abcdef0123456789abcdef"
     env = {"CRONPLAN_WEBHOOK_SECRET": "whsec_" + base64.b64encode(key).decode()}
+    project.write_jobs([job("a", cron("0 9 * * *"))])
+    apply_now(project)  # applied (on the local provider): the ledger holds the job fires run
     project.write_config(
         "jobs: jobs.json\nprovider: temporal\ncallback_url: http://127.0.0.1:8787\n"
         "providers:\n  temporal: {address: '127.0.0.1:1'}\n"  # nothing listens: re-arms fail
     )
-    project.write_jobs([job("a", cron("0 9 * * *"))])
     body = json.dumps({"job_id": "a", "fire_at": "2026-11-27T09:00:00Z"})
 
     # The signature's timestamp is real time (a real-world lifetime); --now pins cronplan's own decisions.
@@ -1460,11 +1470,12 @@ def test_status_json_exact_shape(project: Project) -> None:
     doc = json.loads(res.stdout)
     assert set(doc) == {"format_version", "jobs"}
     assert doc["format_version"] == "1"
-    keys = {"job_id", "armed_fire_at", "last_run", "runs_completed", "failures"}
+    keys = {"job_id", "armed_fire_at", "last_run", "runs_completed", "failures", "unapplied"}
     for row in doc["jobs"]:
         assert set(row) == keys
     rows = {r["job_id"]: r for r in doc["jobs"]}
     assert rows["idle"]["last_run"] is None
+    assert {r["unapplied"] for r in doc["jobs"]} == {"none"}  # jobs.json is what was applied
     assert rows["idle"]["armed_fire_at"] == "2026-11-27T10:00:00Z"
     last = rows["ran"]["last_run"]
     assert set(last) == {
@@ -1646,6 +1657,7 @@ def test_interrupt_exits_130(project: Project) -> None:
             }
         ]
     )
+    apply_now(project)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cronplan", "--config", str(project.config), "fire",
          "--job-id", "slow", "--fire-at", "2026-11-27T09:00:00Z", "--now", NOW],

@@ -235,6 +235,7 @@ def test_forged_or_replayed_signatures_are_rejected_with_nothing_run(
     tproject.project.write_jobs(
         [append_job("guarded", log, schedule={"kind": "interval", "seconds": 3600})]
     )
+    assert tproject.run("apply", "--auto-approve").exit_code == 0  # fires run the applied job
     serve = serve_on(tproject.root, tproject.port, env=tproject.env)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     fire_at = hour.strftime("%Y-%m-%dT%H:%M:%SZ")

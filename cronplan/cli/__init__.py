@@ -14,6 +14,7 @@ from cronplan.cli import (  # noqa: F401  (registration)
     import_cmds,
     plan_cmds,
     provider_cmds,
+    run_cmds,
     schema_cmds,
     validate_cmds,
 )

@@ -66,16 +66,29 @@ def fire_command(
     rt = app.runtime(parse_clock(now_text))
 
     if overdue:
+        from cronplan.timefmt import format_ts
+
         with _sigterm_interrupts():
             outcomes = firing.fire_overdue(rt)
+            rearmed = firing.rearm_missing(rt)
         for outcome in outcomes:
             app.err(outcome.describe())
             _show_output(app, outcome)
-        if not outcomes:
-            app.info("No overdue arms.")
+        for action, why in rearmed:
+            at = format_ts(action.after.fire_at) if action.after is not None else "?"
+            if why is None:
+                app.err(f"{action.job_id}: had no live arm; armed at {at}")
+            else:
+                app.err(f"{action.job_id}: had no live arm; arming at {at} FAILED: {why}")
+        if not outcomes and not rearmed:
+            app.info("No overdue arms and no missing ones.")
         failed = [o for o in outcomes if not o.ok]
-        if failed:
-            raise JobFailed(f"{len(failed)} of {len(outcomes)} overdue fire(s) failed")
+        unarmed = [a for a, why in rearmed if why is not None]
+        if failed or unarmed:
+            raise JobFailed(
+                f"{len(failed)} of {len(outcomes)} overdue fire(s) failed; "
+                f"{len(unarmed)} of {len(rearmed)} missing arm(s) could not be armed"
+            )
         return
 
     if request_path is not None:

@@ -84,7 +84,7 @@ def render_status_page(page: PageInput) -> str:
         {
             "id": run.job_id,
             "name": names.get(run.job_id),
-            "when": _when(run.fire_at, None, now),
+            "when": _when(run.at, None, now),  # a manual run: when it started
             "status": run.status,
             "exit_code": run.exit_code,
             "error": run.error,
