@@ -659,7 +659,7 @@ def _actions_by_job(actions: Iterable[Action]) -> dict[str, list[dict[str, Any]]
     return out
 
 
-_DESCRIBED = ("action", "reason", "after", "before", "changes", "job_digest", "tz")
+_DESCRIBED = ("action", "after", "before", "reason", "changes", "job_digest", "tz")
 
 
 def _describe_edit(job_id: str, have: list[dict[str, Any]], want: list[dict[str, Any]]) -> str:
