@@ -10,7 +10,7 @@ is handed to this script when it fires: stdin holds the job as applied plus its 
 environment carries CRONPLAN_JOB_ID and CRONPLAN_FIRE_AT. The exit status is the run's result; the end of
 what it prints is kept as the run's output tail.
 
-Set AGENT_COMMAND to the agent's command line (for example `hermes chat -q`): the prompt is appended as its
+Set AGENT_COMMAND to the agent's command line (for example `my-agent run`): the prompt is appended as its
 last argument, and `--skills`/`--model` are passed when the job names them. Without AGENT_COMMAND the
 script only prints what it would run (a dry run), so the example works anywhere.
 """
