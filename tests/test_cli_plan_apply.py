@@ -40,7 +40,9 @@ def test_full_cycle_arm_rearm_cancel_no_changes(project):
     r = project.cli("plan", "--now", NOW)
     assert r.exit_code == 0, r.stderr
     assert "+ a" in r.stdout and "+ b" in r.stdout
-    assert r.stdout.rstrip().endswith("Plan: 2 to arm, 0 to re-arm, 0 to update, 0 to cancel, 0 unchanged.")
+    assert r.stdout.rstrip().endswith(
+        "Plan: 2 to arm, 0 to re-arm, 0 to update, 0 to cancel, 0 unchanged."
+    )
 
     r = project.cli("apply", "--auto-approve", "--now", NOW)
     assert r.exit_code == 0, r.stderr
