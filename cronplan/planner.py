@@ -16,10 +16,12 @@ Plan. The rules, in the order they are applied to one job:
    schedule is left alone: ``skip: due, awaiting fire``.
 5. The live arm at the desired time is kept; any other live arms of the job are cancelled.
 6. A re-arm's reason comes from comparing the job as last applied with the job now (field by field).
-7. A job whose definition differs from the one last applied (or that was never recorded as applied) while
-   its arm stays where it is — or while it wants no arm and has none — is an ``update``: ``job changed``
-   with the field diff, or ``not yet recorded as applied``. Apply records the definition; no provider call.
-   When the arm moves as well it stays a re-arm (with the diff), and a re-arm or cancel records it too.
+7. A job whose definition differs from the one last applied while its arm stays where it is — or while it
+   wants no arm and has none — is an ``update``: ``job changed``, with the field diff. A job never recorded
+   as applied whose arm is already where it should be is an update too (``not yet recorded as applied``);
+   one that has no arm and wants none stays a skip (its first arm records it). Apply records the
+   definition; no provider call. When the arm moves as well it stays a re-arm (with the diff); a re-arm, an
+   arm and a cancel record the definition too.
 """
 
 from __future__ import annotations
@@ -212,6 +214,10 @@ def _plan_job(
     if record is not None and record.applied_digest == job.digest:
         return actions  # the definition is applied as it is: only the arms matter (the common case)
     if main.action == "skip":
+        if main.before is None and (record is None or record.applied_digest is None):
+            # Never applied, no arm and none wanted (paused, disabled, ...): nothing can fire, nothing to
+            # record yet. Its first arm records it.
+            return actions
         # The arm stays (or the job wants none and has none), but the definition is not the applied one.
         reason, changes = _definition_change(job, record)
         kept = main.before

@@ -52,15 +52,12 @@ def test_inactive_job_without_arm_is_skipped_with_reason(fields, reason):
     assert (a.action, a.reason) == ("skip", reason)
 
 
-@pytest.mark.parametrize("fields", [{"state": "paused"}, {"enabled": False}])
-def test_inactive_job_never_applied_is_an_update_that_records_it(fields):
+@pytest.mark.parametrize(
+    ("fields", "reason"), [({"state": "paused"}, "paused"), ({"enabled": False}, "disabled")]
+)
+def test_inactive_job_never_applied_is_skipped_until_its_first_arm_records_it(fields, reason):
     a = only(run_plan([make_job("j", **fields)]))
-    assert (a.action, a.reason, a.before, a.after) == (
-        "update",
-        "not yet recorded as applied",
-        None,
-        None,
-    )
+    assert (a.action, a.reason) == ("skip", reason)
 
 
 def test_inactive_job_whose_definition_changed_is_an_update_with_the_diff():
