@@ -438,6 +438,8 @@ def test_hermes_written_jobs_file_validates_and_plans(project: Project) -> None:
     project.write_jobs({"jobs": [hermes_job], "updated_at": "2026-11-27T07:30:01+00:00"})
     res = project.run("validate")
     assert res.exit_code == 0, res.stderr
+    # A prompt job is run by the configured runner; without one, plan refuses it (§6), so configure one.
+    project.write_config("jobs: jobs.json\nprovider: local\nrunner: [cat]\n")
     # Runtime fields are ignored by planning: state comes from the ledger (never fired: first is now+).
     act = by_job(plan_json(project, now="2026-11-27T08:10:00Z"))["a1b2c3d4e5f6"]
     assert act["after"]["fire_at"] == "2026-11-27T08:30:00Z"
@@ -616,7 +618,7 @@ def test_plan_action_table(project: Project) -> None:
         "expr" in c["path"] and (c["before"], c["after"]) == ("0 9 * * *", "0 10 * * *")
         for c in change["changes"]
     )
-    assert doc["summary"] == {"arm": 1, "rearm": 1, "cancel": 1, "skip": 1}
+    assert doc["summary"] == {"arm": 1, "rearm": 1, "update": 0, "cancel": 1, "skip": 1}
 
 
 def test_due_arm_is_left_alone(daily: Project) -> None:
@@ -844,7 +846,7 @@ def test_json_plan_top_level_fields(daily: Project) -> None:
     assert {"format_version", "provider", "now", "summary", "intent_digest", "actions"} <= set(doc)
     assert doc["provider"] == "local"
     assert doc["now"] == NOW
-    assert set(doc["summary"]) == {"arm", "rearm", "cancel", "skip"}
+    assert set(doc["summary"]) == {"arm", "rearm", "update", "cancel", "skip"}
     assert re.fullmatch(r"[0-9a-f]{16,}", doc["intent_digest"])
 
 
