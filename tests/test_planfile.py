@@ -592,3 +592,24 @@ def test_a_real_plans_intent_survives_time_moving_on() -> None:
     reasons = {a.job_id: a.reason for a in late.actions}
     assert reasons["b"] != {a.job_id: a.reason for a in early.actions}["b"]
     assert intent_digest(late) == intent_digest(early)
+
+
+def test_carried_definitions_round_trip_and_match_the_schema() -> None:
+    spec = {
+        "id": "prompt-job",
+        "schedule": {"kind": "cron", "expr": "0 7 * * *", "tz": "UTC"},
+        "command": ["python3", "digest_v2.py"],
+        "x-owner": "team-mail",
+    }
+    plan = replace(sample_plan(), definitions={"prompt-job": spec})
+    doc = plan_to_json(plan)
+    assert doc["definitions"] == {"prompt-job": spec}
+    Draft202012Validator(load_schema("plan")).validate(doc)
+    again = plan_from_json(json.loads(render_json(plan)))
+    assert again == plan
+    # A plan written before definitions were carried still reads (additive format).
+    del doc["definitions"]
+    assert plan_from_json(doc).definitions == {}
+    doc["definitions"] = {"prompt-job": ["not", "an", "object"]}
+    with pytest.raises(CronplanError, match=r"at /definitions/prompt-job: expected an object"):
+        plan_from_json(doc, source="p.json")
