@@ -158,3 +158,31 @@ def test_schedule_and_command_changed_together_is_one_rearm_with_both_fields(pro
     assert r.stdout.endswith(
         "Plan: 0 to arm, 1 to re-arm, 0 to update, 0 to cancel, 0 unchanged.\n"
     )
+
+
+def test_hermes_fields_are_updates_and_runtime_fields_are_not(project):
+    now = NOWS[0]
+    project.write_config("jobs: jobs.json\nprovider: local\ntimezone: UTC\nrunner: [cat]\n")
+    hermes = {
+        "id": "brief",
+        "schedule": {"kind": "cron", "expr": "30 7 * * *"},
+        "prompt": "Summarise the news",
+        "skills": ["web"],
+        "model": "small",
+        "last_run_at": "2026-11-25T07:30:00+00:00",
+        "last_status": "ok",
+        "_hermes_internal": 1,
+    }
+    project.write_jobs([hermes])
+    assert project.cli("apply", "--auto-approve", "--now", now).exit_code == 0
+    # What Hermes writes while it runs jobs is not part of the definition.
+    project.write_jobs(
+        [{**hermes, "last_run_at": "2026-11-26T07:30:00+00:00", "last_status": "error"}]
+    )
+    assert project.cli("plan", "--now", now, "--detailed-exitcode").exit_code == 0
+    for field, value in (("prompt", "Summarise the sports news"), ("skills", ["web", "x"]),
+                         ("model", "large"), ("x-channel", "#news")):  # fmt: skip
+        project.write_jobs([{**hermes, field: value}])
+        r = project.cli("plan", "--now", now, "--detailed-exitcode")
+        assert r.exit_code == 2, (field, r.stdout)
+        assert "* brief" in r.stdout and f"      {field}" in r.stdout
