@@ -2,7 +2,8 @@
 
 Every arm/re-arm is an upsert by job id at the provider (the same dedup key twice changes nothing), so an
 apply that was interrupted or partly failed converges when run again. Each action that succeeded is recorded
-in the ledger as the job "as last applied"; failures are collected, never raised mid-way.
+in the ledger as the job "as last applied"; failures are collected, never raised mid-way. An ``update`` calls
+no provider: its job's new definition is recorded, and its arm stays where it is.
 """
 
 from __future__ import annotations
@@ -68,13 +69,18 @@ def apply_plan(
     ``clock`` stamps the ledger's ``applied_at`` (``--now`` pins it).
     """
     todo = executable_actions(plan)
+    updates = [a for a in plan.actions if a.action == "update"]
     result = ApplyResult()
-    total = len(todo)
-    if not todo:
+    total = len(todo) + len(updates)
+    if not total:
         return result
     cancelled_jobs: set[str] = set()
-    workers = max(1, min(parallelism, total))
+    workers = max(1, min(parallelism, len(todo) or 1))
     recorder = _Recorder(ledger, jobs_by_id, result, clock)
+    for action in updates:  # nothing to call: the definition is recorded, the arm stays
+        recorder.add(action)
+    if progress is not None and updates:
+        progress(recorder.buffered + len(result.done), total)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-apply") as pool:
         pending: dict[Future[None], Action] = {}
         # Futures arrive here as they finish. concurrent.futures.wait() would register a waiter on every
@@ -149,6 +155,11 @@ def _entry(action: Action, job: Job | None) -> Entry | None:
     """What the ledger records for a carried-out action: the job as applied, with its armed time."""
     if action.action in ("arm", "rearm") and job is not None and action.after is not None:
         return (job.id, job.spec, job.digest, action.after.fire_at, action.after.callback_url)
+    if action.action == "update" and job is not None:
+        after = action.after  # the arm that stays (None: the job has none)
+        if after is None:
+            return (job.id, job.spec, job.digest, None, None)
+        return (job.id, job.spec, job.digest, after.fire_at, after.callback_url)
     if action.action == "cancel":
         if job is None:
             return (action.job_id, None, None, None, None)  # an orphan: forget it

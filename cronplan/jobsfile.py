@@ -96,8 +96,16 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
 
 _new = object.__new__
 _UNSEEN: Any = object()
-# Stands for a job that passed every check but was not built (check_jobs builds none, load_job one).
+# Stand for a job that passed every check but was not built (check_jobs builds none, load_job one); the
+# second one for such a job that has no command/http action (the configured runner runs it).
 _CHECKED = cast(Job, object())
+_CHECKED_FOR_RUNNER = cast(Job, object())
+_UNBUILT = (_CHECKED, _CHECKED_FOR_RUNNER)
+
+NO_RUNNER = (
+    "this job has no 'command' or 'http' action and no 'runner' is configured to run it: set 'runner' "
+    "in cronplan.yaml (an argv that gets the job as JSON on stdin), or give the job a 'command'"
+)
 
 
 def display_path(path: Path) -> str:
@@ -128,7 +136,7 @@ def load_job(path: str | Path, job_id: str, *, default_tz: str = "UTC") -> Job |
     """
     text, fmt, name = _read(Path(path))
     jobs = parse_jobs(text, file=name, fmt=fmt, default_tz=default_tz, build=job_id)
-    return next((job for job in jobs if job is not _CHECKED), None)
+    return next((job for job in jobs if job not in _UNBUILT), None)
 
 
 def job_from_spec(spec: Mapping[str, Any], *, default_tz: str = "UTC") -> Job:
@@ -165,8 +173,32 @@ def check_jobs(path: str | Path, *, default_tz: str = "UTC") -> int:
     The same checks and the same problems, without building specs and digests that a pure check
     (``cronplan validate``) never uses.
     """
+    return inspect_jobs(path, default_tz=default_tz)[0]
+
+
+def inspect_jobs(path: str | Path, *, default_tz: str = "UTC") -> tuple[int, list[int]]:
+    """``check_jobs``, plus the indexes (in the file) of the jobs that need the configured runner."""
     text, fmt, name = _read(Path(path))
-    return len(parse_jobs(text, file=name, fmt=fmt, default_tz=default_tz, build=False))
+    checked = parse_jobs(text, file=name, fmt=fmt, default_tz=default_tz, build=False)
+    return len(checked), [i for i, job in enumerate(checked) if job is _CHECKED_FOR_RUNNER]
+
+
+def runner_problems(jobs_file: JobsFile) -> list[Problem]:
+    """Every job of ``jobs_file`` that has no command/http action, located (for a missing ``runner``)."""
+    indexes = [i for i, job in enumerate(jobs_file.jobs) if job.action is None]
+    return locate_jobs(jobs_file.path, indexes, NO_RUNNER) if indexes else []
+
+
+def locate_jobs(path: str | Path, indexes: list[int], message: str) -> list[Problem]:
+    """One located Problem per job (by its index in the file) of a file that passed validation.
+
+    Only an error or warning path calls this: it reads the file again to find the positions.
+    """
+    text, fmt, name = _read(Path(path))
+    doc = _parse(text, name, fmt)
+    prefix = "/jobs" if isinstance(doc, dict) else ""
+    issues = [Issue(f"{prefix}/{i}", message) for i in indexes]
+    return locate(issues, _index(text, fmt, [i.pointer for i in issues]), name)
 
 
 def _read(path: Path) -> tuple[str, str, str]:
@@ -517,7 +549,7 @@ class _Builder:
         ):
             return None
         if self.make_jobs is not True and self.make_jobs != jid:
-            return _CHECKED
+            return _CHECKED_FOR_RUNNER if command is None and http is None else _CHECKED
 
         # Most jobs carry no runtime field: copy them whole. Joining the keys finds a "_"-prefixed one at
         # C speed (a NUL inside a key only sends the job down the exact path below).

@@ -159,7 +159,7 @@ class Arm:
         }
 
 
-ActionKind = Literal["arm", "rearm", "cancel", "skip"]
+ActionKind = Literal["arm", "rearm", "update", "cancel", "skip"]
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,10 @@ class Change:
 class Action:
     """One planned step for one job (or one extra arm of a job).
 
-    ``before`` is the live arm it replaces or cancels, ``after`` the arm it creates (None for cancel/skip).
-    ``job_digest`` is the spec digest of the job (None for an orphan); ``tz`` the job's zone for display.
+    ``before`` is the live arm it replaces, cancels or keeps; ``after`` the arm as it stands after the
+    action: the arm it creates (arm, re-arm) or keeps (update), None for cancel/skip and for an update of a
+    job that has no arm (paused, completed). An update calls no provider: apply records the job's new
+    definition in the ledger while its arm stays. ``job_digest`` is the spec digest of the job (None for an orphan); ``tz`` the job's zone for display.
     """
 
     action: ActionKind
@@ -199,10 +201,11 @@ class PlanSummary:
     rearm: int = 0
     cancel: int = 0
     skip: int = 0
+    update: int = 0
 
     @property
     def changes(self) -> int:
-        return self.arm + self.rearm + self.cancel
+        return self.arm + self.rearm + self.update + self.cancel
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,9 @@ class Plan:
 
     ``basis`` records what the plan depended on, per job id that has a non-skip action: the live arms of
     that job and the fingerprint of its ledger entries (see ``cronplan.planfile``). ``lineage`` is the
-    ledger's lineage id. Both are used only for stale-plan detection.
+    ledger's lineage id. Both are used only for stale-plan detection. ``definitions`` holds, per job id with a
+    non-skip action, the job spec the plan applies: ``apply`` records exactly these (a saved plan carries
+    them, so applying it never depends on jobs.json as it is at apply time).
     """
 
     provider: str
@@ -220,10 +225,11 @@ class Plan:
     callback_url: str | None = None
     basis: Mapping[str, Any] = field(default_factory=dict)
     lineage: str | None = None
+    definitions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def summary(self) -> PlanSummary:
-        counts = {"arm": 0, "rearm": 0, "cancel": 0, "skip": 0}
+        counts = {"arm": 0, "rearm": 0, "update": 0, "cancel": 0, "skip": 0}
         for a in self.actions:
             counts[a.action] += 1
         return PlanSummary(**counts)

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from cronplan.errors import CronplanError, StalePlanError
-from cronplan.model import Action, ActionKind, Arm, Change, JobRecord, Plan
+from cronplan.model import Action, ActionKind, Arm, Change, Job, JobRecord, Plan
 from cronplan.timefmt import format_ts, parse_ts
 
 FORMAT_VERSION = "1"
 
-_ACTION_KINDS: tuple[ActionKind, ...] = ("arm", "rearm", "cancel", "skip")
+_ACTION_KINDS: tuple[ActionKind, ...] = ("arm", "rearm", "update", "cancel", "skip")
 # Within one job id (duplicate arms give a job several actions) the main action comes first.
-_ACTION_RANK = {"arm": 0, "rearm": 1, "skip": 2, "cancel": 3}
+_ACTION_RANK = {"arm": 0, "rearm": 1, "update": 1, "skip": 2, "cancel": 3}
 _NO_TIME = float("-inf")
 
 # --------------------------------------------------------------------------- order
@@ -135,6 +135,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "summary": {
             "arm": summary.arm,
             "rearm": summary.rearm,
+            "update": summary.update,
             "cancel": summary.cancel,
             "skip": summary.skip,
         },
@@ -142,6 +143,9 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "actions": [action_to_json(a) for a in ordered_actions(plan)],
         "lineage": plan.lineage,
         "basis": {job_id: _basis_json(plan.basis[job_id]) for job_id in sorted(plan.basis)},
+        "definitions": {
+            job_id: _basis_json(plan.definitions[job_id]) for job_id in sorted(plan.definitions)
+        },
     }
 
 
@@ -285,7 +289,8 @@ def _action_from(shape: _Shape, value: Any, pointer: str) -> Action:
     kind = shape.key(doc, "action", pointer)
     if kind not in _ACTION_KINDS:
         raise shape.fail(
-            f"{pointer}/action", f"unknown action {kind!r} (expected arm|rearm|cancel|skip)"
+            f"{pointer}/action",
+            f"unknown action {kind!r} (expected arm|rearm|update|cancel|skip)",
         )
     job_id = shape.req_text(shape.key(doc, "job_id", pointer), f"{pointer}/job_id")
     reason = shape.req_text(shape.key(doc, "reason", pointer), f"{pointer}/reason")
@@ -335,6 +340,9 @@ def plan_from_json(doc: Any, *, source: str = "plan document") -> Plan:
     basis = shape.obj(doc.get("basis", {}), "/basis")
     for job_id, entry in basis.items():
         shape.obj(entry, f"/basis/{job_id}")
+    definitions = shape.obj(doc.get("definitions", {}), "/definitions")
+    for job_id, spec in definitions.items():
+        shape.obj(spec, f"/definitions/{job_id}")
     plan = Plan(
         provider=provider,
         now=now,
@@ -342,12 +350,13 @@ def plan_from_json(doc: Any, *, source: str = "plan document") -> Plan:
         callback_url=shape.opt_text(doc, "callback_url", ""),
         basis=dict(basis),
         lineage=shape.opt_text(doc, "lineage", ""),
+        definitions=dict(definitions),
     )
     stored = doc.get("intent_digest")
     if stored is not None and stored != intent_digest(plan):
         # An edited plan file must not be applied as if it were the reviewed one.
         raise CronplanError(
-            f"{source}: the plan's actions do not match its intent_digest (was the file edited?); "
+            f"Saved plan was modified: {source}: its actions do not match its intent_digest; "
             "run cronplan plan again"
         )
     return plan
@@ -479,6 +488,44 @@ def check_stale(
     (planned at or before ``plan.now`` on purpose) stays valid. When ``lineage_now`` is given and the plan
     recorded a lineage, a different ledger is stale too. Raises ``StalePlanError``.
     """
+    problems = _basis_problems(plan, arms_now, records_now, lineage_now)
+    for action in ordered_actions(plan):
+        after = action.after
+        if after is None or not action.is_change:
+            continue
+        if plan.now < after.fire_at < now:
+            problems.append(
+                f"job {action.job_id} was planned to fire at {format_ts(after.fire_at)}, "
+                "which is now in the past"
+            )
+    _raise_stale(problems)
+
+
+def check_basis(
+    plan: Plan,
+    arms_now: Sequence[Arm],
+    records_now: Mapping[str, JobRecord],
+    *,
+    lineage_now: str | None = None,
+) -> None:
+    """The part of ``check_stale`` that compares the plan's basis (live arms, ledger entries) with now."""
+    _raise_stale(_basis_problems(plan, arms_now, records_now, lineage_now))
+
+
+def _raise_stale(problems: list[str]) -> None:
+    if problems:
+        shown = problems[:_MAX_LISTED]
+        if len(problems) > _MAX_LISTED:
+            shown.append(f"and {len(problems) - _MAX_LISTED} more")
+        raise StalePlanError(f"Saved plan is stale: {'; '.join(shown)}; run cronplan plan again")
+
+
+def _basis_problems(
+    plan: Plan,
+    arms_now: Sequence[Arm],
+    records_now: Mapping[str, JobRecord],
+    lineage_now: str | None,
+) -> list[str]:
     problems: list[str] = []
     if lineage_now is not None and plan.lineage is not None and lineage_now != plan.lineage:
         problems.append("it was made against a different state ledger (lineage changed)")
@@ -507,22 +554,135 @@ def check_stale(
     changed = {a.job_id for a in plan.actions if a.is_change}
     for job_id in sorted(changed - set(plan.basis)):
         problems.append(f"the plan records no basis for job {job_id}")
+    return problems
 
-    for action in ordered_actions(plan):
-        after = action.after
-        if after is None or not action.is_change:
-            continue
-        if plan.now < after.fire_at < now:
-            problems.append(
-                f"job {action.job_id} was planned to fire at {format_ts(after.fire_at)}, "
-                "which is now in the past"
+
+# --------------------------------------------------------------------------- carried definitions
+
+
+def jobs_from_definitions(plan: Plan, *, source: str, default_tz: str = "UTC") -> dict[str, Job]:
+    """The jobs a saved plan carries (``definitions``), checked exactly as jobs.json is.
+
+    A carried spec already names its zone, so the result does not depend on the configuration of the
+    machine that applies it. Raises ``CronplanError`` naming the plan file when a definition is invalid.
+    """
+    from cronplan.errors import ValidationError
+    from cronplan.jobsfile import parse_jobs
+
+    specs = [dict(plan.definitions[job_id]) for job_id in sorted(plan.definitions)]
+    for job_id, spec in zip(sorted(plan.definitions), specs, strict=True):
+        if spec.get("id") != job_id:
+            raise CronplanError(
+                f"Saved plan was modified: {source}: /definitions/{job_id} is the definition of "
+                f"job {spec.get('id')!r}; run cronplan plan again"
             )
+    text = json.dumps({"jobs": specs}, ensure_ascii=False)
+    try:
+        jobs = parse_jobs(text, file=f"{source} (definitions)", default_tz=default_tz)
+    except ValidationError as exc:
+        first = exc.problems[0] if exc.problems else None
+        where = f"{first.pointer}: {first.message}" if first is not None else exc.message
+        raise CronplanError(
+            f"{source}: a job definition the plan carries is not valid ({where}); "
+            "run cronplan plan again"
+        ) from None
+    return {job.id: job for job in jobs}
 
+
+def check_unmodified(
+    plan: Plan,
+    jobs: Mapping[str, Job],
+    records: Mapping[str, JobRecord],
+    *,
+    source: str,
+) -> None:
+    """Refuse a saved plan whose actions are not what cronplan computes from the plan's own inputs.
+
+    The inputs are the definitions it carries (``jobs``), its basis (the live arms it recorded; the ledger
+    entries, which ``check_basis`` has already found unchanged, are read as ``records``), its provider,
+    callback URL and ``now``. A hand-edited ``fire_at``, reason or action no longer matches and is refused
+    with ``Saved plan was modified``; so is a definition edited without its digest.
+    """
+    from cronplan.planner import plan as compute
+
+    ids = set(plan.basis)
+    arms: list[Arm] = []
+    for job_id in sorted(ids):
+        entry = plan.basis[job_id]
+        for item in entry.get("arms", []) if isinstance(entry, Mapping) else []:
+            try:
+                arms.append(
+                    Arm(
+                        job_id,
+                        parse_ts(item["fire_at"]),
+                        item.get("callback_url"),
+                        item.get("provider_ref"),
+                    )
+                )
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise CronplanError(
+                    f"Saved plan was modified: {source}: /basis/{job_id} is malformed; "
+                    "run cronplan plan again"
+                ) from None
+    wanted = [jobs[i] for i in sorted(ids) if i in jobs]
+    expected = compute(
+        wanted,
+        arms,
+        {i: r for i, r in records.items() if i in ids},
+        plan.now,
+        provider=plan.provider,
+        callback_url=plan.callback_url,
+        targets=sorted(ids),
+        allow_empty=True,
+        lineage=plan.lineage,
+    )
+    have = _actions_by_job(a for a in plan.actions if a.job_id in ids)
+    want = _actions_by_job(expected.actions)
+    problems = []
+    for job_id in sorted(ids):
+        if have.get(job_id) != want.get(job_id):
+            problems.append(_describe_edit(job_id, have.get(job_id, []), want.get(job_id, [])))
     if problems:
         shown = problems[:_MAX_LISTED]
         if len(problems) > _MAX_LISTED:
             shown.append(f"and {len(problems) - _MAX_LISTED} more")
-        raise StalePlanError(f"Saved plan is stale: {'; '.join(shown)}; run cronplan plan again")
+        raise CronplanError(
+            f"Saved plan was modified: {source}: {'; '.join(shown)}; "
+            "nothing was applied: run cronplan plan again"
+        )
+
+
+def _actions_by_job(actions: Iterable[Action]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for action in sorted(actions, key=action_sort_key):
+        out[action.job_id].append(action_to_json(action))
+    return out
+
+
+_DESCRIBED = ("action", "after", "before", "reason", "changes", "job_digest", "tz")
+
+
+def _describe_edit(job_id: str, have: list[dict[str, Any]], want: list[dict[str, Any]]) -> str:
+    """One line on what differs for a job: the first field of its first differing action."""
+    for mine, theirs in zip(have, want, strict=False):
+        for key in _DESCRIBED:
+            if mine.get(key) != theirs.get(key):
+                if key in ("after", "before"):
+                    return (
+                        f"job {job_id}: its {key} fire_at is {_fire_at_of(mine.get(key))}, but its "
+                        f"inputs give {_fire_at_of(theirs.get(key))}"
+                    )
+                if key in ("action", "reason"):
+                    return (
+                        f"job {job_id}: its {key} is {mine.get(key)!r}, but its inputs give "
+                        f"{theirs.get(key)!r}"
+                    )
+                return f"job {job_id}: its {key} does not match its inputs"
+    return f"job {job_id}: it lists {len(have)} action(s), but its inputs give {len(want)}"
+
+
+def _fire_at_of(arm: Any) -> str:
+    return str(arm.get("fire_at")) if isinstance(arm, Mapping) else "none"
 
 
 # --------------------------------------------------------------------------- files
@@ -617,9 +777,12 @@ __all__ = [
     "action_sort_key",
     "action_to_json",
     "basis_entry",
+    "check_basis",
     "check_stale",
+    "check_unmodified",
     "dumps_plan",
     "intent_digest",
+    "jobs_from_definitions",
     "load_plan",
     "normalize_reason",
     "ordered_actions",

@@ -16,6 +16,12 @@ Plan. The rules, in the order they are applied to one job:
    schedule is left alone: ``skip: due, awaiting fire``.
 5. The live arm at the desired time is kept; any other live arms of the job are cancelled.
 6. A re-arm's reason comes from comparing the job as last applied with the job now (field by field).
+7. A job whose definition differs from the one last applied while its arm stays where it is — or while it
+   wants no arm and has none — is an ``update``: ``job changed``, with the field diff. A job never recorded
+   as applied whose arm is already where it should be is an update too (``not yet recorded as applied``);
+   one that has no arm and wants none stays a skip (its first arm records it). Apply records the
+   definition; no provider call. When the arm moves as well it stays a re-arm (with the diff); a re-arm, an
+   arm and a cancel record the definition too.
 """
 
 from __future__ import annotations
@@ -144,6 +150,7 @@ def plan(
         ids = [i for i in ids if (not wanted or i in wanted) and i not in excluded]
     actions: list[Action] = []
     basis: dict[str, Any] = {}
+    definitions: dict[str, Any] = {}
     no_arms: list[Arm] = []
     for job_id in ids:
         job_arms = live.get(job_id, no_arms)
@@ -160,6 +167,8 @@ def plan(
         actions.extend(new)
         if len(new) > 1 or new[0].action != "skip":
             basis[job_id] = basis_entry(job_arms, record)
+            if job is not None:
+                definitions[job_id] = job.spec
     return Plan(
         provider=provider,
         now=now,
@@ -167,6 +176,7 @@ def plan(
         callback_url=callback_url,
         basis=basis,
         lineage=lineage,
+        definitions=definitions,
     )
 
 
@@ -199,6 +209,43 @@ def _act(
 def _plan_job(
     job: Job, job_arms: list[Arm], record: JobRecord | None, now: datetime, callback_url: str | None
 ) -> list[Action]:
+    actions = _plan_arms(job, job_arms, record, now, callback_url)
+    main = actions[0]
+    if record is not None and record.applied_digest == job.digest:
+        return actions  # the definition is applied as it is: only the arms matter (the common case)
+    if main.action == "skip":
+        if main.before is None and (record is None or record.applied_digest is None):
+            # Never applied, no arm and none wanted (paused, disabled, ...): nothing can fire, nothing to
+            # record yet. Its first arm records it.
+            return actions
+        # The arm stays (or the job wants none and has none), but the definition is not the applied one.
+        reason, changes = _definition_change(job, record)
+        kept = main.before
+        after = None if kept is None else Arm(job.id, kept.fire_at, callback_url)
+        return [_act("update", job, reason, kept, after, changes), *actions[1:]]
+    if main.action == "rearm" and not _touches_definition(main.changes):
+        # A re-arm for another reason (callback, duplicates, drift) records the definition too: show it.
+        _, changes = _definition_change(job, record)
+        main = _act(main.action, job, main.reason, main.before, main.after, main.changes + changes)
+        return [main, *actions[1:]]
+    return actions
+
+
+def _definition_change(job: Job, record: JobRecord | None) -> tuple[str, tuple[Change, ...]]:
+    """Why ``job`` differs from its applied definition, and the changed fields (none when never applied)."""
+    if record is None or record.applied_digest is None:
+        return "not yet recorded as applied", ()
+    return "job changed", spec_changes(record.applied_spec or {}, job.spec)
+
+
+def _touches_definition(changes: tuple[Change, ...]) -> bool:
+    return any(c.path != "callback_url" for c in changes)
+
+
+def _plan_arms(
+    job: Job, job_arms: list[Arm], record: JobRecord | None, now: datetime, callback_url: str | None
+) -> list[Action]:
+    """The job's actions as far as its arms go (arm, re-arm, cancel, skip); the main action first."""
     target, why = desired(job, record, now)
 
     if target is None:

@@ -26,7 +26,7 @@ def record(job_id: str, **kw: object) -> JobRecord:
 
 
 def sample_actions(now: datetime = NOW, shift: timedelta = timedelta(0)) -> list[Action]:
-    """Every kind of action, a re-arm with field changes, a catch-up, duplicate arms, zones."""
+    """Every kind of action, a re-arm and an update with field changes, a catch-up, duplicate arms, zones."""
 
     def at(text: str) -> datetime:
         return t(text) + shift
@@ -89,6 +89,19 @@ def sample_actions(now: datetime = NOW, shift: timedelta = timedelta(0)) -> list
             before=arm("dup-job", at("2026-11-27T06:00:00Z"), "ref-d1"),
             after=arm("dup-job", at("2026-11-27T06:00:00Z")),
             job_digest=digest("dup-job"),
+            tz="UTC",
+        ),
+        Action(
+            "update",
+            "prompt-job",
+            "job changed",
+            before=arm("prompt-job", at("2026-11-27T07:00:00Z"), "ref-pd"),
+            after=arm("prompt-job", at("2026-11-27T07:00:00Z")),
+            changes=(
+                Change("command[1]", "digest.py", "digest_v2.py"),
+                Change("timeout_seconds", 600, None),
+            ),
+            job_digest=digest("prompt-job"),
             tz="UTC",
         ),
         Action(

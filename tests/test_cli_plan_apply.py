@@ -40,7 +40,9 @@ def test_full_cycle_arm_rearm_cancel_no_changes(project):
     r = project.cli("plan", "--now", NOW)
     assert r.exit_code == 0, r.stderr
     assert "+ a" in r.stdout and "+ b" in r.stdout
-    assert r.stdout.rstrip().endswith("Plan: 2 to arm, 0 to re-arm, 0 to cancel, 0 unchanged.")
+    assert r.stdout.rstrip().endswith(
+        "Plan: 2 to arm, 0 to re-arm, 0 to update, 0 to cancel, 0 unchanged."
+    )
 
     r = project.cli("apply", "--auto-approve", "--now", NOW)
     assert r.exit_code == 0, r.stderr
@@ -78,7 +80,7 @@ def test_plan_json_is_byte_identical_and_matches_schema(project):
     schema = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
     jsonschema.validate(doc, schema)
     assert doc["provider"] == "local"
-    assert doc["summary"] == {"arm": 2, "rearm": 0, "cancel": 0, "skip": 0}
+    assert doc["summary"] == {"arm": 2, "rearm": 0, "update": 0, "cancel": 0, "skip": 0}
     assert all(a["after"]["callback_url"] is None for a in doc["actions"])
 
 
@@ -401,7 +403,7 @@ def test_cli_partial_failure_exits_1_and_second_apply_converges(project, tmp_pat
 
     env["CRONPLAN_TEST_FAIL_JOBS"] = ""
     r = project.run("plan", "--now", NOW, env=env)
-    assert "Plan: 2 to arm, 0 to re-arm, 0 to cancel, 3 unchanged." in r.stdout
+    assert "Plan: 2 to arm, 0 to re-arm, 0 to update, 0 to cancel, 3 unchanged." in r.stdout
     assert project.run("apply", "--auto-approve", "--now", NOW, env=env).exit_code == 0
     assert sorted(local_arms(project)) == list("abcde")
     assert project.run("plan", "--now", NOW, "--detailed-exitcode", env=env).exit_code == 0

@@ -70,7 +70,8 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path, chd
 def test_full_example_config_loads() -> None:
     cfg = load_config(str(EXAMPLES / "cronplan.yaml"), {})
     assert cfg.provider == "local"
-    assert cfg.runner is None
+    # The example jobs include a Hermes-style prompt job: the example runner script runs it.
+    assert cfg.runner == ("python3", "prompt_runner.py")
     assert cfg.provider_options("local") == {"path": ".cronplan/local.db"}
     assert cfg.provider_options("nas") == {}
 

@@ -45,7 +45,7 @@ if "plan" in args:
     with open(out, "w") as fh:
         json.dump({"format_version": "1", "provider": "local", "now": "2026-11-26T14:00:00Z",
                    "summary": counts, "intent_digest": os.environ["FAKE_DIGEST"], "actions": []}, fh)
-    print("Plan: 2 to arm, 1 to re-arm, 1 to cancel, 3 unchanged." if mode == "changes" else "No changes. Arms match jobs.json.")
+    print("Plan: 2 to arm, 1 to re-arm, 0 to update, 1 to cancel, 3 unchanged." if mode == "changes" else "No changes. Arms match jobs.json.")
     sys.exit(2 if mode == "changes" else 0)
 if "show" in args:
     doc = json.load(open(args[args.index("show") + 1]))

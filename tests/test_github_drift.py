@@ -10,7 +10,7 @@ RUN = "https://github.com/acme/ops-cron/actions/runs/12000000001"
 PLAN = (
     "<!-- cronplan:intent="
     + "d" * 64
-    + " -->\n**Plan:** 0 to arm, 2 to re-arm, 0 to cancel, 4 unchanged.\n"
+    + " -->\n**Plan:** 0 to arm, 2 to re-arm, 0 to update, 0 to cancel, 4 unchanged.\n"
 )
 
 

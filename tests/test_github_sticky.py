@@ -22,7 +22,8 @@ OUR_COMMENT = 2484502231
 
 
 def plan_body(
-    digest: str, summary: str = "**Plan:** 2 to arm, 0 to re-arm, 0 to cancel, 4 unchanged."
+    digest: str,
+    summary: str = "**Plan:** 2 to arm, 0 to re-arm, 0 to update, 0 to cancel, 4 unchanged.",
 ) -> str:
     return f"<!-- cronplan:intent={digest} -->\n{summary}\n"
 

@@ -35,7 +35,8 @@ def jobs(n: int = 0) -> list[dict[str, Any]]:
         {"id": f"job-{i:03d}", "schedule": {"kind": "interval", "seconds": 60 + i}}
         for i in range(n)
     ]
-    return base
+    # Every job needs something to run it (no runner is configured here): a command.
+    return [{**job, "command": ["true"]} for job in base]
 
 
 def planned(np: NasProject) -> dict[str, str]:

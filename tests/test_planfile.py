@@ -62,7 +62,7 @@ def test_round_trip_of_a_plan_with_no_actions_and_no_callback() -> None:
     plan = Plan(provider="local", now=NOW, actions=(), callback_url=None)
     doc = plan_to_json(plan)
     assert doc["callback_url"] is None
-    assert doc["summary"] == {"arm": 0, "rearm": 0, "cancel": 0, "skip": 0}
+    assert doc["summary"] == {"arm": 0, "rearm": 0, "update": 0, "cancel": 0, "skip": 0}
     assert plan_from_json(doc) == plan
 
 
@@ -78,10 +78,11 @@ def test_document_has_the_spec_keys_in_a_fixed_order() -> None:
         "actions",
         "lineage",
         "basis",
+        "definitions",
     ]
     assert doc["format_version"] == FORMAT_VERSION == "1"
     assert doc["now"] == "2026-11-26T14:00:00Z"
-    assert doc["summary"] == {"arm": 3, "rearm": 3, "cancel": 3, "skip": 2}
+    assert doc["summary"] == {"arm": 3, "rearm": 3, "update": 1, "cancel": 3, "skip": 2}
     assert list(doc["actions"][0]) == [
         "action",
         "job_id",
@@ -153,7 +154,8 @@ def test_an_edited_plan_is_refused() -> None:
     doc = plan_to_json(sample_plan())
     doc["actions"] = [a for a in doc["actions"] if a["action"] != "cancel"]
     with pytest.raises(
-        CronplanError, match=r"p\.json: the plan's actions do not match its intent_digest"
+        CronplanError,
+        match=r"Saved plan was modified: p\.json: its actions do not match its intent_digest",
     ):
         plan_from_json(doc, source="p.json")
     del doc["intent_digest"]  # a document without a digest is taken as it is
@@ -495,7 +497,7 @@ def test_stale_message_lists_a_few_and_counts_the_rest() -> None:
         check_stale(plan, [], {}, NOW + timedelta(days=3))
     message = str(err.value)
     assert message.count("job ") == 5
-    assert message.endswith("; and 5 more; run cronplan plan again")
+    assert message.endswith("; and 7 more; run cronplan plan again")
 
 
 def test_a_skip_only_plan_is_never_stale() -> None:
@@ -590,3 +592,24 @@ def test_a_real_plans_intent_survives_time_moving_on() -> None:
     reasons = {a.job_id: a.reason for a in late.actions}
     assert reasons["b"] != {a.job_id: a.reason for a in early.actions}["b"]
     assert intent_digest(late) == intent_digest(early)
+
+
+def test_carried_definitions_round_trip_and_match_the_schema() -> None:
+    spec = {
+        "id": "prompt-job",
+        "schedule": {"kind": "cron", "expr": "0 7 * * *", "tz": "UTC"},
+        "command": ["python3", "digest_v2.py"],
+        "x-owner": "team-mail",
+    }
+    plan = replace(sample_plan(), definitions={"prompt-job": spec})
+    doc = plan_to_json(plan)
+    assert doc["definitions"] == {"prompt-job": spec}
+    Draft202012Validator(load_schema("plan")).validate(doc)
+    again = plan_from_json(json.loads(render_json(plan)))
+    assert again == plan
+    # A plan written before definitions were carried still reads (additive format).
+    del doc["definitions"]
+    assert plan_from_json(doc).definitions == {}
+    doc["definitions"] = {"prompt-job": ["not", "an", "object"]}
+    with pytest.raises(CronplanError, match=r"at /definitions/prompt-job: expected an object"):
+        plan_from_json(doc, source="p.json")

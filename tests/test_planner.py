@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import timedelta
 
@@ -30,6 +31,11 @@ def only(p):
     return p.actions[0]
 
 
+def applied(job, **fields):
+    """The ledger entry of ``job`` as apply leaves it: its definition recorded as applied."""
+    return JobRecord(job.id, applied_spec=job.spec, applied_digest=job.digest, **fields)
+
+
 # --------------------------------------------------------------------------- desired: none, live: none
 
 
@@ -42,15 +48,32 @@ def only(p):
     ],
 )
 def test_inactive_job_without_arm_is_skipped_with_reason(fields, reason):
+    job = make_job("j", **fields)
+    a = only(run_plan([job], records={"j": applied(job)}))
+    assert (a.action, a.reason) == ("skip", reason)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"), [({"state": "paused"}, "paused"), ({"enabled": False}, "disabled")]
+)
+def test_inactive_job_never_applied_is_skipped_until_its_first_arm_records_it(fields, reason):
     a = only(run_plan([make_job("j", **fields)]))
     assert (a.action, a.reason) == ("skip", reason)
+
+
+def test_inactive_job_whose_definition_changed_is_an_update_with_the_diff():
+    old = make_job("j", state="paused", command=["echo", "old"])
+    new = make_job("j", state="paused", command=["echo", "new"])
+    a = only(run_plan([new], records={"j": applied(old)}))
+    assert (a.action, a.reason, a.before, a.after) == ("update", "job changed", None, None)
+    assert [(c.path, c.before, c.after) for c in a.changes] == [("command[1]", "old", "new")]
 
 
 def test_repeat_exhausted_job_is_skipped_with_count():
     job = make_job("j", repeat={"times": 5})
     a = only(
         run_plan(
-            [job], records={"j": JobRecord("j", runs=5, last_fired_at=ts("2026-11-26T09:00:00Z"))}
+            [job], records={"j": applied(job, runs=5, last_fired_at=ts("2026-11-26T09:00:00Z"))}
         )
     )
     assert (a.action, a.reason) == ("skip", "repeat exhausted (5/5)")
@@ -58,7 +81,7 @@ def test_repeat_exhausted_job_is_skipped_with_count():
 
 def test_once_job_in_the_past_that_never_fired_has_no_future_occurrence():
     job = make_job("j", {"kind": "once", "run_at": "2026-11-01T09:00:00Z"})
-    a = only(run_plan([job]))
+    a = only(run_plan([job], records={"j": applied(job)}))
     assert (a.action, a.reason) == ("skip", "no future occurrence")
 
 
@@ -126,9 +149,18 @@ def test_missed_occurrence_within_grace_is_caught_up_at_its_own_time():
 
 
 def test_arm_at_desired_time_is_skipped():
+    job = make_job("j")
+    arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
+    a = only(run_plan([job], [arm], {"j": applied(job, applied_fire_at=arm.fire_at)}))
+    assert (a.action, a.reason) == ("skip", "already armed")
+
+
+def test_arm_at_desired_time_of_a_job_never_applied_is_an_update():
+    # An arm made by another tool or before the ledger was reset: it stays, apply records the job.
     arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
     a = only(run_plan([make_job("j")], [arm]))
-    assert (a.action, a.reason) == ("skip", "already armed")
+    assert (a.action, a.reason, a.changes) == ("update", "not yet recorded as applied", ())
+    assert (a.before, a.after) == (arm, Arm("j", arm.fire_at, CB))
 
 
 def test_instants_compare_as_instants_not_strings():
@@ -136,7 +168,8 @@ def test_instants_compare_as_instants_not_strings():
 
     berlin_offset = tzmod(timedelta(hours=1))
     arm = Arm("j", ts("2026-11-27T09:00:00Z").astimezone(berlin_offset), CB)
-    a = only(run_plan([make_job("j")], [arm]))
+    job = make_job("j")
+    a = only(run_plan([job], [arm], {"j": applied(job)}))
     assert a.action == "skip"
 
 
@@ -266,15 +299,18 @@ def test_catch_up_plan_is_stable_when_run_twice(catch_up):
 def test_due_arm_is_left_alone():
     job = make_job("j", {"kind": "cron", "expr": "0 12 * * *"})
     arm = Arm("j", NOW, CB)
-    a = only(run_plan([job], [arm], now=NOW + timedelta(seconds=30)))
+    a = only(run_plan([job], [arm], {"j": applied(job)}, now=NOW + timedelta(seconds=30)))
     assert (a.action, a.reason) == ("skip", "due, awaiting fire")
 
 
 def test_due_arm_not_replaced_even_when_ledger_never_saw_it():
     job = make_job("j", {"kind": "interval", "minutes": 60})
     arm = Arm("j", ts("2026-11-26T12:00:00Z"), CB)  # due 90 s ago; grace is 30 min
-    a = only(run_plan([job], [arm], now=ts("2026-11-26T12:01:30Z")))
+    a = only(run_plan([job], [arm], {"j": applied(job)}, now=ts("2026-11-26T12:01:30Z")))
     assert (a.action, a.reason) == ("skip", "due, awaiting fire")
+    # Not even when the ledger holds no definition either: the arm stays, apply records the job.
+    a = only(run_plan([job], [arm], now=ts("2026-11-26T12:01:30Z")))
+    assert (a.action, a.before, a.after.fire_at) == ("update", arm, arm.fire_at)
 
 
 def test_claimed_arm_in_the_past_is_not_due():
@@ -322,7 +358,7 @@ def test_empty_jobs_without_arms_is_fine():
     assert run_plan([], []).actions == ()
 
 
-def test_spec_change_without_time_change_is_skip():
+def test_spec_change_without_time_change_is_update():
     old = make_job("j", prompt="hello")
     new = make_job("j", prompt="hello world")
     arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
@@ -335,7 +371,70 @@ def test_spec_change_without_time_change_is_skip():
             applied_callback_url=CB,
         )
     }
-    assert only(run_plan([new], [arm], rec)).action == "skip"
+    a = only(run_plan([new], [arm], rec))
+    assert (a.action, a.reason, a.before, a.after) == ("update", "job changed", arm, arm)
+    assert [(c.path, c.before, c.after) for c in a.changes] == [("prompt", "hello", "hello world")]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"command": ["echo", "new"]},
+        {"env": {"A": "2"}},
+        {"timeout_seconds": 60},
+        {"name": "renamed"},
+        {"repeat": {"times": 9}},
+        {"catch_up": "skip"},
+        {"skills": ["b"]},
+        {"model": "other"},
+        {"x-team": "ops"},
+    ],
+)
+def test_any_field_of_a_job_counts_as_a_change(field):
+    base = {"command": ["echo", "old"], "env": {"A": "1"}, "skills": ["a"], "model": "m"}
+    old = make_job("j", **base)
+    new = make_job("j", **{**base, **field})
+    arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
+    a = only(run_plan([new], [arm], {"j": applied(old, applied_fire_at=arm.fire_at)}))
+    assert (a.action, a.reason) == ("update", "job changed")
+    assert a.changes and all(c.path.split(".")[0].split("[")[0] in field for c in a.changes)
+
+
+def test_schedule_and_definition_change_together_is_a_rearm_with_the_diff():
+    old = make_job("j", command=["echo", "old"])
+    new = make_job("j", {"kind": "cron", "expr": "15 9 * * *"}, command=["echo", "new"])
+    arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
+    a = only(run_plan([new], [arm], {"j": applied(old, applied_fire_at=arm.fire_at)}))
+    assert (a.action, a.reason) == ("rearm", "schedule changed")
+    assert [c.path for c in a.changes] == ["command[1]", "schedule.expr"]
+
+
+def test_callback_change_shows_the_definition_diff_too():
+    old = make_job("j", command=["echo", "old"])
+    new = make_job("j", command=["echo", "new"])
+    arm = Arm("j", ts("2026-11-27T09:00:00Z"), "http://127.0.0.1:9999")
+    rec = {"j": applied(old, applied_fire_at=arm.fire_at)}
+    a = only(run_plan([new], [arm], rec))
+    assert (a.action, a.reason) == ("rearm", "callback changed")
+    assert [c.path for c in a.changes] == ["callback_url", "command[1]"]
+
+
+def test_update_is_a_change_and_apply_records_it_without_a_provider_call():
+    old = make_job("j", command=["echo", "old"])
+    new = make_job("j", command=["echo", "new"])
+    arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
+    ledger = MemoryLedger()
+    ledger.records["j"] = applied(old, applied_fire_at=arm.fire_at, applied_callback_url=CB)
+    provider = MemoryProvider([arm])
+    p = run_plan([new], provider.list_arms(), ledger.job_records())
+    assert p.has_changes and p.summary.update == 1 and p.summary.changes == 1
+    assert set(p.basis) == {"j"} and p.definitions == {"j": new.spec}
+    result = apply_plan(p, provider, ledger, {"j": new})
+    assert result.ok and [a.action for a in result.done] == ["update"]
+    assert provider.calls == [] and provider.arms == [arm]
+    rec = ledger.records["j"]
+    assert (rec.applied_digest, rec.applied_fire_at) == (new.digest, arm.fire_at)
+    assert not run_plan([new], provider.list_arms(), ledger.job_records()).has_changes
 
 
 def test_job_change_reason_when_schedule_same():
@@ -382,7 +481,7 @@ def test_targets_and_excludes():
 def test_basis_covers_only_jobs_with_changes():
     jobs = [make_job("a"), make_job("b")]
     arm = Arm("b", ts("2026-11-27T09:00:00Z"), CB)
-    p = run_plan(jobs, [arm])
+    p = run_plan(jobs, [arm], {"b": applied(jobs[1])})
     assert set(p.basis) == {"a"}
 
 
@@ -487,6 +586,13 @@ def test_property_input_order_never_changes_the_plan(scenario, rnd: random.Rando
 @given(scenarios())
 def test_property_matching_arms_mean_no_changes_and_no_wrong_cancels(scenario):
     jobs, records, orphans, now = scenario
+    # Every job's definition is the applied one (as after an apply); only the arms are in question.
+    records = {
+        j.id: dataclasses.replace(
+            records.get(j.id, JobRecord(j.id)), applied_spec=j.spec, applied_digest=j.digest
+        )
+        for j in jobs
+    }
     matching = []
     for job in jobs:
         target, _ = desired(job, records.get(job.id), now)
@@ -566,9 +672,10 @@ def test_manual_run_ahead_of_time_of_never_applied_job_is_not_armed_again():
 def test_due_arm_of_a_once_job_is_left_alone():
     job = make_job("j", {"kind": "once", "run_at": "2026-11-26T12:00:00Z"})
     arm = Arm("j", NOW, CB)
-    a = only(run_plan([job], [arm], now=NOW + timedelta(seconds=60)))  # once grace: 120 s
+    rec = {"j": applied(job)}
+    a = only(run_plan([job], [arm], rec, now=NOW + timedelta(seconds=60)))  # once grace: 120 s
     assert (a.action, a.reason) == ("skip", "due, awaiting fire")
-    late = only(run_plan([job], [arm], now=NOW + timedelta(seconds=121)))
+    late = only(run_plan([job], [arm], rec, now=NOW + timedelta(seconds=121)))
     assert (late.action, late.reason) == ("cancel", "no future occurrence")
 
 

@@ -43,8 +43,8 @@ def test_layout() -> None:
     m = MARKER.match(body)
     assert m and m.group(1) == intent_digest(plan)
     head = outside_fold(body)
-    assert "**Plan: 3 to arm, 3 to re-arm, 3 to cancel, 2 unchanged.**" in head
-    assert "| 3 | 3 | 3 | 2 |" in head
+    assert "**Plan: 3 to arm, 3 to re-arm, 1 to update, 3 to cancel, 2 unchanged.**" in head
+    assert "| 3 | 3 | 1 | 3 | 2 |" in head
     assert "> [!WARNING]" in head
     for job_id in ("old-cleanup", "paused-job", "dup-job"):
         assert f"`{job_id}`" in head
@@ -71,7 +71,8 @@ def test_scale(n: int) -> None:
     head = outside_fold(body)
     s = plan.summary
     summary = (
-        f"Plan: {s.arm} to arm, {s.rearm} to re-arm, {s.cancel} to cancel, {s.skip} unchanged."
+        f"Plan: {s.arm} to arm, {s.rearm} to re-arm, {s.update} to update, {s.cancel} to cancel, "
+        f"{s.skip} unchanged."
     )
     assert f"**{summary}**" in head
     cancelled = [a.job_id for a in plan.actions if a.action == "cancel"]
@@ -100,7 +101,7 @@ def test_cancels_alone_overflow() -> None:
     body = render_markdown(plan)
     assert len(body) <= LIMIT
     assert MARKER.match(body)
-    assert "**Plan: 0 to arm, 0 to re-arm, 20000 to cancel, 0 unchanged.**" in body
+    assert "**Plan: 0 to arm, 0 to re-arm, 0 to update, 20000 to cancel, 0 unchanged.**" in body
     listed = re.findall(r"`(job-\d{6})`", body)
     assert 1000 < len(listed) < 20_000
     assert (

@@ -40,7 +40,7 @@ def test_no_changes(snapshot: SnapshotAssertion) -> None:
 
 def test_last_line_counts_every_action() -> None:
     lines = render_text(sample_plan()).splitlines()
-    assert lines[-1] == "Plan: 3 to arm, 3 to re-arm, 3 to cancel, 2 unchanged."
+    assert lines[-1] == "Plan: 3 to arm, 3 to re-arm, 1 to update, 3 to cancel, 2 unchanged."
 
 
 def test_one_line_per_change_with_symbol_id_time_and_reason() -> None:
@@ -76,7 +76,10 @@ def test_legend_shows_only_the_symbols_used() -> None:
     legend = text.split("\n\n", 1)[0].splitlines()
     assert legend == ["Actions are shown with these symbols:", "  + arm"]
     assert "Warning" not in text
-    assert text.splitlines()[-1] == "Plan: 3 to arm, 0 to re-arm, 0 to cancel, 2 unchanged."
+    assert (
+        text.splitlines()[-1]
+        == "Plan: 3 to arm, 0 to re-arm, 0 to update, 0 to cancel, 2 unchanged."
+    )
 
 
 def test_color_only_when_asked() -> None:

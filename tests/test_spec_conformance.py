@@ -32,7 +32,9 @@ from tests.fixtures_serve import real_now
 
 NOW = "2026-11-27T08:00:00Z"  # a Friday, winter time in Europe (CET = UTC+1)
 TS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-PLAN_LINE = re.compile(r"^Plan: \d+ to arm, \d+ to re-arm, \d+ to cancel, \d+ unchanged\.$")
+PLAN_LINE = re.compile(
+    r"^Plan: \d+ to arm, \d+ to re-arm, \d+ to update, \d+ to cancel, \d+ unchanged\.$"
+)
 NO_CHANGES = "No changes. Arms match jobs.json."
 ANSI = "\x1b["
 
@@ -492,6 +494,8 @@ def test_hermes_written_jobs_file_validates_and_plans(project: Project) -> None:
     project.write_jobs({"jobs": [hermes_job], "updated_at": "2026-11-27T07:30:01+00:00"})
     res = project.run("validate")
     assert res.exit_code == 0, res.stderr
+    # A prompt job is run by the configured runner; without one, plan refuses it (§6), so configure one.
+    project.write_config("jobs: jobs.json\nprovider: local\nrunner: [cat]\n")
     # Runtime fields are ignored by planning: state comes from the ledger (never fired: first is now+).
     act = by_job(plan_json(project, now="2026-11-27T08:10:00Z"))["a1b2c3d4e5f6"]
     assert act["after"]["fire_at"] == "2026-11-27T08:30:00Z"
@@ -670,7 +674,7 @@ def test_plan_action_table(project: Project) -> None:
         "expr" in c["path"] and (c["before"], c["after"]) == ("0 9 * * *", "0 10 * * *")
         for c in change["changes"]
     )
-    assert doc["summary"] == {"arm": 1, "rearm": 1, "cancel": 1, "skip": 1}
+    assert doc["summary"] == {"arm": 1, "rearm": 1, "update": 0, "cancel": 1, "skip": 1}
 
 
 def test_due_arm_is_left_alone(daily: Project) -> None:
@@ -816,7 +820,7 @@ def test_plan_text_last_line_with_changes(daily: Project) -> None:
     res = daily.run("plan", "--now", NOW)
     assert res.exit_code == 0
     last = res.stdout.rstrip("\n").splitlines()[-1]
-    assert last == "Plan: 1 to arm, 0 to re-arm, 0 to cancel, 0 unchanged."
+    assert last == "Plan: 1 to arm, 0 to re-arm, 0 to update, 0 to cancel, 0 unchanged."
     assert PLAN_LINE.match(last)
 
 
@@ -846,7 +850,7 @@ def test_plan_text_symbols_times_and_reasons(project: Project) -> None:
     assert "expr" in out  # the changed field of the re-arm
     assert "~ re-arm" in out  # the legend writes the action as re-arm
     assert any("cancel" in ln.lower() and "warning" in ln.lower() for ln in lines)
-    assert lines[-1] == "Plan: 1 to arm, 1 to re-arm, 1 to cancel, 0 unchanged."
+    assert lines[-1] == "Plan: 1 to arm, 1 to re-arm, 0 to update, 1 to cancel, 0 unchanged."
 
 
 def test_plan_detailed_exitcode(daily: Project) -> None:
@@ -898,7 +902,7 @@ def test_json_plan_top_level_fields(daily: Project) -> None:
     assert {"format_version", "provider", "now", "summary", "intent_digest", "actions"} <= set(doc)
     assert doc["provider"] == "local"
     assert doc["now"] == NOW
-    assert set(doc["summary"]) == {"arm", "rearm", "cancel", "skip"}
+    assert set(doc["summary"]) == {"arm", "rearm", "update", "cancel", "skip"}
     assert re.fullmatch(r"[0-9a-f]{16,}", doc["intent_digest"])
 
 
@@ -942,7 +946,7 @@ def test_markdown_summary_outside_details_diff_and_intent_marker(daily: Project)
     md = daily.run("plan", "--now", NOW, "--format", "markdown").stdout
     digest = plan_json(daily)["intent_digest"]
     assert f"<!-- cronplan:intent={digest} -->" in md
-    summary = "Plan: 1 to arm, 0 to re-arm, 0 to cancel, 0 unchanged."
+    summary = "Plan: 1 to arm, 0 to re-arm, 0 to update, 0 to cancel, 0 unchanged."
     assert summary in md
     assert md.index(summary) < md.index("<details")
     fold = md[md.index("<details") : md.index("</details>")]
@@ -968,7 +972,7 @@ def test_markdown_stays_under_limit_keeping_summary_and_cancels(project: Project
     project.write_jobs([job(f"new-{pad}-{i:03d}", cron(f"{i % 60} 9 * * *")) for i in range(600)])
     md = project.run("plan", "--now", NOW, "--format", "markdown").stdout
     assert len(md) < 65536
-    assert "Plan: 600 to arm, 0 to re-arm, 600 to cancel, 0 unchanged." in md
+    assert "Plan: 600 to arm, 0 to re-arm, 0 to update, 600 to cancel, 0 unchanged." in md
     assert "<!-- cronplan:intent=" in md
     head = md[: md.index("<details")]
     assert all(f"old-{pad}-{i:03d}" in head for i in range(600))  # every cancel is named

@@ -15,6 +15,8 @@ BERLIN = {"id": "berlin", "schedule": {"kind": "cron", "expr": "30 2 * * *", "tz
 
 
 def test_validate_success_line_on_stdout(project) -> None:
+    # With a runner configured, jobs without command/http draw no warning (see test_cli_runner_required).
+    project.write_config("jobs: jobs.json\nprovider: local\ntimezone: UTC\nrunner: [cat]\n")
     project.write_jobs([BERLIN, {"id": "b", "schedule": {"kind": "interval", "seconds": 5}}])
     res = project.cli("validate")
     assert res.exit_code == 0, res.stderr

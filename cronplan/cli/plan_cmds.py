@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
-from cronplan.cli.common import ProgressReporter, gc_paused, load_jobs, now_option, parse_clock
+from cronplan.cli.common import (
+    ProgressReporter,
+    emit_annotations,
+    gc_paused,
+    load_jobs,
+    now_option,
+    parse_clock,
+)
 from cronplan.cli.completion_cmds import complete_job_ids
 from cronplan.errors import (
     EXIT_CHANGES,
@@ -199,6 +206,7 @@ def plan(
     now = rt.clock.now()
     with gc_paused(freeze_survivors=True):
         jobs_file = load_jobs(app, rt, jobs_path)
+        _require_runner(app, rt, jobs_file)
         result = _compute_plan(
             rt, jobs_file, now, targets=targets, excludes=excludes, allow_empty=allow_empty
         )
@@ -276,13 +284,18 @@ def apply(
             "(or apply a saved plan: cronplan plan --out PLANFILE, then cronplan apply PLANFILE)"
         )
     rt = app.runtime(clock)
-    with gc_paused(freeze_survivors=True):
-        jobs_file = load_jobs(app, rt, jobs_path)
+    jobs_file = None
+    if not planfile:  # a saved plan carries the definitions it applies
+        with gc_paused(freeze_survivors=True):
+            jobs_file = load_jobs(app, rt, jobs_path)
+            _require_runner(app, rt, jobs_file)
     with _apply_lock(rt, lock_timeout), gc_paused(freeze_survivors=True):
         if planfile:
-            the_plan = _load_saved_plan(rt, planfile, jobs_file, now)
+            the_plan, jobs_by_id = _load_saved_plan(app, rt, planfile, jobs_path, now)
         else:
+            assert jobs_file is not None
             the_plan = _compute_plan(rt, jobs_file, now, allow_empty=allow_empty)
+            jobs_by_id = jobs_file.by_id()
             if expect_intent is not None:
                 digest = intent_digest(the_plan)
                 if digest != expect_intent.strip():
@@ -292,7 +305,7 @@ def apply(
                         "(cronplan plan) and approve it again."
                     )
         if fmt == "text":
-            _echo(_render(the_plan, "text", app, jobs_file.by_id()))
+            _echo(_render(the_plan, "text", app, jobs_by_id))
         if not the_plan.has_changes:
             if fmt == "json":
                 _echo(_apply_json(the_plan, None))
@@ -306,7 +319,6 @@ def apply(
             )
             if answer.strip() != "yes":
                 raise CronplanError("Apply cancelled: nothing was changed.")
-        jobs_by_id = jobs_file.by_id()
         progress = ProgressReporter(the_plan.summary.changes, quiet=app.quiet)
         result = apply_plan(
             the_plan,
@@ -328,8 +340,29 @@ def apply(
         )
 
 
-def _load_saved_plan(rt: Runtime, planfile: str, jobs_file: JobsFile, now: datetime) -> Plan:
-    from cronplan.planfile import check_stale, load_plan
+def _require_runner(app: AppContext, rt: Runtime, jobs_file: JobsFile) -> None:
+    """Refuse jobs that nothing could run: no command/http action and no configured runner."""
+    if rt.config.runner is not None or all(job.action is not None for job in jobs_file.jobs):
+        return
+    from cronplan.errors import ValidationError
+    from cronplan.jobsfile import runner_problems
+
+    exc = ValidationError(runner_problems(jobs_file))
+    emit_annotations(app, exc)
+    raise exc
+
+
+def _load_saved_plan(
+    app: AppContext, rt: Runtime, planfile: str, jobs_path: str | None, now: datetime
+) -> tuple[Plan, dict[str, Job]]:
+    """The saved plan and the job definitions it applies, once it is found current and unmodified."""
+    from cronplan.planfile import (
+        check_basis,
+        check_stale,
+        check_unmodified,
+        jobs_from_definitions,
+        load_plan,
+    )
 
     saved = load_plan(planfile)
     provider = rt.provider
@@ -343,6 +376,32 @@ def _load_saved_plan(rt: Runtime, planfile: str, jobs_file: JobsFile, now: datet
         raise StalePlanError(
             "Saved plan is stale: it was made against a different ledger (lineage)"
         )
+    carried = [a for a in saved.actions if a.is_change and a.job_digest is not None]
+    if saved.definitions or not carried:
+        jobs = jobs_from_definitions(saved, source=planfile, default_tz=rt.config.timezone)
+    else:
+        jobs = _legacy_definitions(app, rt, saved, jobs_path)
+    ids = list(saved.basis)
+    arms_now = [a for a in provider.list_arms() if a.job_id in saved.basis]
+    records_now = ledger.job_records(ids)
+    check_basis(saved, arms_now, records_now)
+    check_unmodified(saved, jobs, records_now, source=planfile)
+    check_stale(saved, arms_now, records_now, now)
+    if rt.config.runner is None:
+        lacking = sorted(i for i, job in jobs.items() if job.action is None)
+        if lacking:
+            raise CronplanError(
+                f"{planfile}: job(s) {', '.join(lacking)} have no 'command' or 'http' action and no "
+                "'runner' is configured to run them: set 'runner' in cronplan.yaml, then plan again"
+            )
+    return saved, jobs
+
+
+def _legacy_definitions(
+    app: AppContext, rt: Runtime, saved: Plan, jobs_path: str | None
+) -> dict[str, Job]:
+    """A plan saved before plans carried their definitions: jobs.json, refused if a planned job changed."""
+    jobs_file = load_jobs(app, rt, jobs_path)
     jobs = jobs_file.by_id()
     for action in saved.actions:
         if action.is_change and action.job_digest is not None:
@@ -352,22 +411,22 @@ def _load_saved_plan(rt: Runtime, planfile: str, jobs_file: JobsFile, now: datet
                     f"Saved plan is stale: job {action.job_id!r} changed in {jobs_file.path} since the plan "
                     "was made; run cronplan plan again"
                 )
-    ids = list(saved.basis)
-    arms_now = [a for a in provider.list_arms() if a.job_id in saved.basis]
-    check_stale(saved, arms_now, ledger.job_records(ids), now)
-    return saved
+    return {i: jobs[i] for i in saved.basis if i in jobs}
 
 
 def _report(app: AppContext, result: ApplyResult) -> None:
-    counts = {"arm": 0, "rearm": 0, "cancel": 0}
+    counts = {"arm": 0, "rearm": 0, "update": 0, "cancel": 0}
     for a in result.done:
         if a.action in counts:
             counts[a.action] += 1
     for action, error in result.failed:
         label = "re-arm" if action.action == "rearm" else action.action
         click.echo(scrub(f"Error: {label} {action.job_id} failed: {error}"), err=True)
-    line = f"{counts['arm']} armed, {counts['rearm']} re-armed, {counts['cancel']} cancelled" + (
-        f", {len(result.failed)} failed" if result.failed else ""
+    line = (
+        f"{counts['arm']} armed, {counts['rearm']} re-armed, "
+        + (f"{counts['update']} updated, " if counts["update"] else "")
+        + f"{counts['cancel']} cancelled"
+        + (f", {len(result.failed)} failed" if result.failed else "")
     )
     click.echo(("Apply failed: " if result.failed else "Apply complete: ") + line + ".")
 

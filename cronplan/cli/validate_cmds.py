@@ -34,17 +34,21 @@ def validate(app: AppContext, jobs_path: str | None, fmt: str) -> None:
     from pathlib import Path
 
     from cronplan.errors import ValidationError
-    from cronplan.jobsfile import check_jobs, display_path
+    from cronplan.jobsfile import NO_RUNNER, display_path, inspect_jobs, locate_jobs
 
     config = app.load_config()
     path = Path(jobs_path) if jobs_path else config.jobs_path
     try:
-        count = check_jobs(path, default_tz=config.timezone)
+        count, runner_jobs = inspect_jobs(path, default_tz=config.timezone)
     except ValidationError as exc:
         emit_annotations(app, exc)
         if fmt == "json":
             click.echo(_validate_json(display_path(path), None, exc.problems, ()))
         raise
+    if runner_jobs and config.runner is None:
+        # Valid, but nothing could run them: `plan` and `apply` refuse such jobs; here it is a warning.
+        for problem in locate_jobs(path, runner_jobs, NO_RUNNER):
+            app.err(f"Warning: {problem}")
     noun = "job" if count == 1 else "jobs"
     if fmt == "json":
         from cronplan.lint import jobs_warnings

@@ -218,7 +218,8 @@ def plan_outputs(doc: Mapping[str, Any], exit_code: int) -> dict[str, str]:
     if not isinstance(summary, Mapping):
         raise GitHubError("The plan file has no 'summary'; is cronplan older than this action?")
     counts = {k: _count(summary.get(k)) for k in ("arm", "rearm", "cancel", "skip")}
-    changes = exit_code == 2 or counts["arm"] + counts["rearm"] + counts["cancel"] > 0
+    updates = _count(summary.get("update"))  # an update (definition only) is a change too
+    changes = exit_code == 2 or counts["arm"] + counts["rearm"] + updates + counts["cancel"] > 0
     return {
         "has-changes": "true" if changes else "false",
         "intent-digest": str(doc.get("intent_digest") or ""),

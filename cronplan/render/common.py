@@ -14,8 +14,15 @@ from cronplan.model import Action, Job, Plan
 from cronplan.render.timeline import relative
 from cronplan.timefmt import format_ts
 
-SYMBOLS = {"arm": "+", "rearm": "~", "cancel": "-", "skip": "="}
-LABELS = {"arm": "arm", "rearm": "re-arm", "cancel": "cancel", "skip": "unchanged"}
+# ``~`` is taken by re-arm (the arm moves), so an update (the arm stays, the definition changes) is ``*``.
+SYMBOLS = {"arm": "+", "rearm": "~", "update": "*", "cancel": "-", "skip": "="}
+LABELS = {
+    "arm": "arm",
+    "rearm": "re-arm",
+    "update": "update",
+    "cancel": "cancel",
+    "skip": "unchanged",
+}
 ARROW = "\u2192"
 ELLIPSIS = "\u2026"
 NO_CHANGES = "No changes. Arms match jobs.json."
@@ -43,7 +50,10 @@ def summary_line(plan: Plan) -> str:
     s = plan.summary
     if s.changes == 0:
         return NO_CHANGES
-    return f"Plan: {s.arm} to arm, {s.rearm} to re-arm, {s.cancel} to cancel, {s.skip} unchanged."
+    return (
+        f"Plan: {s.arm} to arm, {s.rearm} to re-arm, {s.update} to update, {s.cancel} to cancel, "
+        f"{s.skip} unchanged."
+    )
 
 
 @lru_cache(maxsize=256)
@@ -85,7 +95,7 @@ def when(action: Action, now: datetime | None = None) -> str:
         if before.fire_at == after.fire_at:
             return fire_time(after.fire_at, action.tz, now)
         return f"{format_ts(before.fire_at)} {ARROW} {fire_time(after.fire_at, action.tz, now)}"
-    arm = after if action.action in ("arm", "rearm") else (before or after)
+    arm = after if action.action in ("arm", "rearm", "update") else (before or after)
     return fire_time(arm.fire_at, action.tz, now) if arm is not None else ""
 
 
@@ -95,7 +105,7 @@ def reason_text(action: Action, plan: Plan) -> str:
     if action.action == "cancel":
         return f"# (because {reason})"
     after = action.after
-    if action.is_change and after is not None and after.fire_at <= plan.now:
+    if action.action in ("arm", "rearm") and after is not None and after.fire_at <= plan.now:
         return f"{reason}; fires at once"
     return reason
 

@@ -3,7 +3,7 @@
 Layout: a hidden ``<!-- cronplan:intent=DIGEST -->`` marker first (a workflow finds its one sticky comment
 by it), a title, the ``Plan: …`` line and counts, a warning listing every cancelled job — all outside the
 fold — then a ``<details>`` fold holding a ``diff`` block with one line per change (``+`` arm, ``!`` re-arm
-so GitHub highlights it, ``-`` cancel).
+so GitHub highlights it, ``*`` update, ``-`` cancel).
 
 The body never exceeds its budget (a comment: 65,536 characters; a step summary: 1 MiB of UTF-8). What
 is kept, in priority order: marker, title, summary and counts; every cancel; then as many other changes as
@@ -42,8 +42,8 @@ COMMENT_LIMIT = 65536
 STEP_SUMMARY_LIMIT = 1024 * 1024
 DEFAULT_HINT = "see the JSON plan artifact"
 
-_DIFF_SYMBOLS = {"arm": "+", "rearm": "!", "cancel": "-"}
-_ORDER = ("arm", "rearm", "cancel")
+_DIFF_SYMBOLS = {"arm": "+", "rearm": "!", "update": "*", "cancel": "-"}
+_ORDER = ("arm", "rearm", "update", "cancel")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~])")
 #: A label names an environment (staging, prod): it goes into the marker, so it is kept simple.
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -165,9 +165,9 @@ def _head(plan: Plan, digest: str, label: str | None) -> list[str]:
     if s.changes:
         chunks += [
             "\n",
-            "| arm | re-arm | cancel | unchanged |\n",
-            "|---:|---:|---:|---:|\n",
-            f"| {s.arm} | {s.rearm} | {s.cancel} | {s.skip} |\n",
+            "| arm | re-arm | update | cancel | unchanged |\n",
+            "|---:|---:|---:|---:|---:|\n",
+            f"| {s.arm} | {s.rearm} | {s.update} | {s.cancel} | {s.skip} |\n",
         ]
     chunks.append("\n")
     return chunks

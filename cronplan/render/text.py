@@ -19,9 +19,15 @@ from cronplan.timefmt import format_ts
 
 _RESET = "\x1b[0m"
 _BOLD = "\x1b[1m"
-_COLORS = {"arm": "\x1b[32m", "rearm": "\x1b[33m", "cancel": "\x1b[31m", "skip": "\x1b[2m"}
+_COLORS = {
+    "arm": "\x1b[32m",
+    "rearm": "\x1b[33m",
+    "update": "\x1b[36m",
+    "cancel": "\x1b[31m",
+    "skip": "\x1b[2m",
+}
 _WARN = "\x1b[1;33m"
-_ORDER = ("arm", "rearm", "cancel", "skip")
+_ORDER = ("arm", "rearm", "update", "cancel", "skip")
 
 
 def render_text(
