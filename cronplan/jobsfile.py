@@ -195,7 +195,7 @@ def locate_jobs(path: str | Path, indexes: list[int], message: str) -> list[Prob
     Only an error or warning path calls this: it reads the file again to find the positions.
     """
     text, fmt, name = _read(Path(path))
-    doc = _parse(text, name, fmt)
+    doc, _ = _parse(text, name, fmt)
     prefix = "/jobs" if isinstance(doc, dict) else ""
     issues = [Issue(f"{prefix}/{i}", message) for i in indexes]
     return locate(issues, _index(text, fmt, [i.pointer for i in issues]), name)

@@ -21,6 +21,7 @@ def _request(body: bytes, *, line: str = "POST /api/cron/fire HTTP/1.1", length:
 def signed(project: Project, hmac_provider_env: dict[str, str]) -> tuple[Project, dict[str, str]]:
     project.write_config("jobs: jobs.json\nprovider: testhmac\ncallback_url: http://127.0.0.1:1\n")
     project.write_jobs([append_job("c", project.root / "runs.log")])
+    project.apply("2025-12-31T23:59:30Z", env=hmac_provider_env)  # fires run the applied job
     return project, hmac_provider_env
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.fixtures_nas import NasProject
 
 NOW = "2030-06-01T06:00:00Z"
-JOBS = [{"id": "every-5m", "schedule": {"kind": "interval", "minutes": 5}}]
+JOBS = [{"id": "every-5m", "schedule": {"kind": "interval", "minutes": 5}, "command": ["true"]}]
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ def test_the_chart_gives_way_first_within_the_budget(tmp_path: Path) -> None:
     the_plan = plan(list(jobs.jobs), arms, {}, now, provider="local", callback_url=None)
     small = render_markdown(the_plan, jobs=jobs.by_id(), max_chars=20_000)
     assert len(small) <= 20_000
-    assert "**Plan: 3000 to arm, 0 to re-arm, 40 to cancel, 0 unchanged.**" in small
+    assert "**Plan: 3000 to arm, 0 to re-arm, 0 to update, 40 to cancel, 0 unchanged.**" in small
     assert all(f"`gone-{i:03d}`" in small for i in range(40))
     # The diff took the room: the chart was dropped rather than the summary or cancels.
     assert "```mermaid" not in small

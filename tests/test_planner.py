@@ -429,7 +429,7 @@ def test_update_is_a_change_and_apply_records_it_without_a_provider_call():
     p = run_plan([new], provider.list_arms(), ledger.job_records())
     assert p.has_changes and p.summary.update == 1 and p.summary.changes == 1
     assert set(p.basis) == {"j"} and p.definitions == {"j": new.spec}
-    result = apply_plan(p, provider, ledger, {"j": new})
+    result = apply_plan(p, provider, ledger, {"j": new}, clock=PinnedClock(p.now))
     assert result.ok and [a.action for a in result.done] == ["update"]
     assert provider.calls == [] and provider.arms == [arm]
     rec = ledger.records["j"]

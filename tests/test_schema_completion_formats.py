@@ -37,7 +37,7 @@ def test_schema_output_validates_the_examples(project: Project) -> None:
 
 
 def test_plan_schema_validates_a_real_plan(project: Project) -> None:
-    project.write_jobs([BERLIN])
+    project.write_jobs([{**BERLIN, "command": ["true"]}])
     res = project.cli("plan", "--format", "json", "--now", "2031-05-01T00:00:00Z")
     assert res.exit_code == 0, res.stderr
     jsonschema.Draft202012Validator(_schema(project, "plan")).validate(json.loads(res.stdout))
@@ -122,9 +122,11 @@ def test_validate_json_warns_about_jobs_nothing_can_run(project: Project) -> Non
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert (doc["valid"], doc["jobs"], doc["problems"]) == (True, 3, [])
-    (warning,) = doc["warnings"]
+    # Every job nothing could run is named, a disabled one too (plan and apply refuse them all).
+    warning, disabled = doc["warnings"]
     assert (warning["pointer"], warning["line"], warning["column"]) == ("/jobs/0", 3, 5)
-    assert "job 'berlin' has no command or http action and no runner" in warning["message"]
+    assert disabled["pointer"] == "/jobs/2"
+    assert "this job has no 'command' or 'http' action and no 'runner'" in warning["message"]
     project.write_config("jobs: jobs.json\nrunner: [hermes, cron, run]\n")
     doc = json.loads(project.cli("validate", "--format", "json").stdout)
     assert doc["warnings"] == []

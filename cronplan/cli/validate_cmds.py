@@ -45,15 +45,14 @@ def validate(app: AppContext, jobs_path: str | None, fmt: str) -> None:
         if fmt == "json":
             click.echo(_validate_json(display_path(path), None, exc.problems, ()))
         raise
+    warnings: list[Problem] = []
     if runner_jobs and config.runner is None:
         # Valid, but nothing could run them: `plan` and `apply` refuse such jobs; here it is a warning.
-        for problem in locate_jobs(path, runner_jobs, NO_RUNNER):
+        warnings = locate_jobs(path, runner_jobs, NO_RUNNER)
+        for problem in warnings:
             app.err(f"Warning: {problem}")
     noun = "job" if count == 1 else "jobs"
     if fmt == "json":
-        from cronplan.lint import jobs_warnings
-
-        warnings = jobs_warnings(path, display_path(path), runner=config.runner)
         click.echo(_validate_json(display_path(path), count, (), warnings))
         return
     click.echo(f"{display_path(path)}: {count} {noun} valid.")
