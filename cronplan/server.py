@@ -122,14 +122,16 @@ class FireService:
             return
         # A RuntimeError means the pool is shutting down: the arm stays and fires after a restart.
         with contextlib.suppress(RuntimeError):
-            self._pool.submit(self._claim_and_run, FireCall(arm.job_id, arm.fire_at))
+            self._pool.submit(self._claim_and_run, arm)
 
-    def _claim_and_run(self, call: FireCall) -> None:
-        key = dedup_key(call.job_id, call.fire_at)
+    def _claim_and_run(self, arm: Arm) -> None:
+        """Handle one due arm; anything short of a verdict hands the arm back to the timer for a retry."""
+        call = FireCall(arm.job_id, arm.fire_at)
+        key = arm.dedup_key
         try:
             claimed = firing.claim(self.rt, call)
-        except CronplanError as exc:
-            self.log(f"{key}: cannot claim: {exc.message}")
+        except Exception as exc:  # a transient error (ledger busy, jobs file unreadable) or a bug
+            self._retry(arm, f"cannot claim: {_describe(exc)}")
             return
         if claimed.status == "claimed":
             with self._lock:
@@ -140,7 +142,12 @@ class FireService:
                 # Claimed while shutdown began: record it rather than leave it half-done.
                 self._record_not_started(claimed)
                 return
-            self._run(claimed)
+            outcome = self._run(claimed)
+            if outcome is None or outcome.rearm_error is not None:
+                # The job has no next arm yet: the retry finds the claim taken and re-plans the job.
+                self._retry(arm, "the job was not re-armed after its run")
+            else:
+                self._handled(arm)
             return
         self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
         if claimed.status == "duplicate" and claimed.job is not None and not self._is_inflight(key):
@@ -148,9 +155,23 @@ class FireService:
             _, _, error = firing.replan_job(
                 self.rt, claimed.job, now=utcnow(), provider=self.arm_provider
             )
-            if error:
-                self.log(f"{key}: re-arm after duplicate FAILED: {error}")
             self._wake_timer()
+            if error:
+                self._retry(arm, f"re-arm after duplicate failed: {error}")
+                return
+        self._handled(arm)
+
+    def _retry(self, arm: Arm, why: str) -> None:
+        timer = self.timer
+        if timer is None or not self._accepting:
+            self.log(f"{arm.dedup_key}: {why}")
+            return
+        delay = timer.retry(arm)
+        self.log(f"{arm.dedup_key}: {why}; retrying in {delay:g} s")
+
+    def _handled(self, arm: Arm) -> None:
+        if self.timer is not None:
+            self.timer.handled(arm)
 
     # ------------------------------------------------------------------ running
 
@@ -174,7 +195,7 @@ class FireService:
                 entry.started = True
         self._run(claimed)
 
-    def _run(self, claimed: firing.Claim) -> None:
+    def _run(self, claimed: firing.Claim) -> firing.FireOutcome | None:
         key = claimed.key
         try:
             outcome = firing.run_claimed(
@@ -185,8 +206,10 @@ class FireService:
                 on_rearmed=self._wake_timer,
             )
             self.log(outcome.describe())
+            return outcome
         except Exception as exc:  # a worker must report, never die silently
             self.log(f"{key}: internal error while running: {type(exc).__name__}: {exc}")
+            return None
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
@@ -273,6 +296,12 @@ class FireService:
                 return False
             time.sleep(0.05)
         return True
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CronplanError):
+        return exc.message
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 # --------------------------------------------------------------------------- ASGI
