@@ -91,7 +91,7 @@ class TimerLoop:
         key = arm.dedup_key
         with self._lock:
             attempts = self._retry.get(key, (0, 0.0))[0] + 1
-            delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(attempts - 1, 16))
+            delay: float = min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** min(attempts - 1, 16))
             self._retry[key] = (attempts, time.monotonic() + delay)
             self._handed_out.discard(key)
         self._wake.set()

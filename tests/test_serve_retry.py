@@ -47,7 +47,9 @@ def test_timer_loop_retries_a_failed_fire_with_backoff_until_handled() -> None:
     def dispatch(a: Arm) -> None:
         attempts.append(time.monotonic())
         if len(attempts) < 3:
-            threading.Thread(target=loop.retry, args=(a,)).start()  # fails, as a worker would report
+            threading.Thread(
+                target=loop.retry, args=(a,)
+            ).start()  # fails, as a worker would report
         else:
             loop.handled(a)
 
@@ -131,7 +133,9 @@ def test_a_fire_that_met_an_invalid_jobs_file_is_retried(
 # --------------------------------------------------------------------------- PostgreSQL down
 
 
-_HMAC_CONFIG = "jobs: jobs.json\nprovider: testhmac\ncallback_url: http://127.0.0.1:1\nstate: {dsn}\n"
+_HMAC_CONFIG = (
+    "jobs: jobs.json\nprovider: testhmac\ncallback_url: http://127.0.0.1:1\nstate: {dsn}\n"
+)
 
 
 @pytest.mark.postgres
