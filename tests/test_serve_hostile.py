@@ -1,0 +1,280 @@
+"""`cronplan serve` against hostile clients, on 127.0.0.1, bounded in time (docs/fire.md, "Limits").
+
+Two loads, one after the other so the test never holds more than ~1,150 sockets:
+
+- 1,100 connections that send a partial request head and trickle a byte now and then (and reconnect
+  when the server drops them), against a `serve` whose open-file limit starts at 1,024;
+- 400 connections that each send 1 MB of a request body that never ends, without any Authorization.
+
+Throughout, `/healthz` must answer within 2 s, the server's RSS stay under 150 MB and its stderr under
+100 KB; and the body senders are turned away with 401 before their bodies are read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures_core import Project
+from tests.fixtures_serve import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+SLOW_HEADERS = 1100
+BODY_SENDERS = 400
+BODY_BYTES = 1024 * 1024
+SERVE_NOFILE = (1024, 2048)  # the serve process starts with a soft limit too low for the load
+CLIENT_SOCKETS = 1200
+HOLD_S = 12.0
+
+
+@dataclass
+class Probe:
+    """Samples /healthz latency and the server's RSS while a load runs."""
+
+    url: str
+    pid: int
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    max_rss_mb: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.max_rss_mb = max(self.max_rss_mb, rss_mb(self.pid))
+            started = time.monotonic()
+            try:
+                resp = httpx.get(f"{self.url}/healthz", timeout=2.0)
+                took = time.monotonic() - started
+                if resp.status_code == 200:
+                    self.latencies.append(took)
+                else:
+                    self.failures.append(f"status {resp.status_code} after {took:.2f} s")
+            except httpx.HTTPError as exc:
+                self.failures.append(
+                    f"{type(exc).__name__} after {time.monotonic() - started:.2f} s"
+                )
+            self._stop.wait(0.5)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Probe]:
+        thread = threading.Thread(target=self.run, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(10)
+            self._stop.clear()
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def soft_nofile(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError("no open-files line in /proc/PID/limits")
+
+
+def connect(port: int, first: bytes) -> socket.socket | None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2.0)
+    try:
+        s.connect(("127.0.0.1", port))
+        s.sendall(first)
+    except OSError:
+        s.close()
+        return None
+    s.setblocking(False)
+    return s
+
+
+def slow_headers(port: int, seconds: float) -> int:
+    """Hold SLOW_HEADERS connections with unfinished request heads; return how many reconnects it took."""
+    head = b"POST /api/cron/fire HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+    socks: list[socket.socket | None] = [connect(port, head) for _ in range(SLOW_HEADERS)]
+    reconnects = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            for i, s in enumerate(socks):
+                try:
+                    if s is None:
+                        raise OSError("not connected")
+                    s.send(b"a")
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    if s is not None:
+                        s.close()
+                    socks[i] = connect(port, head)
+                    reconnects += 1
+    finally:
+        for s in socks:
+            if s is not None:
+                s.close()
+    return reconnects
+
+
+def endless_bodies(port: int, seconds: float) -> tuple[int, int]:
+    """BODY_SENDERS requests each pushing BODY_BYTES of a longer body; return (401 answers, bytes sent)."""
+    head = (
+        b"POST /api/cron/fire HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {2 * BODY_BYTES}\r\n\r\n".encode()
+    )
+    socks = [connect(port, head) for _ in range(BODY_SENDERS)]
+    sent = [0] * len(socks)
+    chunk = b"x" * 65536
+    deadline = time.monotonic() + seconds
+    answers: dict[int, bytes] = {}
+    try:
+        while time.monotonic() < deadline:
+            progress = False
+            for i, s in enumerate(socks):
+                if s is None:
+                    continue
+                with contextlib.suppress(BlockingIOError, OSError):
+                    data = s.recv(4096)
+                    answers[i] = answers.get(i, b"") + data
+                if sent[i] >= BODY_BYTES:
+                    continue
+                try:
+                    n = s.send(chunk[: BODY_BYTES - sent[i]])
+                    sent[i] += n
+                    progress = progress or n > 0
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    sent[i] = BODY_BYTES  # the server closed it: done with this one
+            if not progress:
+                time.sleep(0.05)
+    finally:
+        for s in socks:
+            if s is not None:
+                s.close()
+    refused = sum(1 for a in answers.values() if a.startswith(b"HTTP/1.1 401"))
+    return refused, sum(sent)
+
+
+@pytest.fixture
+def client_sockets() -> Iterator[None]:
+    """Raise this process's soft open-file limit for the load; skip when the hard limit is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit_hard = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if limit_hard < CLIENT_SOCKETS + 100 or limit_hard < SERVE_NOFILE[1]:
+        pytest.skip(f"the hard open-file limit ({hard}) is too low for this load test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, CLIENT_SOCKETS + 100), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def start_serve(
+    project: Project, tmp_path: Path, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port = free_port()
+    stderr_path = tmp_path / "serve.stderr"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, SERVE_NOFILE)
+
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cronplan",
+                "--config",
+                str(project.config),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=project.root,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=limit,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, stderr_path.read_text()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc, port, stderr_path
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"serve did not start: {stderr_path.read_text()}")
+
+
+def test_serve_stays_up_under_slow_heads_and_endless_bodies(
+    project: Project, tmp_path: Path, client_sockets: None, hmac_provider_env: dict[str, str]
+) -> None:
+    project.write_config("jobs: jobs.json\nprovider: testhmac\ncallback_url: http://127.0.0.1:1\n")
+    project.write_jobs([])
+    proc, port, stderr_path = start_serve(project, tmp_path, hmac_provider_env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        nofile = soft_nofile(proc.pid)
+        probe = Probe(url, proc.pid)
+        with probe.running():
+            reconnects = slow_headers(port, HOLD_S)
+        heads = (list(probe.latencies), list(probe.failures), probe.max_rss_mb)
+        probe.latencies.clear()
+        probe.failures.clear()
+
+        with probe.running():
+            refused, sent = endless_bodies(port, HOLD_S)
+        bodies = (list(probe.latencies), list(probe.failures), probe.max_rss_mb)
+        stderr_size = stderr_path.stat().st_size
+        report = (
+            f"slow heads: healthz {len(heads[0])} ok (max {max(heads[0], default=0):.2f} s), failures {heads[1][:5]}, max RSS "
+            f"{heads[2]:.0f} MB, {reconnects} reconnects; bodies: healthz {len(bodies[0])} ok, "
+            f"failures {bodies[1][:5]}, max RSS {bodies[2]:.0f} MB, {refused} answered 401, "
+            f"{sent / 1e6:.0f} MB sent; stderr {stderr_size} bytes"
+        )
+        print(report)
+        print(stderr_path.read_text())
+        for latencies, failures, max_rss in (heads, bodies):
+            assert not failures, report
+            assert len(latencies) >= 10 and max(latencies) < 2.0, report
+            assert max_rss < 150, report
+        assert refused >= BODY_SENDERS * 0.9, report
+        assert stderr_size < 100_000, report
+        assert "Traceback" not in stderr_path.read_text()
+        assert proc.poll() is None
+        assert nofile == SERVE_NOFILE[1]  # serve raised its soft open-file limit to the hard one
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
