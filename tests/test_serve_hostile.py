@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -254,13 +255,13 @@ def test_serve_stays_up_under_slow_heads_and_endless_bodies(
         bodies = (list(probe.latencies), list(probe.failures), probe.max_rss_mb)
         stderr_size = stderr_path.stat().st_size
         report = (
-            f"slow heads: healthz {len(heads[0])} ok (max {max(heads[0], default=0):.2f} s), failures {heads[1][:5]}, max RSS "
-            f"{heads[2]:.0f} MB, {reconnects} reconnects; bodies: healthz {len(bodies[0])} ok, "
+            f"slow heads: healthz {len(heads[0])} ok (slowest {max(heads[0], default=0):.2f} s), "
+            f"failures {heads[1][:5]}, max RSS {heads[2]:.0f} MB, {reconnects} reconnects; "
+            f"bodies: healthz {len(bodies[0])} ok (slowest {max(bodies[0], default=0):.2f} s), "
             f"failures {bodies[1][:5]}, max RSS {bodies[2]:.0f} MB, {refused} answered 401, "
             f"{sent / 1e6:.0f} MB sent; stderr {stderr_size} bytes"
         )
         print(report)
-        print(stderr_path.read_text())
         for latencies, failures, max_rss in (heads, bodies):
             assert not failures, report
             assert len(latencies) >= 10 and max(latencies) < 2.0, report
@@ -278,3 +279,122 @@ def test_serve_stays_up_under_slow_heads_and_endless_bodies(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# --------------------------------------------------------------------------- smaller, faster checks
+
+
+def _raw_exchange(port: int, head: bytes, body_bytes: int, *, wait_s: float = 5.0) -> bytes:
+    """Send ``head`` and then up to ``body_bytes`` of body while reading; return what the server said."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=wait_s)
+    answer = b""
+    try:
+        s.sendall(head)
+        s.setblocking(False)
+        chunk = b"x" * 65536
+        sent = 0
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(BlockingIOError):
+                data = s.recv(65536)
+                if not data:
+                    break  # closed by the server
+                answer += data
+            if sent < body_bytes:
+                with contextlib.suppress(BlockingIOError):
+                    sent += s.send(chunk[: body_bytes - sent])
+            time.sleep(0.01)
+    except OSError:
+        pass  # reset by the server after its answer
+    finally:
+        s.close()
+    return answer
+
+
+def test_fire_requests_are_turned_away_before_their_bodies_are_read(
+    project: Project, serve_process: Any, hmac_provider_env: dict[str, str]
+) -> None:
+    project.write_config("jobs: jobs.json\nprovider: testhmac\ncallback_url: http://127.0.0.1:1\n")
+    project.write_jobs([])
+    sp = serve_process(project.root, env=hmac_provider_env)
+    fire = b"POST /api/cron/fire HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+    # No signature header: 401 while the body is still coming, and the connection is closed.
+    started = time.monotonic()
+    answer = _raw_exchange(sp.port, fire + b"Content-Length: 50000000\r\n\r\n", 4 * 1024 * 1024)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b"connection: close" in answer.lower()
+    assert time.monotonic() - started < 5  # ended by the server, not by our deadline
+
+    # A plausible signature, but a body announced over the cap: 413 at once.
+    signed = fire + b"x-test-signature: " + b"0" * 64 + b"\r\n"
+    answer = _raw_exchange(sp.port, signed + b"Content-Length: 70000\r\n\r\n", 0)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+    # The same without a Content-Length (chunked): counted as it comes, refused past the cap.
+    chunked = (
+        signed + b"Transfer-Encoding: chunked\r\n\r\n" + b"10000\r\n" + b"y" * 0x10000 + b"\r\n"
+    )
+    chunked += b"10\r\n" + b"y" * 16 + b"\r\n"
+    answer = _raw_exchange(sp.port, chunked, 0)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+    # A real fire still works: 200 stale (the job is unknown), through the whole pipeline.
+    from tests.fixtures_serve import fire_body, sign
+
+    body = fire_body("nope", "2026-11-27T09:00:00Z")
+    resp = httpx.post(
+        f"{sp.url}/api/cron/fire", content=body, headers={"x-test-signature": sign(body)}
+    )
+    assert resp.status_code == 200 and resp.json()["status"] == "stale", resp.text
+    assert "Traceback" not in sp.stderr()
+
+
+@pytest.mark.slow
+def test_a_body_that_stops_coming_gets_408(
+    project: Project, serve_process: Any, hmac_provider_env: dict[str, str]
+) -> None:
+    from cronplan.serve_guard import BODY_TIMEOUT_S
+
+    project.write_config("jobs: jobs.json\nprovider: testhmac\ncallback_url: http://127.0.0.1:1\n")
+    project.write_jobs([])
+    sp = serve_process(project.root, env=hmac_provider_env)
+    head = (
+        b"POST /api/cron/fire HTTP/1.1\r\nHost: 127.0.0.1\r\nx-test-signature: "
+        + b"0" * 64
+        + b'\r\nContent-Length: 100\r\n\r\n{"job_id": '
+    )
+    started = time.monotonic()
+    answer = _raw_exchange(sp.port, head, 0, wait_s=BODY_TIMEOUT_S + 5)
+    took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert BODY_TIMEOUT_S - 1 <= took <= BODY_TIMEOUT_S + 3
+
+
+def test_log_limiter_shows_one_line_per_kind_per_interval_and_counts_the_rest() -> None:
+    from cronplan.serve_guard import LogLimiter
+
+    now = [0.0]
+    lines: list[str] = []
+    limiter = LogLimiter(lines.append, interval_s=60, clock=lambda: now[0])
+    for _ in range(1000):
+        limiter.emit("accept", "serve: asyncio: socket.accept() out of system resource")
+    limiter.emit("timeout", "serve: closed a connection")
+    assert lines == [
+        "serve: asyncio: socket.accept() out of system resource",
+        "serve: closed a connection",
+    ]
+    now[0] = 61.0
+    limiter.emit("accept", "serve: asyncio: socket.accept() out of system resource")
+    assert lines[-1] == (
+        "serve: asyncio: socket.accept() out of system resource "
+        "(999 more like this in the last 60 s not shown)"
+    )
+
+
+def test_connection_cap_leaves_room_for_everything_else() -> None:
+    from cronplan.serve_guard import FD_RESERVE, MAX_CONNECTIONS, connection_cap
+
+    assert connection_cap(1 << 20) == MAX_CONNECTIONS
+    assert connection_cap(1024) == 1024 - FD_RESERVE
+    assert connection_cap(100) == 16
