@@ -9,6 +9,12 @@ the response. Duplicates and stale fires are ``200`` no-ops, bad authentication 
 With the ``local`` provider (or when the configured provider is unavailable and serve falls back to it)
 the timer loop fires arms through the same claim → run → record → re-arm pipeline.
 
+A timer fire that could not be handled (a transient error) is handed back to the timer loop, which
+retries it with backoff until it is handled or its arm is gone: an arm is never dropped.
+
+Against hostile clients (``cronplan/serve_guard.py``): a cap on connections, head and body timeouts, byte
+caps, the provider's header check before any body is read, and rate-limited error lines.
+
 Shutdown (SIGTERM/SIGINT): stop accepting requests and stop the timer, let running jobs finish within
 ``shutdown_timeout``, then stop the rest; every claimed run ends with a record.
 """

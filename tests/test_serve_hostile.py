@@ -398,3 +398,36 @@ def test_connection_cap_leaves_room_for_everything_else() -> None:
     assert connection_cap(1 << 20) == MAX_CONNECTIONS
     assert connection_cap(1024) == 1024 - FD_RESERVE
     assert connection_cap(100) == 16
+
+
+def test_bundled_providers_check_headers_before_any_body() -> None:
+    """`verify_headers` of each bundled provider: what serve checks before it reads a body."""
+    from cronplan_nas.verify import check_headers as nas_check
+    from cronplan_temporal import TemporalProvider
+
+    from cronplan.errors import AuthError
+    from cronplan.local import LocalProvider
+    from cronplan.provider import ProviderSettings
+
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+    nas_check({"authorization": f"Bearer {token}"})
+    for bad in ({}, {"authorization": "Basic dTpw"}, {"authorization": "Bearer not-a-jwt"}):
+        with pytest.raises(AuthError):
+            nas_check(bad)
+
+    temporal = TemporalProvider(
+        ProviderSettings("temporal", {}, "http://127.0.0.1:8787", environ={})
+    )
+    now = str(int(time.time()))
+    temporal.verify_headers(
+        {"webhook-id": "msg_1", "webhook-timestamp": now, "webhook-signature": "v1,abc"}
+    )
+    with pytest.raises(AuthError, match="missing header"):
+        temporal.verify_headers({"webhook-id": "msg_1"})
+    with pytest.raises(AuthError, match="old"):
+        temporal.verify_headers(
+            {"webhook-id": "m", "webhook-timestamp": "1000", "webhook-signature": "v1,abc"}
+        )
+
+    with pytest.raises(AuthError, match="no HTTP callbacks"):
+        LocalProvider(ProviderSettings("local", base_dir=Path("/nonexistent"))).verify_headers({})
