@@ -183,7 +183,7 @@ class FireService:
         try:
             claimed = firing.claim(self.rt, call)
         except Exception as exc:  # a transient error (ledger busy, jobs file unreadable) or a bug
-            self._retry(arm, f"cannot claim: {_describe(exc)}")
+            self._retry(arm, f"cannot claim: {_describe(exc)}", kind=type(exc).__name__)
             return
         if claimed.status == "claimed":
             with self._lock:
@@ -197,7 +197,7 @@ class FireService:
             outcome = self._run(claimed)
             if outcome is None or outcome.rearm_error is not None:
                 # The job has no next arm yet: the retry finds the claim taken and re-plans the job.
-                self._retry(arm, "the job was not re-armed after its run")
+                self._retry(arm, "the job was not re-armed after its run", kind="rearm")
             else:
                 self._handled(arm)
             return
@@ -209,17 +209,19 @@ class FireService:
             )
             self._wake_timer()
             if error:
-                self._retry(arm, f"re-arm after duplicate failed: {error}")
+                self._retry(arm, f"re-arm after duplicate failed: {error}", kind="rearm")
                 return
         self._handled(arm)
 
-    def _retry(self, arm: Arm, why: str) -> None:
+    def _retry(self, arm: Arm, why: str, *, kind: str) -> None:
+        """Hand ``arm`` back to the timer for another attempt; one log line per kind of failure a minute
+        (an outage would otherwise log a line per arm per attempt)."""
         timer = self.timer
         if timer is None or not self._accepting:
             self.log(f"{arm.dedup_key}: {why}")
             return
         delay = timer.retry(arm)
-        self.log(f"{arm.dedup_key}: {why}; retrying in {delay:g} s")
+        self.limiter.emit(f"timer-retry:{kind}", f"{arm.dedup_key}: {why}; retrying in {delay:g} s")
 
     def _handled(self, arm: Arm) -> None:
         if self.timer is not None:
