@@ -431,3 +431,51 @@ def test_bundled_providers_check_headers_before_any_body() -> None:
 
     with pytest.raises(AuthError, match="no HTTP callbacks"):
         LocalProvider(ProviderSettings("local", base_dir=Path("/nonexistent"))).verify_headers({})
+
+
+class _FakeTransport:
+    def __init__(self) -> None:
+        self.written = b""
+        self.aborted = False
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_connection_guard_evicts_the_oldest_half_sent_head_then_refuses_when_all_are_busy() -> None:
+    import asyncio
+
+    from cronplan.serve_guard import ConnectionGuard, LogLimiter
+
+    lines: list[str] = []
+
+    async def scenario() -> None:
+        guard = ConnectionGuard(
+            max_connections=2, limiter=LogLimiter(lines.append), header_timeout_s=0.2
+        )
+        a, b, c, d, e = (object() for _ in range(5))
+        ta, tb, tc, td, te = (_FakeTransport() for _ in range(5))
+        assert guard.opened(a, ta) and guard.opened(b, tb)
+        assert guard.opened(c, tc)
+        assert ta.aborted and not tb.aborted  # the oldest connection still waiting for its head
+        guard.head_done(b)
+        guard.head_done(c)
+        assert not guard.opened(d, td)
+        assert td.written.startswith(b"HTTP/1.1 503") and td.closed
+        guard.closed(b)
+        assert guard.opened(e, te)
+        await asyncio.sleep(0.4)
+        assert te.aborted  # no complete head within the timeout
+        assert guard.open_connections == 1  # c, busy with its request
+
+    asyncio.run(scenario())
+    assert any("closed the oldest one" in line for line in lines)
+    assert any("got 503" in line for line in lines)
+    assert any("no complete request head within 0.2 s" in line for line in lines)

@@ -164,7 +164,8 @@ def test_http_fire_gets_503_fast_while_postgres_is_down_then_202_once(
         took = time.monotonic() - started
         assert resp.status_code == 503, resp.text
         assert took < 8, f"503 took {took:.1f} s"
-        assert "PostgreSQL ledger" in resp.json()["error"]
+        error = resp.json()["error"]
+        assert "PostgreSQL ledger" in error and "127.0.0.1" in error  # names the server
     assert sp.wait_healthy(timeout=2)["status"] == "ok"  # the server itself is fine
 
     private_pg.restart()
