@@ -174,7 +174,14 @@ class FireService:
             return
         # A RuntimeError means the pool is shutting down: the arm stays and fires after a restart.
         with contextlib.suppress(RuntimeError):
-            self._pool.submit(self._claim_and_run, arm)
+            self._pool.submit(self._handle_arm, arm)
+
+    def _handle_arm(self, arm: Arm) -> None:
+        try:
+            self._claim_and_run(arm)
+        # A bug must not strand the arm on a worker: report it and try again later.
+        except Exception as exc:
+            self._retry(arm, f"internal error: {type(exc).__name__}: {exc}", kind="internal")
 
     def _claim_and_run(self, arm: Arm) -> None:
         """Handle one due arm; anything short of a verdict hands the arm back to the timer for a retry."""
