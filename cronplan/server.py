@@ -179,8 +179,8 @@ class FireService:
     def _handle_arm(self, arm: Arm) -> None:
         try:
             self._claim_and_run(arm)
-        # A bug must not strand the arm on a worker: report it and try again later.
         except Exception as exc:
+            # A bug must not strand the arm on a worker: report it and try again later.
             self._retry(arm, f"internal error: {type(exc).__name__}: {exc}", kind="internal")
 
     def _claim_and_run(self, arm: Arm) -> None:
