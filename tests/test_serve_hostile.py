@@ -140,15 +140,25 @@ def slow_headers(port: int, seconds: float) -> int:
     return reconnects
 
 
-def endless_bodies(port: int, seconds: float) -> tuple[int, int]:
-    """BODY_SENDERS requests each pushing BODY_BYTES of a longer body; return (401 answers, bytes sent)."""
-    head = (
-        b"POST /api/cron/fire HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        + f"Content-Length: {2 * BODY_BYTES}\r\n\r\n".encode()
-    )
+def endless_bodies(
+    port: int, seconds: float, *, forged: bool = False
+) -> tuple[dict[bytes, int], int]:
+    """BODY_SENDERS requests each pushing BODY_BYTES of a longer body; return (answers by status line
+    prefix, bytes sent).
+
+    Without ``forged`` the requests carry no credentials at all and announce their length; with it they
+    carry a signature header that passes the header check (only the body could disprove it) and send
+    their body chunked, so no Content-Length gives them away.
+    """
+    head = b"POST /api/cron/fire HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    if forged:
+        head += b"x-test-signature: " + b"f" * 64 + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+    else:
+        head += f"Content-Length: {2 * BODY_BYTES}\r\n\r\n".encode()
+        chunk = b"x" * 65536
     socks = [connect(port, head) for _ in range(BODY_SENDERS)]
     sent = [0] * len(socks)
-    chunk = b"x" * 65536
     deadline = time.monotonic() + seconds
     answers: dict[int, bytes] = {}
     try:
@@ -176,8 +186,10 @@ def endless_bodies(port: int, seconds: float) -> tuple[int, int]:
         for s in socks:
             if s is not None:
                 s.close()
-    refused = sum(1 for a in answers.values() if a.startswith(b"HTTP/1.1 401"))
-    return refused, sum(sent)
+    statuses: dict[bytes, int] = {}
+    for answer in answers.values():
+        statuses[answer[:12]] = statuses.get(answer[:12], 0) + 1
+    return statuses, sum(sent)
 
 
 @pytest.fixture
@@ -251,22 +263,35 @@ def test_serve_stays_up_under_slow_heads_and_endless_bodies(
         probe.failures.clear()
 
         with probe.running():
-            refused, sent = endless_bodies(port, HOLD_S)
+            statuses, sent = endless_bodies(port, HOLD_S)
         bodies = (list(probe.latencies), list(probe.failures), probe.max_rss_mb)
+        refused = statuses.get(b"HTTP/1.1 401", 0)
+        probe.latencies.clear()
+        probe.failures.clear()
+
+        with probe.running():
+            forged_statuses, forged_sent = endless_bodies(port, HOLD_S / 2, forged=True)
+        forged = (list(probe.latencies), list(probe.failures), probe.max_rss_mb)
         stderr_size = stderr_path.stat().st_size
         report = (
             f"slow heads: healthz {len(heads[0])} ok (slowest {max(heads[0], default=0):.2f} s), "
             f"failures {heads[1][:5]}, max RSS {heads[2]:.0f} MB, {reconnects} reconnects; "
             f"bodies: healthz {len(bodies[0])} ok (slowest {max(bodies[0], default=0):.2f} s), "
-            f"failures {bodies[1][:5]}, max RSS {bodies[2]:.0f} MB, {refused} answered 401, "
-            f"{sent / 1e6:.0f} MB sent; stderr {stderr_size} bytes"
+            f"failures {bodies[1][:5]}, max RSS {bodies[2]:.0f} MB, answers {statuses}, "
+            f"{sent / 1e6:.0f} MB sent; forged signatures, chunked: healthz {len(forged[0])} ok "
+            f"(slowest {max(forged[0], default=0):.2f} s), failures {forged[1][:5]}, max RSS "
+            f"{forged[2]:.0f} MB, answers {forged_statuses}, {forged_sent / 1e6:.0f} MB sent; "
+            f"stderr {stderr_size} bytes"
         )
         print(report)
-        for latencies, failures, max_rss in (heads, bodies):
+        for latencies, failures, max_rss in (heads, bodies, forged):
             assert not failures, report
-            assert len(latencies) >= 10 and max(latencies) < 2.0, report
+            assert len(latencies) >= 5 and max(latencies) < 2.0, report
             assert max_rss < 150, report
         assert refused >= BODY_SENDERS * 0.9, report
+        # Each forged request is cut off at the body cap (413) or the cap on all bodies at once (503).
+        assert sum(forged_statuses.values()) >= BODY_SENDERS * 0.9, report
+        assert set(forged_statuses) <= {b"HTTP/1.1 413", b"HTTP/1.1 503"}, report
         assert stderr_size < 100_000, report
         assert "Traceback" not in stderr_path.read_text()
         assert proc.poll() is None
