@@ -1,13 +1,15 @@
 """`cronplan serve` against hostile clients, on 127.0.0.1, bounded in time (docs/fire.md, "Limits").
 
-Two loads, one after the other so the test never holds more than ~1,150 sockets:
+Three loads, one after the other so the test never holds more than ~1,150 sockets:
 
 - 1,100 connections that send a partial request head and trickle a byte now and then (and reconnect
   when the server drops them), against a `serve` whose open-file limit starts at 1,024;
-- 400 connections that each send 1 MB of a request body that never ends, without any Authorization.
+- 400 connections that each send 1 MB of a request body that never ends, without any Authorization;
+- 400 connections with a forged signature header (it passes the header check) and a chunked 1 MB body.
 
 Throughout, `/healthz` must answer within 2 s, the server's RSS stay under 150 MB and its stderr under
-100 KB; and the body senders are turned away with 401 before their bodies are read.
+100 KB; the unauthenticated senders are turned away with 401 before their bodies are read, the forged
+ones at the body cap.
 """
 
 from __future__ import annotations
