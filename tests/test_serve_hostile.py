@@ -369,6 +369,10 @@ def test_fire_requests_are_turned_away_before_their_bodies_are_read(
     answer = _raw_exchange(sp.port, chunked, 0)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
 
+    # A request head over 16 KiB: 400, without waiting for the rest of it.
+    answer = _raw_exchange(sp.port, fire + b"X-Big: " + b"b" * 20000, 0)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+
     # A real fire still works: 200 stale (the job is unknown), through the whole pipeline.
     from tests.fixtures_serve import fire_body, sign
 
