@@ -35,8 +35,14 @@ UTC = timezone.utc
 #: Key of the advisory lock held while migrating ("cronplan" in ASCII, as a bigint).
 MIGRATION_LOCK_KEY = 0x63726F6E706C616E
 APPLY_LOCK_NAME = "apply"
-CONNECT_TIMEOUT_S = 10
-POOL_TIMEOUT_S = 10.0
+# Fail fast while the server is down (SPEC §12: a few seconds, never a long hang): libpq gives up on a
+# connection after CONNECT_TIMEOUT_S, a call waits at most POOL_TIMEOUT_S for a pooled connection, and after
+# a connection attempt that failed slowly (a host that does not answer) the calls of the next DOWN_RECHECK_S
+# fail at once with the same reason instead of queueing for the same timeout. A refused connection is cheap,
+# so it is simply tried again: the first call after the server is back succeeds.
+CONNECT_TIMEOUT_S = 3
+POOL_TIMEOUT_S = 3.0
+DOWN_RECHECK_S = 1.0
 POOL_MAX_SIZE = 10
 
 # Each migration runs once, in order, in the transaction that holds the advisory lock. Append only: a
@@ -139,6 +145,8 @@ class PostgresLedger:
         self._open_lock = threading.Lock()
         self._closed = False
         self._lineage: str | None = None
+        # (monotonic time until which to fail at once, the message) after a failed connection.
+        self._down: tuple[float, str] | None = None
 
     def __repr__(self) -> str:
         return f"PostgresLedger({self._where!r})"
@@ -169,8 +177,35 @@ class PostgresLedger:
             if self._closed:
                 raise LedgerError(f"PostgreSQL ledger {self._where} is closed")
             if self._pool is None:
-                self._pool = self._open_pool()
+                down = self._down
+                if down is not None and time.monotonic() < down[0]:
+                    raise LedgerError(down[1])
+                started = time.monotonic()
+                try:
+                    self._pool = self._open_pool()
+                except LedgerError as exc:
+                    self._note_down(started, exc.message)
+                    raise
+                self._down = None
             return self._pool
+
+    def _note_down(self, started: float, message: str) -> None:
+        now = time.monotonic()
+        if now - started >= 1.0:
+            self._down = (now + DOWN_RECHECK_S, message)
+
+    def _drop_pool(self, pool: ConnectionPool[psycopg.Connection[Any]]) -> None:
+        """The server went away: forget the pool, so the next call reconnects directly.
+
+        A pool left to itself retries in the background with a backoff that grows towards minutes, so a
+        ledger whose server came back would keep failing; a fresh pool after a direct connection recovers
+        as soon as the server answers, and fails at once with the server's own reason while it does not.
+        """
+        with self._open_lock:
+            if self._pool is not pool:
+                return
+            self._pool = None
+        threading.Thread(target=pool.close, kwargs={"timeout": 1.0}, daemon=True).start()
 
     def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         import psycopg
@@ -211,23 +246,35 @@ class PostgresLedger:
         from psycopg_pool import PoolTimeout
 
         pool = self._get_pool()
+        broken = False
         try:
             with pool.connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                except psycopg.Error:
+                    broken = conn.broken
+                    raise
         except PoolTimeout:
-            raise self._unreachable(what) from None
+            raise self._unreachable(what, pool) from None
         except psycopg.Error as exc:
+            if broken:
+                self._drop_pool(pool)
             raise self._error(what, exc) from None
 
-    def _unreachable(self, what: str) -> LedgerError:
+    def _unreachable(self, what: str, pool: ConnectionPool[psycopg.Connection[Any]]) -> LedgerError:
         """Why no pooled connection came: ask the server directly for the real reason."""
         import psycopg
 
+        started = time.monotonic()
         try:
             with self._connect():
                 pass
         except psycopg.Error as exc:
-            return self._error(what, exc)
+            # Down, not busy: start afresh once it answers again.
+            self._drop_pool(pool)
+            error = self._error(what, exc)
+            self._note_down(started, error.message)
+            return error
         return LedgerError(
             f"PostgreSQL ledger {self._where}: could not {what}: no free connection within "
             f"{self._timeout:g} s"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,10 @@ class LocalProvider:
             if changed:
                 _bump(conn)
         return changed
+
+    def verify_headers(self, headers: Mapping[str, str]) -> None:
+        """Refused before any body is read: the local provider calls no URL."""
+        self.verify(HttpRequest(method="POST", path="", headers=dict(headers), body=b""))
 
     def verify(self, request: HttpRequest) -> FireCall:
         raise AuthError(

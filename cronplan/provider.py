@@ -72,6 +72,12 @@ class Provider(Protocol):
         """Authenticate a callback; raise ``AuthError`` (or ``BadRequest``) on anything wrong."""
         ...
 
+    # Optional, looked up with getattr (a provider without it still works):
+    #     def verify_headers(self, headers: Mapping[str, str]) -> None
+    # The checks that need no body (a bearer token or signature headers present and well formed), raising
+    # ``AuthError``. ``cronplan serve`` calls it before it reads a request body, so a client that cannot
+    # be authentic never makes it buffer one (docs/fire.md, "Limits").
+
     def close(self) -> None:
         """Release connections and pools."""
         ...

@@ -10,6 +10,12 @@ the response. Duplicates and stale fires are ``200`` no-ops, bad authentication 
 With the ``local`` provider (or when the configured provider is unavailable and serve falls back to it)
 the timer loop fires arms through the same claim → run → record → re-arm pipeline.
 
+A timer fire that could not be handled (a transient error) is handed back to the timer loop, which
+retries it with backoff until it is handled or its arm is gone: an arm is never dropped.
+
+Against hostile clients (``cronplan/serve_guard.py``): a cap on connections, head and body timeouts, byte
+caps, the provider's header check before any body is read, and rate-limited error lines.
+
 Shutdown (SIGTERM/SIGINT): stop accepting requests and stop the timer, let running jobs finish within
 ``shutdown_timeout``, then stop the rest; every claimed run ends with a record.
 """
@@ -19,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +38,20 @@ from typing import TYPE_CHECKING, Any
 from cronplan import fire as firing
 from cronplan.errors import AuthError, BadRequest, CronplanError, ProviderUnavailable
 from cronplan.model import Arm, FireCall, HttpRequest
+from cronplan.serve_guard import (
+    BACKLOG,
+    BODY_TIMEOUT_S,
+    KEEP_ALIVE_S,
+    MAX_BODY_BYTES,
+    MAX_BUFFERED_BYTES,
+    MAX_HEAD_BYTES,
+    ConnectionGuard,
+    LimitedLogHandler,
+    LogLimiter,
+    connection_cap,
+    guarded_h11,
+    raise_nofile_limit,
+)
 from cronplan.status_routes import STATUS_PATHS, StatusRoutes
 from cronplan.timefmt import dedup_key
 
@@ -43,7 +64,6 @@ Log = Callable[[str], None]
 
 FIRE_PATH = "/api/cron/fire"
 HEALTH_PATH = "/healthz"
-MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_WORKERS = 16
 
 
@@ -71,6 +91,8 @@ class FireService:
         self.verifier = verifier
         self.arm_provider = arm_provider
         self.log = log
+        # Lines a client can cause again and again (a provider retrying during an outage) are limited.
+        self.limiter = LogLimiter(log)
         self.unavailable_reason = unavailable_reason
         self.timer: TimerLoop | None = None
         # Set at the end of the shutdown grace: running commands are stopped.
@@ -81,6 +103,32 @@ class FireService:
         self._accepting = True
 
     # ------------------------------------------------------------------ the HTTP fire
+
+    def precheck(self, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]] | None:
+        """Turn a fire request away before its body is read: (status, JSON body), or None to go on.
+
+        Cheap and local: shutting down, no verifier, or headers the provider says cannot be authentic
+        (its optional ``verify_headers``: no bearer token, no signature headers). An unauthenticated
+        client so never makes serve buffer a body.
+        """
+        if not self._accepting:
+            return 503, {"error": "shutting down; retry later"}
+        if self.verifier is None:
+            reason = self.unavailable_reason or "unknown reason"
+            error = (
+                f"the configured provider is unavailable, so callbacks cannot be verified: {reason}"
+            )
+            return 503, {"error": error}
+        check = getattr(self.verifier, "verify_headers", None)
+        if check is None:
+            return None
+        try:
+            check(headers)
+        except AuthError as exc:
+            return 401, {"error": exc.message}
+        except CronplanError as exc:
+            return 503, {"error": exc.message}
+        return None
 
     def handle_fire(self, request: HttpRequest) -> tuple[int, dict[str, Any], firing.Claim | None]:
         """Authenticate and claim one fire request: (status code, JSON body, the won claim or None).
@@ -112,7 +160,11 @@ class FireService:
             self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: refused: {exc.message}")
             return 400, {"error": exc.message}, None
         except CronplanError as exc:
-            self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: cannot claim: {exc.message}")
+            key = dedup_key(call.job_id, call.fire_at)
+            self.limiter.emit(
+                f"http-claim:{type(exc).__name__}",
+                f"fire {key}: cannot claim: {exc.message} (answered 503; the provider retries)",
+            )
             return 503, {"error": exc.message}, None
         key = claimed.key
         if claimed.status != "claimed":
@@ -128,14 +180,23 @@ class FireService:
             return
         # A RuntimeError means the pool is shutting down: the arm stays and fires after a restart.
         with contextlib.suppress(RuntimeError):
-            self._pool.submit(self._claim_and_run, FireCall(arm.job_id, arm.fire_at))
+            self._pool.submit(self._handle_arm, arm)
 
-    def _claim_and_run(self, call: FireCall) -> None:
-        key = dedup_key(call.job_id, call.fire_at)
+    def _handle_arm(self, arm: Arm) -> None:
+        try:
+            self._claim_and_run(arm)
+        except Exception as exc:
+            # A bug must not strand the arm on a worker: report it and try again later.
+            self._retry(arm, f"internal error: {type(exc).__name__}: {exc}", kind="internal")
+
+    def _claim_and_run(self, arm: Arm) -> None:
+        """Handle one due arm; anything short of a verdict hands the arm back to the timer for a retry."""
+        call = FireCall(arm.job_id, arm.fire_at)
+        key = arm.dedup_key
         try:
             claimed = firing.claim(self.rt, call)
-        except CronplanError as exc:
-            self.log(f"{key}: cannot claim: {exc.message}")
+        except Exception as exc:  # a transient error (ledger busy, jobs file unreadable) or a bug
+            self._retry(arm, f"cannot claim: {_describe(exc)}", kind=type(exc).__name__)
             return
         if claimed.status == "claimed":
             with self._lock:
@@ -146,15 +207,36 @@ class FireService:
                 # Claimed while shutdown began: record it rather than leave it half-done.
                 self._record_not_started(claimed)
                 return
-            self._run(claimed)
+            outcome = self._run(claimed)
+            if outcome is None or outcome.rearm_error is not None:
+                # The job has no next arm yet: the retry finds the claim taken and re-plans the job.
+                self._retry(arm, "the job was not re-armed after its run", kind="rearm")
+            else:
+                self._handled(arm)
             return
         self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
         if claimed.status == "duplicate" and claimed.job is not None and not self._is_inflight(key):
             # Someone claimed this arm but never re-armed the job (a fire that died mid-way): move it on.
             _, _, error = firing.replan_job(self.rt, claimed.job, provider=self.arm_provider)
-            if error:
-                self.log(f"{key}: re-arm after duplicate FAILED: {error}")
             self._wake_timer()
+            if error:
+                self._retry(arm, f"re-arm after duplicate failed: {error}", kind="rearm")
+                return
+        self._handled(arm)
+
+    def _retry(self, arm: Arm, why: str, *, kind: str) -> None:
+        """Hand ``arm`` back to the timer for another attempt; one log line per kind of failure a minute
+        (an outage would otherwise log a line per arm per attempt)."""
+        timer = self.timer
+        if timer is None or not self._accepting:
+            self.log(f"{arm.dedup_key}: {why}")
+            return
+        delay = timer.retry(arm)
+        self.limiter.emit(f"timer-retry:{kind}", f"{arm.dedup_key}: {why}; retrying in {delay:g} s")
+
+    def _handled(self, arm: Arm) -> None:
+        if self.timer is not None:
+            self.timer.handled(arm)
 
     # ------------------------------------------------------------------ running
 
@@ -178,7 +260,7 @@ class FireService:
                 entry.started = True
         self._run(claimed)
 
-    def _run(self, claimed: firing.Claim) -> None:
+    def _run(self, claimed: firing.Claim) -> firing.FireOutcome | None:
         key = claimed.key
         try:
             outcome = firing.run_claimed(
@@ -189,8 +271,10 @@ class FireService:
                 on_rearmed=self._wake_timer,
             )
             self.log(outcome.describe())
+            return outcome
         except Exception as exc:  # a worker must report, never die silently
             self.log(f"{key}: internal error while running: {type(exc).__name__}: {exc}")
+            return None
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
@@ -279,6 +363,12 @@ class FireService:
         return True
 
 
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CronplanError):
+        return exc.message
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
 # --------------------------------------------------------------------------- ASGI
 
 
@@ -298,6 +388,7 @@ class FireApp:
         self.provider_name = provider_name
         self.timer = timer
         self.status = status  # GET /, /api/status, /metrics (cronplan/status_routes.py)
+        self._buffered = 0  # request body bytes held right now, all requests together
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -329,13 +420,81 @@ class FireApp:
             await _json(send, 404, {"error": f"no such path; fires go to POST {FIRE_PATH}"})
             return
         if method != "POST":
-            await _json(send, 405, {"error": "use POST"}, allow="POST")
+            await _json(send, 405, {"error": "use POST"}, allow="POST", close=True)
             return
-        body = await _read_body(receive, MAX_BODY_BYTES)
-        if body is None:
-            await _json(send, 413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
+        headers = _headers(scope)
+        # Everything that can turn the request away is decided before a byte of its body is read; the
+        # connection is then closed, so an unread body is never buffered or drained.
+        refusal = self.service.precheck(headers)
+        if refusal is not None:
+            await _json(send, *refusal, close=True)
             return
-        request = HttpRequest(method=method, path=path, headers=_headers(scope), body=body)
+        length = headers.get("content-length", "0").strip()
+        if not length.isdigit():
+            await _json(send, 400, {"error": "bad Content-Length"}, close=True)
+            return
+        if int(length) > MAX_BODY_BYTES:
+            await _json(
+                send, 413, {"error": f"request body over {MAX_BODY_BYTES} bytes"}, close=True
+            )
+            return
+        held = 0
+        try:
+            body = await self._read_body(receive)
+            if isinstance(body, tuple):
+                await _json(send, body[0], {"error": body[1]}, close=True)
+                return
+            held = len(body)
+            await self._fire(
+                send, HttpRequest(method=method, path=path, headers=headers, body=body)
+            )
+        finally:
+            self._buffered -= held
+
+    async def _read_body(self, receive: Any) -> bytes | tuple[int, str]:
+        """The request body, or (status, error): read within BODY_TIMEOUT_S, within the byte caps.
+
+        The bytes of a body returned count towards ``MAX_BUFFERED_BYTES`` (all requests at once) until
+        the caller releases them after its answer.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BODY_TIMEOUT_S
+        chunks: list[bytes] = []
+        size = 0
+        refusal: tuple[int, str] | None = None
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                try:
+                    if remaining <= 0:
+                        raise asyncio.TimeoutError
+                    message = await asyncio.wait_for(receive(), remaining)
+                except asyncio.TimeoutError:
+                    refusal = 408, f"request body not received within {BODY_TIMEOUT_S:g} s"
+                    break
+                if message["type"] == "http.disconnect":
+                    break
+                chunk = message.get("body", b"")
+                if size + len(chunk) > MAX_BODY_BYTES:
+                    refusal = 413, f"request body over {MAX_BODY_BYTES} bytes"
+                    break
+                if self._buffered + len(chunk) > MAX_BUFFERED_BYTES:
+                    refusal = 503, "serve is reading too many request bodies at once; retry later"
+                    break
+                self._buffered += len(chunk)
+                size += len(chunk)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        except BaseException:  # cancelled (the server stopping): give the bytes back
+            self._buffered -= size
+            raise
+        if refusal is not None:
+            self._buffered -= size
+            return refusal
+        return b"".join(chunks)
+
+    async def _fire(self, send: Any, request: HttpRequest) -> None:
         loop = asyncio.get_running_loop()
         try:
             status, doc, claimed = await loop.run_in_executor(
@@ -344,7 +503,10 @@ class FireApp:
         except (
             Exception
         ) as exc:  # a bug: answer 500 (the provider retries) and say so, no traceback
-            self.service.log(f"fire request: internal error: {type(exc).__name__}: {exc}")
+            self.service.limiter.emit(
+                f"fire-internal:{type(exc).__name__}",
+                f"fire request: internal error: {type(exc).__name__}: {exc}",
+            )
             await _json(send, 500, {"error": "internal error; see the cronplan serve log"})
             return
         try:
@@ -405,25 +567,14 @@ async def _lifespan(receive: Any, send: Any) -> None:
             return
 
 
-async def _read_body(receive: Any, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
 async def _json(
-    send: Any, status: int, doc: dict[str, Any], *, allow: str | None = None, auth: bool = False
+    send: Any,
+    status: int,
+    doc: dict[str, Any],
+    *,
+    allow: str | None = None,
+    auth: bool = False,
+    close: bool = False,
 ) -> None:
     payload = json.dumps(doc, sort_keys=True).encode("utf-8") + b"\n"
     headers = [
@@ -434,6 +585,8 @@ async def _json(
         headers.append((b"allow", allow.encode()))
     if auth:
         headers.append((b"www-authenticate", b"Bearer"))
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -451,7 +604,7 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
-        sock.listen(128)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise CronplanError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -528,6 +681,52 @@ class _AppliedWatcher:
         self.stamp = self._stamp()  # our own apply moved it too
 
 
+def _route_library_logs(limiter: LogLimiter, *, verbose: int, log: Log) -> Callable[[], None]:
+    """Send uvicorn's and asyncio's log records through ``limiter``, one line each; return an undo."""
+    limited = LimitedLogHandler(limiter, tracebacks=verbose >= 2)
+    saved: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
+    levels = {
+        "uvicorn": logging.INFO if verbose else logging.WARNING,
+        "uvicorn.error": logging.INFO if verbose else logging.WARNING,
+        "uvicorn.access": logging.INFO,
+        "asyncio": logging.WARNING,
+    }
+    for name, level in levels.items():
+        logger = logging.getLogger(name)
+        saved.append((logger, list(logger.handlers), logger.propagate, logger.level))
+        logger.setLevel(level)
+    for name in ("uvicorn", "asyncio"):
+        logger = logging.getLogger(name)
+        logger.handlers = [limited]
+        logger.propagate = False
+    access = logging.getLogger("uvicorn.access")
+    access.propagate = False
+    # Access lines are wanted only with -v, and then every one of them (they are not errors).
+    access.handlers = [_LineHandler(log)] if verbose else []
+
+    def undo() -> None:
+        for logger, handlers, propagate, level in saved:
+            logger.handlers = handlers
+            logger.propagate = propagate
+            logger.setLevel(level)
+
+    return undo
+
+
+class _LineHandler(logging.Handler):
+    """A library's log records as plain lines on serve's log (uvicorn's access log with -v)."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__()
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.log(f"serve: {record.getMessage()}")
+        except Exception:
+            self.handleError(record)
+
+
 def serve(
     rt: Runtime,
     *,
@@ -596,12 +795,26 @@ def serve(
     if status.problem():
         (warn or log)(f"WARNING: {status.problem()}")
     app = FireApp(service, provider_name=arm_provider.name, timer=use_timer, status=status)
+    # Hostile clients (docs/fire.md, "Limits"): file descriptors to spare, a cap on connections below
+    # them, timeouts on heads and bodies, and library log lines limited like our own.
+    nofile = raise_nofile_limit()
+    cap = connection_cap(nofile)
+    guard = ConnectionGuard(max_connections=cap, limiter=service.limiter)
+    restore_logging = _route_library_logs(service.limiter, verbose=verbose, log=log)
     config = uvicorn.Config(
         app,
-        log_level="info" if verbose else "warning",
+        http=guarded_h11(guard),
+        log_config=None,
+        log_level=None,
         access_log=bool(verbose),
         lifespan="off",
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        # A backstop behind the guard's cap (which closes idle connections first): requests beyond it
+        # get uvicorn's own 503.
+        limit_concurrency=cap + 64,
+        backlog=BACKLOG,
         server_header=False,
     )
     server = uvicorn.Server(config)
@@ -655,6 +868,7 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
+        restore_logging()
         log("cronplan serve: stopped")
     return 130 if received and received[0] == signal.SIGINT else 0
 

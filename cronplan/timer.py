@@ -6,12 +6,19 @@ fires every second. What it does poll, at most every ``poll_s`` (0.5 s), is the 
 another process are seen within ``poll_s``. In-process changes (a fire re-arming its job) call ``wake()``.
 
 An arm stays in the store after it fires until the fire's re-plan replaces or cancels it; the loop
-remembers which arms it has already handed out (by dedup key) so it never hands out one twice.
+remembers which arms it has already handed out (by dedup key) so it never hands out one twice while it is
+being handled.
+
+A fire that could not be handled (the ledger busy or unreachable, jobs.json unreadable for a moment) is
+handed back with ``retry(arm)``: the loop hands the same arm out again after a backoff (1 s, doubling up to
+60 s) for as long as the arm is live. Only the arm going away or moving (re-armed, cancelled) ends the
+retries, so an arm is never silently dropped.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
@@ -20,6 +27,8 @@ from cronplan.clock import SYSTEM_CLOCK
 from cronplan.model import Arm
 
 POLL_S = 0.5
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
 
 
 class ArmStore(Protocol):
@@ -52,6 +61,9 @@ class TimerLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._handed_out: set[str] = set()
+        # dedup key -> (failed attempts, monotonic time before which the arm is not handed out again)
+        self._retry: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
@@ -69,6 +81,31 @@ class TimerLoop:
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+    def retry(self, arm: Arm) -> float:
+        """The fire of ``arm`` could not be handled: hand it out again after a backoff; return the delay.
+
+        The delay starts at ``RETRY_FIRST_S`` and doubles with every failure of the same arm, up to
+        ``RETRY_MAX_S``. Retries stop when the arm leaves the store or moves (a new dedup key).
+        """
+        key = arm.dedup_key
+        with self._lock:
+            attempts = self._retry.get(key, (0, 0.0))[0] + 1
+            delay: float = min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** min(attempts - 1, 16))
+            self._retry[key] = (attempts, time.monotonic() + delay)
+            self._handed_out.discard(key)
+        self._wake.set()
+        return delay
+
+    def handled(self, arm: Arm) -> None:
+        """The fire of ``arm`` was handled (claimed, duplicate or stale): forget its retry count."""
+        with self._lock:
+            self._retry.pop(arm.dedup_key, None)
+
+    def pending_retries(self) -> int:
+        """How many arms are waiting for another attempt (for /healthz)."""
+        with self._lock:
+            return len(self._retry)
 
     @property
     def stopped(self) -> bool:
@@ -90,7 +127,11 @@ class TimerLoop:
                     arms = self.store.list_arms()
                     generation = current
                     live = {a.dedup_key for a in arms}
-                    self._handed_out &= live  # forget arms that are gone, so memory stays bounded
+                    with self._lock:
+                        # Forget arms that are gone or moved (memory stays bounded; their retries end).
+                        self._handed_out &= live
+                        for key in self._retry.keys() - live:
+                            del self._retry[key]
                 timeout = self._fire_due(arms)
                 if self.on_idle is not None:
                     self.on_idle()
@@ -104,21 +145,32 @@ class TimerLoop:
             self._wake.wait(timeout)
 
     def _fire_due(self, arms: list[Arm]) -> float:
-        """Hand out every due arm; return how long to sleep (until the next arm, at most ``poll_s``)."""
+        """Hand out every due arm; return how long to sleep (until the next arm or retry, at most ``poll_s``)."""
         now = self.clock()
+        mono = time.monotonic()
         upcoming: datetime | None = None
-        for arm in sorted(arms, key=lambda a: (a.fire_at, a.job_id)):
-            key = arm.dedup_key
-            if key in self._handed_out:
-                continue
-            if arm.fire_at <= now:
+        wait = self.poll_s
+        due: list[Arm] = []
+        with self._lock:
+            for arm in sorted(arms, key=lambda a: (a.fire_at, a.job_id)):
+                key = arm.dedup_key
+                if key in self._handed_out:
+                    continue
+                if arm.fire_at > now:
+                    if upcoming is None or arm.fire_at < upcoming:
+                        upcoming = arm.fire_at
+                    continue
+                retry = self._retry.get(key)
+                if retry is not None and retry[1] > mono:
+                    wait = min(wait, retry[1] - mono)  # backing off after a failed attempt
+                    continue
                 self._handed_out.add(key)
-                self.dispatch(arm)
-            elif upcoming is None or arm.fire_at < upcoming:
-                upcoming = arm.fire_at
-        if upcoming is None:
-            return self.poll_s
-        return max(0.0, min(self.poll_s, (upcoming - self.clock()).total_seconds()))
+                due.append(arm)
+        for arm in due:
+            self.dispatch(arm)
+        if upcoming is not None:
+            wait = min(wait, (upcoming - self.clock()).total_seconds())
+        return max(0.0, wait)
 
 
-__all__ = ["POLL_S", "ArmStore", "TimerLoop"]
+__all__ = ["POLL_S", "RETRY_FIRST_S", "RETRY_MAX_S", "ArmStore", "TimerLoop"]

@@ -197,6 +197,11 @@ class HmacTestProvider(LocalProvider):
         super().__init__(settings)
         self.secret = settings.environ.get("CRONPLAN_TEST_HMAC_SECRET", "")
 
+    def verify_headers(self, headers):
+        given = headers.get("x-test-signature", "")
+        if len(given) != 64:
+            raise AuthError("no x-test-signature header")
+
     def verify(self, request):
         if not self.secret:
             raise AuthError("no CRONPLAN_TEST_HMAC_SECRET configured")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cronplan.errors import ProviderError, ProviderUnavailable
@@ -117,6 +117,12 @@ class NasProvider:
         self._get_client().cancel(job_id)
 
     # ------------------------------------------------------------------ fires
+
+    def verify_headers(self, headers: Mapping[str, str]) -> None:
+        """What can be checked before the body is read (``cronplan serve`` calls it first)."""
+        from cronplan_nas.verify import check_headers
+
+        check_headers(headers)
 
     def verify(self, request: HttpRequest) -> FireCall:
         return self._get_verifier().verify(request)

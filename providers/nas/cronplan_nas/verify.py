@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -124,6 +124,16 @@ class FireVerifier:
             raise AuthError("fire rejected: the token is not valid yet (iat in the future)")
         if "nbf" in claims and _number_claim(claims, "nbf") > now + leeway:
             raise AuthError("fire rejected: the token is not valid yet (nbf)")
+
+
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """What can be checked before the body is read: a bearer token shaped like a JWT."""
+    token = _bearer(HttpRequest(method="POST", path="", headers=dict(headers), body=b""))
+    if not _JWT_SHAPE.fullmatch(token):
+        raise AuthError("fire rejected: the bearer token is not a well-formed JWT")
 
 
 def _bearer(request: HttpRequest) -> str:

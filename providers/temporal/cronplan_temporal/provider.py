@@ -13,7 +13,7 @@ path) pays for ``standardwebhooks`` alone.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,7 +30,7 @@ from cronplan_temporal.settings import (
     read_secret,
     workflow_id,
 )
-from cronplan_temporal.signing import BodyError, SignatureError, verify
+from cronplan_temporal.signing import BodyError, SignatureError, check_headers, verify
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -83,6 +83,13 @@ class TemporalProvider:
 
     def cancel(self, job_id: str) -> None:
         self._call(f"cancel {job_id}", lambda client: self._cancel_job(client, job_id, keep=None))
+
+    def verify_headers(self, headers: Mapping[str, str]) -> None:
+        """What can be checked before the body is read (``cronplan serve`` calls it first)."""
+        try:
+            check_headers(headers)
+        except SignatureError as exc:
+            raise AuthError(f"webhook signature rejected: {exc}") from None
 
     def verify(self, request: HttpRequest) -> FireCall:
         if request.method.upper() != "POST":

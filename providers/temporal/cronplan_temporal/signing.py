@@ -53,20 +53,13 @@ def sign(secret: str, webhook_id: str, body: bytes, *, at: float | None = None) 
     return SignedHeaders(webhook_id, str(moment), signature)
 
 
-def verify(
-    secret: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float | None = None,
-) -> tuple[str, str]:
-    """Check the signature and the ±300 s window; return the body's ``(job_id, fire_at)`` strings.
+def check_headers(
+    headers: Mapping[str, str], *, now: float | None = None
+) -> tuple[dict[str, str], str]:
+    """The checks that need no body: the three headers present, the timestamp within ±300 s.
 
-    Raises ``SignatureError`` for anything inauthentic (before the body is even read), ``BodyError`` for
-    an authentic request with a malformed body.
+    ``cronplan serve`` runs them before it reads a body. Returns the lower-cased headers and the stamp.
     """
-    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
     lower = {k.lower(): v for k, v in headers.items()}
     missing = [
         h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if not lower.get(h)
@@ -84,6 +77,24 @@ def verify(
         raise SignatureError(
             f"webhook-timestamp is {abs(int(skew))} s {direction} (tolerance ±{TOLERANCE_SECONDS} s)"
         )
+    return lower, stamp
+
+
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+) -> tuple[str, str]:
+    """Check the signature and the ±300 s window; return the body's ``(job_id, fire_at)`` strings.
+
+    Raises ``SignatureError`` for anything inauthentic (before the body is even read), ``BodyError`` for
+    an authentic request with a malformed body.
+    """
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    lower, stamp = check_headers(headers, now=now)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
