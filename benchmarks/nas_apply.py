@@ -92,10 +92,10 @@ def time_apply_plan(
     """(apply_plan seconds, provider-only seconds) for a fresh set of ``n`` jobs."""
     from cronplan.applier import apply_plan
     from cronplan.clock import PinnedClock
-    from cronplan.config import load_config
+    from cronplan.documents.config import load_config
     from cronplan.model import Arm
     from cronplan.planner import plan
-    from cronplan.runtime import Runtime
+    from cronplan.project import Runtime
 
     rt = Runtime(
         load_config(str(root / "cronplan.yaml"), environ), environ=environ, clock=PinnedClock(NOW)

@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     import contextlib
     import io
 
-    from cronplan.cli.base import run
-    from cronplan.jobsfile import load_jobs
-    from cronplan.schemas import fast_validator
+    from cronplan.cli.root import run
+    from cronplan.documents.jobsfile import load_jobs
+    from cronplan.documents.schemas import fast_validator
 
     fast_validator("jobs")  # compiling the schema is a one-off per process, not per file
     with tempfile.TemporaryDirectory() as tmp:

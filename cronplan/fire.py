@@ -26,9 +26,9 @@ from cronplan.model import Action, FireCall, HttpRequest, Job, JobRecord
 from cronplan.timefmt import dedup_key, format_ts
 
 if TYPE_CHECKING:
+    from cronplan.project import Runtime
     from cronplan.provider import Provider
     from cronplan.runner import RunResult
-    from cronplan.runtime import Runtime
 
 ClaimStatus = Literal["claimed", "duplicate", "stale"]
 OutcomeStatus = Literal["succeeded", "failed", "duplicate", "stale"]
@@ -175,7 +175,7 @@ def applied_job(record: JobRecord | None, *, default_tz: str) -> Job | None:
     """The job as last applied, built from its ledger record (None when it has no applied definition)."""
     if record is None or record.applied_spec is None:
         return None
-    from cronplan.jobsfile import job_from_spec
+    from cronplan.documents.jobsfile import job_from_spec
 
     return job_from_spec(record.applied_spec, default_tz=default_tz)
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from cronplan.config import DEFAULT_JOB_ENV, DEFAULT_SECRET_ENVS
+from cronplan.documents.config import DEFAULT_JOB_ENV, DEFAULT_SECRET_ENVS
 
 CLEAN_KEEP = ("PATH", "HOME", "LANG", "TZ")
 

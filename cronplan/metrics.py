@@ -27,7 +27,7 @@ from cronplan.errors import CronplanError
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from cronplan.runtime import Runtime
+    from cronplan.project import Runtime
 
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 LAG_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0)

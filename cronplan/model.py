@@ -91,7 +91,7 @@ CatchUp = Literal["once", "skip"]
 
 @dataclass(frozen=True, eq=False)
 class Job:
-    """One desired cron job, as read (once) from jobs.json by ``cronplan.jobsfile``.
+    """One desired cron job, as read (once) from jobs.json by ``cronplan.documents.jobsfile``.
 
     ``spec`` is the job's planning-relevant definition (the job as written, runtime fields of the Hermes
     format removed, the effective ``schedule.tz`` filled in); ``digest`` is its SHA-256 over canonical JSON.

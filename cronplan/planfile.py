@@ -566,8 +566,8 @@ def jobs_from_definitions(plan: Plan, *, source: str, default_tz: str = "UTC") -
     A carried spec already names its zone, so the result does not depend on the configuration of the
     machine that applies it. Raises ``CronplanError`` naming the plan file when a definition is invalid.
     """
+    from cronplan.documents.jobsfile import parse_jobs
     from cronplan.errors import ValidationError
-    from cronplan.jobsfile import parse_jobs
 
     specs = [dict(plan.definitions[job_id]) for job_id in sorted(plan.definitions)]
     for job_id, spec in zip(sorted(plan.definitions), specs, strict=True):
@@ -740,7 +740,7 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
         raise CronplanError(f"Plan file {target} is a directory, not a saved plan") from None
     except OSError as exc:
         raise CronplanError(f"Cannot read plan file {target}: {exc.strerror or exc}") from None
-    from cronplan.strictjson import NotJsonConstant, hostile_values, loads
+    from cronplan.documents.strictjson import NotJsonConstant, hostile_values, loads
 
     try:
         text = raw.decode("utf-8")
@@ -759,8 +759,8 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
     if suspicious:
         found = list(hostile_values(doc))
         if found:
+            from cronplan.documents.positions import json_positions_of
             from cronplan.errors import Problem, ValidationError
-            from cronplan.positions import json_positions_of
 
             index = json_positions_of(text, [ptr for ptr, _, _ in found])
             raise ValidationError(

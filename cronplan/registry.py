@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 BUILTIN_SOURCE = "built-in"
 _CORE_DIST = "cronplan"
-_BUILTIN_TARGETS = {"local": "cronplan.local:LocalProvider"}
+_BUILTIN_TARGETS = {"local": "cronplan.local.provider:LocalProvider"}
 
 
 @dataclass(frozen=True)

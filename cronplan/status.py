@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from cronplan.errors import CronplanError
 
 if TYPE_CHECKING:
-    from cronplan.jobsfile import JobsFile
+    from cronplan.documents.jobsfile import JobsFile
     from cronplan.model import Job, JobRecord, RunSummary
-    from cronplan.runtime import Runtime
+    from cronplan.project import Runtime
 
 #: How jobs.json compares with what was applied: ``new`` (never applied), ``changed`` (its definition
 #: differs from the applied one), ``removed`` (applied, gone from jobs.json), or None (applied as is).

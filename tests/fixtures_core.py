@@ -45,8 +45,8 @@ class Project:
     def cli(
         self, *args: str, input: str | None = None, env: dict[str, str] | None = None
     ) -> Result:
-        """Run the CLI in-process through the real error handler (cronplan.cli.base.run)."""
-        from cronplan.cli.base import run
+        """Run the CLI in-process through the real error handler (cronplan.cli.root.run)."""
+        from cronplan.cli.root import run
 
         runner = CliRunner()
         old = os.getcwd()

@@ -184,7 +184,7 @@ import hmac
 import json
 
 from cronplan.errors import AuthError, BadRequest
-from cronplan.local import LocalProvider
+from cronplan.local.provider import LocalProvider
 from cronplan.model import FireCall
 from cronplan.timefmt import parse_ts
 

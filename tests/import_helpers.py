@@ -17,7 +17,7 @@ def import_into(project: Project, source: str, *files: Path | str) -> tuple[Resu
     """Run `cronplan import`, check the document it prints, and make it the project's jobs.json."""
     import jsonschema
 
-    from cronplan.schemas import load_schema
+    from cronplan.documents.schemas import load_schema
 
     res = project.cli("import", "--from", source, *map(str, files))
     assert res.exit_code == 0, res.stderr

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cronplan.jobsfile import spec_digest
+from cronplan.documents.jobsfile import spec_digest
 from cronplan.model import (
     Arm,
     CronSchedule,

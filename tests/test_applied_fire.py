@@ -354,7 +354,7 @@ def test_logs_by_occurrence_and_last(proj: Project) -> None:
 
 
 def test_overdue_arms_applied_jobs_that_lost_their_arm(proj: Project, tmp_path: Path) -> None:
-    from cronplan.local import LocalProvider
+    from cronplan.local.provider import LocalProvider
     from cronplan.provider import ProviderSettings
 
     paused = writer("paused", proj.root, "p")

@@ -8,7 +8,7 @@ import pytest
 
 from cronplan.applier import apply_plan, executable_actions
 from cronplan.clock import PinnedClock
-from cronplan.ledger_sqlite import SqliteLedger
+from cronplan.ledger.sqlite import SqliteLedger
 from cronplan.planner import plan
 from tests.fakes import FakeProvider
 from tests.planning import NOW, make_job

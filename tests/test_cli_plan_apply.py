@@ -22,7 +22,7 @@ def job(job_id: str, expr: str = "0 9 * * *", **fields):
 
 def local_arms(project) -> dict[str, str]:
     """The local provider's live arms, read through the provider itself."""
-    from cronplan.local import LocalProvider
+    from cronplan.local.provider import LocalProvider
     from cronplan.provider import ProviderSettings
     from cronplan.timefmt import format_ts
 
@@ -262,7 +262,7 @@ _SLOW_PLUGIN = '''
 import os
 import time
 
-from cronplan.local import LocalProvider
+from cronplan.local.provider import LocalProvider
 
 
 class SlowLocal(LocalProvider):
@@ -357,7 +357,7 @@ _FAULTY_PLUGIN = '''
 import os
 
 from cronplan.errors import ProviderError
-from cronplan.local import LocalProvider
+from cronplan.local.provider import LocalProvider
 
 
 class FaultyLocal(LocalProvider):
@@ -413,9 +413,9 @@ def test_cli_partial_failure_exits_1_and_second_apply_converges(project, tmp_pat
 def test_apply_lock_lease_is_renewed_while_held(project, monkeypatch):
     from cronplan.cli import plan_cmds
     from cronplan.clock import SYSTEM_CLOCK
-    from cronplan.config import load_config
+    from cronplan.documents.config import load_config
     from cronplan.errors import LockError
-    from cronplan.runtime import Runtime
+    from cronplan.project import Runtime
 
     monkeypatch.setattr(plan_cmds, "LOCK_LEASE_SECONDS", 0.4)
     rt = Runtime(load_config(str(project.config)))

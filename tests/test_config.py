@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cronplan.config import (
+from cronplan.documents.config import (
     DEFAULT_CALLBACK_URL,
     DEFAULT_JOBS,
     DEFAULT_STATE,

@@ -189,7 +189,7 @@ def compose_project(tmp_path: Path) -> Path:
 
 
 def test_the_compose_configuration_validates_and_names_its_ledger_by_env(tmp_path: Path) -> None:
-    from cronplan.config import load_config
+    from cronplan.documents.config import load_config
 
     data = compose_project(tmp_path)
     config = load_config(str(data / "cronplan.yaml"), {})

@@ -12,11 +12,11 @@ import pytest
 
 from cronplan import fire as firing
 from cronplan.applier import apply_plan
-from cronplan.config import Config
+from cronplan.documents.config import Config
 from cronplan.errors import BadRequest, ProviderError
 from cronplan.model import Arm, FireCall
 from cronplan.planner import plan
-from cronplan.runtime import Runtime
+from cronplan.project import Runtime
 from cronplan.timefmt import parse_ts
 from tests.fakes import ManualClock
 from tests.fixtures_serve import append_job, read_runs

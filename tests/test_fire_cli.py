@@ -29,7 +29,7 @@ def minute_floor(dt: datetime | None = None) -> datetime:
 
 
 def ledger_runs(project: Project, job_id: str) -> list[Any]:
-    from cronplan.ledger_sqlite import SqliteLedger
+    from cronplan.ledger.sqlite import SqliteLedger
 
     led = SqliteLedger(project.root / ".cronplan" / "state.db")
     try:
@@ -198,7 +198,7 @@ def test_direct_run_trap_plan_shows_no_changes(project: Project) -> None:
     project.write_jobs([append_job("m", log, schedule={"kind": "interval", "seconds": 3600})])
     res = project.run("apply", "--now", early, "--auto-approve")
     assert res.exit_code == 0, res.stderr
-    from cronplan.local import LocalProvider
+    from cronplan.local.provider import LocalProvider
     from cronplan.provider import ProviderSettings
 
     local = LocalProvider(ProviderSettings("local", base_dir=project.root))

@@ -72,7 +72,7 @@ def test_loading_one_job_leaves_no_document_for_the_collector(tmp_path) -> None:
     next allocation walked all of it)."""
     import json
 
-    from cronplan.jobsfile import check_jobs, load_job
+    from cronplan.documents.jobsfile import check_jobs, load_job
 
     path = tmp_path / "jobs.json"
     jobs = [

@@ -112,8 +112,8 @@ def test_job_env_must_be_inherit_or_clean(project) -> None:
 
 
 def test_runtime_job_environ_applies_the_configuration(tmp_path: Path) -> None:
-    from cronplan.config import parse_config
-    from cronplan.runtime import Runtime
+    from cronplan.documents.config import parse_config
+    from cronplan.project import Runtime
 
     config = parse_config(
         "job_env: clean\nproviders:\n  nas: {token_env: MY_TOKEN}\n",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cronplan.importers.systemd_calendar import CalendarError, parse_span, to_cron
+from cronplan.documents.importers.systemd_calendar import CalendarError, parse_span, to_cron
 from tests.fixtures_core import Project
 from tests.import_helpers import DATA, by_name, import_into, next_utc
 

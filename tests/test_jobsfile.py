@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cronplan.documents.jobsfile import RUNTIME_FIELDS, load_job, load_jobs, parse_jobs, spec_digest
 from cronplan.errors import ConfigError, ValidationError
-from cronplan.jobsfile import RUNTIME_FIELDS, load_job, load_jobs, parse_jobs, spec_digest
 from cronplan.model import (
     CommandAction,
     CronSchedule,
@@ -164,7 +164,7 @@ _JSON_VALUES = st.recursive(
 def test_canonical_json_is_the_standard_librarys_sorted_compact_form(value: Any) -> None:
     """The fast encoder (orjson) writes exactly what json.dumps writes sorted and compact, also for
     integers beyond 64 bits (which it hands to the standard library)."""
-    from cronplan.jobsfile import canonical_json
+    from cronplan.documents.jobsfile import canonical_json
 
     expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(value) == expected
@@ -342,14 +342,14 @@ def test_weird_yaml_values_never_crash(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
 def test_check_jobs_counts_what_load_jobs_builds(path: Path) -> None:
-    from cronplan.jobsfile import check_jobs
+    from cronplan.documents.jobsfile import check_jobs
 
     assert check_jobs(path) == len(load_jobs(path).jobs)
 
 
 @pytest.mark.parametrize("name", INVALID)
 def test_check_jobs_reports_the_same_problems(name: str) -> None:
-    from cronplan.jobsfile import check_jobs
+    from cronplan.documents.jobsfile import check_jobs
 
     path = DATA / "invalid" / name
     with pytest.raises(ValidationError) as info:
@@ -393,7 +393,7 @@ def test_values_json_cannot_hold_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
 def test_job_from_spec_rebuilds_every_valid_job_as_loaded(path: Path) -> None:
     """The ledger keeps a job's spec; building it again gives the same job (what fires is what was applied)."""
-    from cronplan.jobsfile import job_from_spec
+    from cronplan.documents.jobsfile import job_from_spec
 
     for job in load_jobs(path, default_tz="Europe/Berlin").jobs:
         # Through JSON and back, as the ledger stores it; under another default zone, which must not
@@ -410,8 +410,8 @@ def test_job_from_spec_rebuilds_every_valid_job_as_loaded(path: Path) -> None:
 
 
 def test_job_from_an_unreadable_spec_is_a_ledger_error() -> None:
+    from cronplan.documents.jobsfile import job_from_spec
     from cronplan.errors import LedgerError
-    from cronplan.jobsfile import job_from_spec
 
     bad = {"id": "x", "schedule": {"kind": "cron", "expr": "61 * * * *", "tz": "UTC"}}
     with pytest.raises(LedgerError, match=r"applied definition of job 'x'.*apply the job again"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cronplan.annotations import escape_data, escape_property, github_annotations
+from cronplan.cli.annotations import escape_data, escape_property, github_annotations
 from cronplan.errors import Problem
 
 

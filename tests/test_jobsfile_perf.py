@@ -41,7 +41,7 @@ def test_validate_benchmark_runs_and_reports_its_figures(
 
 
 def test_benchmark_jobs_are_valid_and_cover_every_kind(tmp_path: Path) -> None:
-    from cronplan.jobsfile import load_jobs
+    from cronplan.documents.jobsfile import load_jobs
 
     bench = _bench_module()
     path = tmp_path / "jobs.json"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronplan.positions import json_positions, yaml_positions
+from cronplan.documents.positions import json_positions, yaml_positions
 
 TEXT = '{"jobs": [\n  {"id": "a", "we\\"ird/k~y": {"kind": 1}},\n  [1, 2, {"z": null}]\n]}'
 
@@ -92,7 +92,7 @@ def test_scalars_and_empties(text: str) -> None:
 def test_targeted_index_agrees_with_the_full_one(
     doc: object, indent: int | None, data: st.DataObject
 ) -> None:
-    from cronplan.positions import json_positions_of
+    from cronplan.documents.positions import json_positions_of
 
     text = json.dumps(doc, indent=indent)
     full = json_positions(text)

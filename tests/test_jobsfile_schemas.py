@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cronplan.schemas import load_schema, schema_path, schemas_dir
+from cronplan.documents.schemas import load_schema, schema_path, schemas_dir
 
 ROOT = Path(__file__).parent.parent
 
@@ -45,7 +45,7 @@ def test_example_files_validate_against_the_raw_schemas() -> None:
 @pytest.mark.timeout(300)
 def test_installed_wheel_carries_the_schemas(tmp_path: Path) -> None:
     """A wheel installed in a fresh venv validates files with no checkout around (the package data dir
-    ``cronplan/schemas/`` sits next to the module ``cronplan/schemas.py``)."""
+    ``cronplan/schemas/`` sits next to the module ``cronplan/documents/schemas.py``)."""
     wheel_dir = tmp_path / "wheel"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
@@ -73,7 +73,7 @@ def test_installed_wheel_carries_the_schemas(tmp_path: Path) -> None:
     shutil.copy(ROOT / "examples" / "jobs.json", work / "jobs.json")
     (work / "bad.json").write_text('{"jobs": [{"id": "a", "schedul": {}}]}')
     probe = subprocess.run(
-        [str(py), "-c", "import cronplan.schemas as s; print(s.schemas_dir())"],
+        [str(py), "-c", "import cronplan.documents.schemas as s; print(s.schemas_dir())"],
         cwd=work, capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert str(venv) in probe.stdout, probe.stdout + probe.stderr

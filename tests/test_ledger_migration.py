@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cronplan.jobsfile import spec_digest
+from cronplan.documents.jobsfile import spec_digest
 from tests.fixtures_core import Project
 from tests.fixtures_serve import PY
 
@@ -248,7 +248,7 @@ def test_a_schema_1_postgres_ledger_is_migrated_and_keeps_everything(
 
 def test_migration_is_idempotent_across_openers(tmp_path: Path) -> None:
     """Two handles opening one schema-1 file: the first migrates, the second finds it done."""
-    from cronplan.ledger_sqlite import SqliteLedger
+    from cronplan.ledger.sqlite import SqliteLedger
 
     db = tmp_path / "state.db"
     write_v1_sqlite_ledger(db)

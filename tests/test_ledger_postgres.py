@@ -17,7 +17,7 @@ import pytest
 
 from cronplan.errors import ConfigError, LedgerError
 from cronplan.ledger import open_ledger
-from cronplan.ledger_postgres import SCHEMA_VERSION, PostgresLedger
+from cronplan.ledger.postgres import SCHEMA_VERSION, PostgresLedger
 from tests.fixtures_pg import PgCluster
 
 UTC = timezone.utc
@@ -202,8 +202,8 @@ def test_psycopg_is_not_imported_until_a_postgres_ledger_is_used() -> None:
     code = textwrap.dedent(
         """
         import json, sys
-        import cronplan.ledger, cronplan.ledger_postgres
-        from cronplan.ledger_postgres import PostgresLedger
+        import cronplan.ledger, cronplan.ledger.postgres
+        from cronplan.ledger.postgres import PostgresLedger
         before = sorted(m for m in sys.modules if m.split(".")[0] in ("psycopg", "psycopg_pool"))
         print(json.dumps(before))
         """

@@ -14,7 +14,7 @@ import pytest
 
 from cronplan.errors import ConfigError, LedgerError
 from cronplan.ledger import open_ledger
-from cronplan.ledger_sqlite import SqliteLedger
+from cronplan.ledger.sqlite import SqliteLedger
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -44,7 +44,7 @@ def test_absolute_url(tmp_path: Path) -> None:
 
 def test_applied_at_is_the_callers_instant(tmp_path: Path) -> None:
     # docs/planning.md, "The clock": --now pins applied_at too; a far-past instant proves it.
-    from cronplan._sqlite import to_us
+    from cronplan.ledger._sqlite import to_us
 
     far = datetime(2019, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
     ledger = SqliteLedger(tmp_path / "state.db")
@@ -160,7 +160,7 @@ def test_many_processes_creating_one_fresh_store_agree_on_its_lineage(tmp_path: 
     script = textwrap.dedent(
         """
         import sys
-        from cronplan.ledger_sqlite import SqliteLedger
+        from cronplan.ledger.sqlite import SqliteLedger
         ledger = SqliteLedger(sys.argv[1])
         print(ledger.lineage())
         ledger.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cronplan.errors import AuthError
-from cronplan.local import LocalProvider
+from cronplan.local.provider import LocalProvider
 from cronplan.model import Arm, HttpRequest
 from cronplan.provider import ProviderSettings
 from tests.provider_contract import ProviderContract, SharedStateContract
@@ -216,7 +216,7 @@ def test_concurrent_processes_arm_without_losing_any(tmp_path: Path, local: Loca
         import sys
         from datetime import datetime, timedelta, timezone
         from pathlib import Path
-        from cronplan.local import LocalProvider
+        from cronplan.local.provider import LocalProvider
         from cronplan.model import Arm
         from cronplan.provider import ProviderSettings
         base, worker = Path(sys.argv[1]), int(sys.argv[2])

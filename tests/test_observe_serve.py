@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cronplan.status_routes import StatusRoutes, is_loopback
+from cronplan.server.status_routes import StatusRoutes, is_loopback
 from tests.fixtures_core import Project
 from tests.fixtures_serve import ServeFactory
 
@@ -179,8 +179,8 @@ def test_token_variable_unset_refuses_everyone(
 
 
 def test_exposure_rules_without_a_token(project: Project) -> None:
-    from cronplan.config import load_config
-    from cronplan.runtime import Runtime
+    from cronplan.documents.config import load_config
+    from cronplan.project import Runtime
 
     rt = Runtime(load_config(str(project.config)))
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cronplan.documents.jobsfile import load_jobs
 from cronplan.github.action import ActionInputs, failure_markdown, run_action
 from cronplan.github.api import GitHubClient, GitHubError
 from cronplan.github.sticky import (
@@ -19,7 +20,6 @@ from cronplan.github.sticky import (
     intent_for_pr,
     upsert_sticky_comment,
 )
-from cronplan.jobsfile import load_jobs
 from cronplan.model import Arm
 from cronplan.planner import plan
 from cronplan.render import render_markdown, render_text

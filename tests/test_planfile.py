@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from cronplan.documents.schemas import load_schema
 from cronplan.errors import CronplanError, StalePlanError
 from cronplan.model import Action, Arm, JobRecord, Plan
 from cronplan.planfile import (
@@ -28,7 +29,6 @@ from cronplan.planfile import (
     save_plan,
 )
 from cronplan.render import render_json
-from cronplan.schemas import load_schema
 from tests.planfile_samples import (
     CALLBACK,
     NOW,

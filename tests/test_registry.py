@@ -11,7 +11,7 @@ import pytest
 
 from cronplan import registry
 from cronplan.errors import ProviderUnavailable
-from cronplan.local import LocalProvider
+from cronplan.local.provider import LocalProvider
 from cronplan.provider import ProviderSettings
 
 PLUGIN_MODULE = textwrap.dedent(
@@ -209,7 +209,7 @@ def test_providers_command_reports_why_not(project, site: Path) -> None:  # type
 
 def test_provider_statuses_with_a_config_built_directly(site: Path, tmp_path: Path) -> None:
     from cronplan.cli.provider_cmds import provider_statuses, render_text
-    from cronplan.config import Config
+    from cronplan.documents.config import Config
 
     config = Config(base_dir=tmp_path, provider="good", providers={"good": {"token_env": "T"}})
     statuses = {(s.name, s.source): s for s in provider_statuses(config, {})}

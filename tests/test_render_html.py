@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from cronplan.config import parse_config
+from cronplan.documents.config import parse_config
+from cronplan.documents.jobsfile import load_jobs
 from cronplan.errors import ValidationError
-from cronplan.jobsfile import load_jobs
 from cronplan.model import Run, RunSummary
 from cronplan.render.html import PageInput, render_status_page
 from cronplan.render.timeline import MAX_FIRES_PER_JOB, relative, upcoming

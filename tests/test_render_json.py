@@ -7,10 +7,10 @@ import json
 from jsonschema import Draft202012Validator
 from syrupy.assertion import SnapshotAssertion
 
+from cronplan.documents.schemas import fast_validator, load_schema
 from cronplan.model import Action, Arm, Plan
 from cronplan.planfile import plan_from_json
 from cronplan.render import render_json
-from cronplan.schemas import fast_validator, load_schema
 from tests.planfile_samples import NOW, big_plan, plan_of, sample_plan
 
 SCHEMA = load_schema("plan")

@@ -13,7 +13,7 @@ from syrupy.assertion import SnapshotAssertion
 from cronplan.model import Action, Arm, Change, Plan
 from cronplan.planfile import intent_digest
 from cronplan.render import render_markdown, render_step_summary
-from cronplan.render.common import summary_line
+from cronplan.render.words import summary_line
 from tests.planfile_samples import CALLBACK, NOW, big_plan, plan_of, sample_actions, sample_plan
 
 LIMIT = 65536

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from cronplan.yamlio import load_yaml
+from cronplan.documents.yamlio import load_yaml
 from tests.fixtures_core import Project
 
 ROOT = Path(__file__).parent.parent

@@ -22,7 +22,7 @@ def minute_floor() -> datetime:
 
 
 def ledger_runs(project: Project, job_id: str) -> list[Any]:
-    from cronplan.ledger_sqlite import SqliteLedger
+    from cronplan.ledger.sqlite import SqliteLedger
 
     led = SqliteLedger(project.root / ".cronplan" / "state.db")
     try:

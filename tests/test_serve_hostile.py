@@ -388,7 +388,7 @@ def test_fire_requests_are_turned_away_before_their_bodies_are_read(
 def test_a_body_that_stops_coming_gets_408(
     project: Project, serve_process: Any, hmac_provider_env: dict[str, str]
 ) -> None:
-    from cronplan.serve_guard import BODY_TIMEOUT_S
+    from cronplan.server.guard import BODY_TIMEOUT_S
 
     project.write_config("jobs: jobs.json\nprovider: testhmac\ncallback_url: http://127.0.0.1:1\n")
     project.write_jobs([])
@@ -406,7 +406,7 @@ def test_a_body_that_stops_coming_gets_408(
 
 
 def test_log_limiter_shows_one_line_per_kind_per_interval_and_counts_the_rest() -> None:
-    from cronplan.serve_guard import LogLimiter
+    from cronplan.server.guard import LogLimiter
 
     now = [0.0]
     lines: list[str] = []
@@ -427,7 +427,7 @@ def test_log_limiter_shows_one_line_per_kind_per_interval_and_counts_the_rest() 
 
 
 def test_connection_cap_leaves_room_for_everything_else() -> None:
-    from cronplan.serve_guard import FD_RESERVE, MAX_CONNECTIONS, connection_cap
+    from cronplan.server.guard import FD_RESERVE, MAX_CONNECTIONS, connection_cap
 
     assert connection_cap(1 << 20) == MAX_CONNECTIONS
     assert connection_cap(1024) == 1024 - FD_RESERVE
@@ -440,7 +440,7 @@ def test_bundled_providers_check_headers_before_any_body() -> None:
     from cronplan_temporal import TemporalProvider
 
     from cronplan.errors import AuthError
-    from cronplan.local import LocalProvider
+    from cronplan.local.provider import LocalProvider
     from cronplan.provider import ProviderSettings
 
     token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
@@ -486,7 +486,7 @@ class _FakeTransport:
 def test_connection_guard_evicts_the_oldest_half_sent_head_then_refuses_when_all_are_busy() -> None:
     import asyncio
 
-    from cronplan.serve_guard import ConnectionGuard, LogLimiter
+    from cronplan.server.guard import ConnectionGuard, LogLimiter
 
     lines: list[str] = []
 

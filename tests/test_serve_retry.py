@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from cronplan.local.timer import TimerLoop
 from cronplan.model import Arm
 from cronplan.timefmt import format_ts
-from cronplan.timer import TimerLoop
 from tests.fixtures_core import Project
 from tests.fixtures_pg import PgCluster
 from tests.fixtures_serve import ServeFactory, append_job, fire_body, read_runs, sign

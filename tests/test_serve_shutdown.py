@@ -10,10 +10,10 @@ import pytest
 
 from cronplan import fire as firing
 from cronplan.clock import PinnedClock
-from cronplan.config import Config
+from cronplan.documents.config import Config
 from cronplan.model import FireCall
-from cronplan.runtime import Runtime
-from cronplan.server import FireService
+from cronplan.project import Runtime
+from cronplan.server.app import FireService
 from cronplan.timefmt import parse_ts
 
 T0 = parse_ts("2026-11-27T09:00:00Z")

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from cronplan.local.timer import TimerLoop
 from cronplan.model import Arm
 from cronplan.timefmt import format_ts, parse_ts
-from cronplan.timer import TimerLoop
 from tests.fixtures_core import Project
 from tests.fixtures_serve import ServeFactory, append_job, read_runs, real_now
 
@@ -20,7 +20,7 @@ TOLERANCE_S = 0.3
 
 
 def ledger_runs(project: Project, job_id: str | None = None) -> list[Any]:
-    from cronplan.ledger_sqlite import SqliteLedger
+    from cronplan.ledger.sqlite import SqliteLedger
 
     led = SqliteLedger(project.root / ".cronplan" / "state.db")
     try:
@@ -30,7 +30,7 @@ def ledger_runs(project: Project, job_id: str | None = None) -> list[Any]:
 
 
 def local_arms(project: Project) -> dict[str, datetime]:
-    from cronplan.local import LocalProvider
+    from cronplan.local.provider import LocalProvider
     from cronplan.provider import ProviderSettings
 
     local = LocalProvider(ProviderSettings("local", base_dir=project.root))

@@ -73,7 +73,7 @@ def status_json(project: Project) -> dict[str, dict[str, Any]]:
 
 def armed(project: Project) -> dict[str, str]:
     """The live arms, read straight from the local provider's store: job id -> fire_at."""
-    from cronplan.local import LocalProvider
+    from cronplan.local.provider import LocalProvider
     from cronplan.provider import ProviderSettings
     from cronplan.timefmt import format_ts
 
@@ -86,7 +86,7 @@ def armed(project: Project) -> dict[str, str]:
 
 def last_status(project: Project, job_id: str) -> str | None:
     """The status of the job's latest run, read straight from the SQLite ledger."""
-    from cronplan.ledger_sqlite import SqliteLedger
+    from cronplan.ledger.sqlite import SqliteLedger
 
     ledger = SqliteLedger.from_url("sqlite:///.cronplan/state.db", base_dir=project.root)
     try:
@@ -693,7 +693,7 @@ def test_due_once_arm_is_left_alone(project: Project) -> None:
 
 
 def test_arm_changed_outside_cronplan_is_drift(daily: Project) -> None:
-    from cronplan.local import LocalProvider
+    from cronplan.local.provider import LocalProvider
     from cronplan.model import Arm
     from cronplan.provider import ProviderSettings
 
@@ -1120,7 +1120,7 @@ def test_apply_format_json(daily: Project) -> None:
 
 
 def test_apply_lock_timeout_and_force_unlock(daily: Project) -> None:
-    from cronplan.ledger_sqlite import SqliteLedger
+    from cronplan.ledger.sqlite import SqliteLedger
 
     ledger = SqliteLedger.from_url("sqlite:///.cronplan/state.db", base_dir=daily.root)
     try:
@@ -1568,7 +1568,7 @@ def _free_port() -> int:
 
 
 def test_serve_healthz_fire_endpoint_and_local_timer(project: Project) -> None:
-    from cronplan.ledger_sqlite import SqliteLedger
+    from cronplan.ledger.sqlite import SqliteLedger
 
     project.write_jobs([job("tick", {"kind": "interval", "seconds": 1})])
     # serve has no --now: this test lives on the real clock, and apply is pinned to it too.
@@ -1686,7 +1686,7 @@ def _run_with_crashing_planner(project: Project, *args: str) -> Result:
         "import cronplan.planner as p\n"
         "def boom(*a, **k): raise ZeroDivisionError('simulated bug')\n"
         "p.plan = boom\n"
-        "from cronplan.cli.base import main\n"
+        "from cronplan.cli.root import main\n"
         "main()\n"
     )
     proc = subprocess.run(

@@ -207,8 +207,8 @@ def test_subprocess_validate_json_written_by_fixture(project) -> None:
 
 @pytest.mark.parametrize("name", ["types.json", "yaml-errors.yaml"])
 def test_cli_output_matches_the_library_problems(project, name: str) -> None:
+    from cronplan.documents.jobsfile import load_jobs
     from cronplan.errors import ValidationError
-    from cronplan.jobsfile import load_jobs
 
     target = project.root / name
     shutil.copy(DATA / "invalid" / name, target)

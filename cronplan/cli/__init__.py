@@ -18,6 +18,6 @@ from cronplan.cli import (  # noqa: F401  (registration)
     schema_cmds,
     validate_cmds,
 )
-from cronplan.cli.base import cli, main
+from cronplan.cli.root import cli, main
 
 __all__ = ["cli", "main"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cronplan.cli.base import cli
+from cronplan.cli.root import cli
 
 __all__ = ["complete_job_ids"]
 
@@ -36,7 +36,7 @@ def _job_ids(ctx: click.Context) -> list[tuple[str, str | None]]:
     import json
     from pathlib import Path
 
-    from cronplan.config import load_config
+    from cronplan.documents.config import load_config
 
     root = ctx.find_root()
     named = ctx.params.get("jobs_path")

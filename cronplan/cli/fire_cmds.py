@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from cronplan.cli.base import AppContext, cli, pass_app
+from cronplan.cli.root import AppContext, cli, pass_app
 from cronplan.errors import JobFailed, UsageError
 
 
@@ -54,7 +54,7 @@ def fire_command(
     A duplicate or stale fire is a successful no-op (exit 0); a job that ran and failed exits 1.
     """
     from cronplan import fire as firing
-    from cronplan.cli.common import parse_clock
+    from cronplan.cli.options import parse_clock
     from cronplan.model import FireCall
 
     modes = sum(
@@ -166,7 +166,7 @@ def _show_output(app: AppContext, outcome: Any) -> None:
 def serve_command(app: AppContext, host: str, port: int, shutdown_timeout: float) -> None:
     """Serve POST /api/cron/fire and GET /healthz; with the local provider, also run its timer loop."""
     from cronplan.errors import scrub
-    from cronplan.server import serve
+    from cronplan.server.app import serve
 
     rt = app.runtime()
     code = serve(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cronplan.cli.base import AppContext, cli, pass_app
+from cronplan.cli.root import AppContext, cli, pass_app
 
 _SOURCES = ("crontab", "k8s", "systemd", "hermes")
 
@@ -25,8 +25,8 @@ def import_cmd(app: AppContext, source: str, system: bool, files: tuple[str, ...
     """
     import json
 
+    from cronplan.documents.importers import import_files
     from cronplan.errors import CronplanError, UsageError
-    from cronplan.importers import import_files
 
     if system and source != "crontab":
         raise UsageError("--system applies to --from crontab only")

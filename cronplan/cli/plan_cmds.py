@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cronplan.cli.base import AppContext, cli, pass_app
-from cronplan.cli.common import (
+from cronplan.cli.completion_cmds import complete_job_ids
+from cronplan.cli.options import (
     ProgressReporter,
     emit_annotations,
     gc_paused,
@@ -22,7 +22,7 @@ from cronplan.cli.common import (
     now_option,
     parse_clock,
 )
-from cronplan.cli.completion_cmds import complete_job_ids
+from cronplan.cli.root import AppContext, cli, pass_app
 from cronplan.errors import (
     EXIT_CHANGES,
     ApplyFailed,
@@ -35,9 +35,9 @@ from cronplan.errors import (
 
 if TYPE_CHECKING:
     from cronplan.applier import ApplyResult
-    from cronplan.jobsfile import JobsFile
+    from cronplan.documents.jobsfile import JobsFile
     from cronplan.model import Job, Plan
-    from cronplan.runtime import Runtime
+    from cronplan.project import Runtime
 
 LOCK_LEASE_SECONDS = 120.0
 
@@ -344,8 +344,8 @@ def _require_runner(app: AppContext, rt: Runtime, jobs_file: JobsFile) -> None:
     """Refuse jobs that nothing could run: no command/http action and no configured runner."""
     if rt.config.runner is not None or all(job.action is not None for job in jobs_file.jobs):
         return
+    from cronplan.documents.jobsfile import runner_problems
     from cronplan.errors import ValidationError
-    from cronplan.jobsfile import runner_problems
 
     exc = ValidationError(runner_problems(jobs_file))
     emit_annotations(app, exc)

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cronplan.cli.base import AppContext, cli, pass_app
+from cronplan.cli.root import AppContext, cli, pass_app
 
 if TYPE_CHECKING:
-    from cronplan.config import Config
+    from cronplan.documents.config import Config
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class ProviderStatus:
 def provider_statuses(config: Config, environ: Mapping[str, str]) -> list[ProviderStatus]:
     """Every discovered provider, checked with its settings from ``config`` (no network)."""
     from cronplan import registry
-    from cronplan.runtime import Runtime
+    from cronplan.project import Runtime
 
     rt = Runtime(config, environ=environ)
     statuses: list[ProviderStatus] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cronplan.cli.base import cli
+from cronplan.cli.root import cli
 
 
 @cli.command("schema")
@@ -15,6 +15,6 @@ def schema_cmd(name: str) -> None:
     Its "$id" (https://cronplan.dev/schemas/v1/NAME.schema.json) names it; nothing fetches it. Save the
     output next to your files and point your editor at the copy (see docs/editors.md).
     """
-    from cronplan.schemas import schema_path
+    from cronplan.documents.schemas import schema_path
 
     click.echo(schema_path(name).read_text(encoding="utf-8"), nl=False)

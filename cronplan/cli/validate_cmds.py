@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from cronplan.cli.base import AppContext, cli, pass_app
-from cronplan.cli.common import emit_annotations, load_jobs, now_option, parse_clock
 from cronplan.cli.completion_cmds import complete_job_ids
+from cronplan.cli.options import emit_annotations, load_jobs, now_option, parse_clock
+from cronplan.cli.root import AppContext, cli, pass_app
 from cronplan.errors import JobNotFound, Problem
 
 format_option = click.option(
@@ -33,8 +33,8 @@ def validate(app: AppContext, jobs_path: str | None, fmt: str) -> None:
     """Check a jobs file against its schema and meaning; list every problem at once."""
     from pathlib import Path
 
+    from cronplan.documents.jobsfile import NO_RUNNER, display_path, inspect_jobs, locate_jobs
     from cronplan.errors import ValidationError
-    from cronplan.jobsfile import NO_RUNNER, display_path, inspect_jobs, locate_jobs
 
     config = app.load_config()
     path = Path(jobs_path) if jobs_path else config.jobs_path
@@ -102,7 +102,7 @@ def next_cmd(
     fmt: str,
 ) -> None:
     """Show the next fire times of JOB_ID, in the job's zone and in UTC."""
-    from cronplan.jobsfile import display_path
+    from cronplan.documents.jobsfile import display_path
     from cronplan.schedule import occurrences, zone
 
     rt = app.runtime(parse_clock(now_text))

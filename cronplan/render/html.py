@@ -13,8 +13,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from cronplan.render.common import local_time
 from cronplan.render.timeline import WINDOW, relative, upcoming
+from cronplan.render.words import local_time
 from cronplan.timefmt import format_ts
 
 if TYPE_CHECKING:

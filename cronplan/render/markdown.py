@@ -26,7 +26,7 @@ from datetime import datetime
 
 from cronplan.model import Action, Job, Plan
 from cronplan.planfile import action_sort_key, intent_digest
-from cronplan.render.common import (
+from cronplan.render.words import (
     ELLIPSIS,
     LABELS,
     action_parts,

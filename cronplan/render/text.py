@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 from cronplan.model import Action, Job, Plan
 from cronplan.planfile import action_sort_key, intent_digest
-from cronplan.render.common import (
+from cronplan.render.words import (
     LABELS,
     SYMBOLS,
     action_parts,

@@ -33,7 +33,7 @@ def load_settings(
     config_path: str | None, environ: Mapping[str, str]
 ) -> tuple[TemporalSettings, str]:
     """The provider settings and the webhook secret, or ``WorkerError`` saying what is wrong."""
-    from cronplan.config import load_config
+    from cronplan.documents.config import load_config
     from cronplan.errors import CronplanError
 
     try:

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cronplan.documents.importers.entries import Entry, IdMaker, is_valid_id
 from cronplan.errors import CronplanError
-from cronplan.importers.common import Entry, IdMaker, is_valid_id
 
 __all__ = ["RUNTIME_FIELDS", "read"]
 
@@ -34,7 +34,7 @@ _FACTOR = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 864
 
 
 def _known_fields() -> frozenset[str]:
-    from cronplan.schemas import load_schema
+    from cronplan.documents.schemas import load_schema
 
     return frozenset(load_schema("jobs")["$defs"]["job"]["properties"])
 
@@ -65,7 +65,7 @@ def read(path: Path, text: str, ids: IdMaker, *, system: bool = False) -> list[E
 
 def _job_lines(text: str, count: int) -> list[int]:
     """The line where each job object starts (the whole file's positions are indexed once)."""
-    from cronplan.positions import json_positions
+    from cronplan.documents.positions import json_positions
 
     index = json_positions(text)
     prefix = "/jobs" if text.lstrip().startswith("{") else ""

@@ -18,7 +18,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from cronplan.importers.common import Entry, IdMaker
+from cronplan.documents.importers.entries import Entry, IdMaker
 
 __all__ = ["is_system_crontab", "read", "split_percent"]
 

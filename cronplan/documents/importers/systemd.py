@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cronplan.documents.importers.entries import Entry, IdMaker, dst_note
+from cronplan.documents.importers.systemd_calendar import CalendarError, parse_span, to_cron
 from cronplan.errors import CronplanError
-from cronplan.importers.common import Entry, IdMaker, dst_note
-from cronplan.importers.systemd_calendar import CalendarError, parse_span, to_cron
 
 __all__ = ["Unit", "parse_unit", "read"]
 

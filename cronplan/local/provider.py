@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cronplan._sqlite import Database, from_us, instant_reader, to_us
-from cronplan.config import DEFAULT_LOCAL_PATH
+from cronplan.documents.config import DEFAULT_LOCAL_PATH
 from cronplan.errors import AuthError, ProviderError
+from cronplan.ledger._sqlite import Database, from_us, instant_reader, to_us
 from cronplan.model import Arm, FireCall, HttpRequest, build_frozen
 from cronplan.provider import Availability, ProviderSettings
 

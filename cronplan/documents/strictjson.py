@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from cronplan.positions import escape_token
+from cronplan.documents.positions import escape_token
 
 
 class DuplicateKeys(dict[str, Any]):

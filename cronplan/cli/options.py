@@ -21,10 +21,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from cronplan.cli.base import AppContext
+    from cronplan.cli.root import AppContext
     from cronplan.clock import Clock
-    from cronplan.jobsfile import JobsFile
-    from cronplan.runtime import Runtime
+    from cronplan.documents.jobsfile import JobsFile
+    from cronplan.project import Runtime
 
 
 def parse_clock(value: str | None) -> Clock:
@@ -69,7 +69,7 @@ def emit_annotations(app: AppContext, exc: ValidationError) -> None:
     must stay the product alone (``plan --format json > plan.json`` in a workflow).
     """
     if app.environ.get("GITHUB_ACTIONS") == "true":
-        from cronplan.annotations import github_annotations
+        from cronplan.cli.annotations import github_annotations
 
         for line in github_annotations(exc.problems):
             click.echo(line, err=True)

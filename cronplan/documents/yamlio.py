@@ -27,7 +27,7 @@ class Loader(_Base):  # type: ignore[misc]
 def _construct_map(loader: Any, node: Any) -> Any:
     """A mapping; one that names a key twice becomes a ``DuplicateKeys`` (reported, never last-wins).
     Keys brought in by a merge (``<<: *base``) may be overridden: only the node's own keys count."""
-    from cronplan.strictjson import DuplicateKeys
+    from cronplan.documents.strictjson import DuplicateKeys
 
     own = [
         (k.tag, k.value)
@@ -48,7 +48,7 @@ def _construct_int(loader: Any, node: Any) -> Any:
     try:
         return loader.construct_yaml_int(node)
     except ValueError:
-        from cronplan.strictjson import BadNumber
+        from cronplan.documents.strictjson import BadNumber
 
         return BadNumber(str(node.value))
 
@@ -81,8 +81,8 @@ def json_compatible(doc: Any) -> tuple[Any, list[tuple[str, bool, str]]]:
     the document with keys turned into strings, and ``(pointer, is_key, message)`` for every such spot."""
     import math
 
-    from cronplan.positions import escape_token
-    from cronplan.strictjson import (
+    from cronplan.documents.positions import escape_token
+    from cronplan.documents.strictjson import (
         SURROGATE_MESSAGE,
         BadNumber,
         bad_number_message,

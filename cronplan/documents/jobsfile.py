@@ -19,6 +19,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from cronplan._gc import gc_paused
+from cronplan.documents.schema_errors import Issue, did_you_mean, locate, schema_issues
 from cronplan.errors import ConfigError, Problem, ValidationError
 from cronplan.model import (
     CommandAction,
@@ -31,7 +32,6 @@ from cronplan.model import (
     Schedule,
     build_frozen,
 )
-from cronplan.schema_errors import Issue, did_you_mean, locate, schema_issues
 from cronplan.timefmt import parse_ts
 
 # Written by Hermes Agent's scheduler while it runs jobs; never part of what a job *is*. Fields starting
@@ -252,16 +252,16 @@ def _parse_jobs(
         )
     doc, suspicious = _parse(text, file, fmt)
 
-    from cronplan.schemas import fast_validator
+    from cronplan.documents.schemas import fast_validator
 
     issues: list[Issue] = []
     if fmt == "yaml":
-        from cronplan.yamlio import json_compatible
+        from cronplan.documents.yamlio import json_compatible
 
         doc, odd = json_compatible(doc)
         issues = [Issue(ptr, message, key=is_key) for ptr, is_key, message in odd]
     elif suspicious:
-        from cronplan.strictjson import hostile_values
+        from cronplan.documents.strictjson import hostile_values
 
         issues = [Issue(ptr, message, key=is_key) for ptr, is_key, message in hostile_values(doc)]
     try:
@@ -295,7 +295,7 @@ def _parse_jobs(
 def _parse(text: str, file: str, fmt: str) -> tuple[Any, bool]:
     """The document, and whether a JSON one may hold values ``strictjson.hostile_values`` reports."""
     if fmt == "yaml":
-        from cronplan.yamlio import YamlSyntaxError, load_yaml
+        from cronplan.documents.yamlio import YamlSyntaxError, load_yaml
 
         try:
             doc = load_yaml(text, file)
@@ -306,7 +306,7 @@ def _parse(text: str, file: str, fmt: str) -> tuple[Any, bool]:
                 [Problem(file, 1, 1, "", "the file is empty; expected {jobs: [...]}")]
             )
         return doc, True
-    from cronplan.strictjson import NotJsonConstant, loads
+    from cronplan.documents.strictjson import NotJsonConstant, loads
 
     try:
         return loads(text)
@@ -332,7 +332,7 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 
 
 def _index(text: str, fmt: str, wanted: list[str]) -> Any:
-    from cronplan.positions import json_positions_of, yaml_positions
+    from cronplan.documents.positions import json_positions_of, yaml_positions
 
     return yaml_positions(text) if fmt == "yaml" else json_positions_of(text, wanted)
 
@@ -370,7 +370,7 @@ _BRANCHES: dict[str, Any] = {}
 
 
 def _subschema(target: str) -> dict[str, Any]:
-    from cronplan.schemas import load_schema
+    from cronplan.documents.schemas import load_schema
 
     root = load_schema("jobs")
     return {"$schema": root["$schema"], "$defs": root["$defs"], "$ref": f"#/$defs/{target}"}
@@ -379,7 +379,7 @@ def _subschema(target: str) -> dict[str, Any]:
 def _branch_validator(target: str) -> Any:
     """A detailed validator for one part of the schema, so errors are not buried in anyOf context."""
     if target not in _BRANCHES:
-        from cronplan.schemas import jsonschema_module
+        from cronplan.documents.schemas import jsonschema_module
 
         _BRANCHES[target] = jsonschema_module().Draft202012Validator(_subschema(target))
     return _BRANCHES[target]
@@ -394,7 +394,7 @@ def _fast_job_validator() -> Any:
 
 
 def _what(value: Any) -> str:
-    from cronplan.schema_errors import type_name
+    from cronplan.documents.schema_errors import type_name
 
     return type_name(value)
 
@@ -743,7 +743,7 @@ _NUL_MESSAGE = "contains a NUL byte (\\u0000), which no program argument, variab
 
 
 def _escape(token: str) -> str:
-    from cronplan.positions import escape_token
+    from cronplan.documents.positions import escape_token
 
     return escape_token(token)
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cronplan.documents.positions import PositionIndex, escape_token, pointer
 from cronplan.errors import Problem
-from cronplan.positions import PositionIndex, escape_token, pointer
 
 _TYPE_NAMES = {
     "object": "an object",

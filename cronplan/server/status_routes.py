@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cronplan.errors import CronplanError
 
 if TYPE_CHECKING:
-    from cronplan.runtime import Runtime
+    from cronplan.project import Runtime
 
 STATUS_PATHS = frozenset({"/", "/api/status", "/metrics"})
 #: Failed runs shown on the page, and how many recent runs are searched for them.

@@ -210,6 +210,6 @@ def yaml_positions(text: str, loader: Any = None) -> PositionIndex:
 
 
 def _default_loader() -> Any:
-    from cronplan.yamlio import Loader
+    from cronplan.documents.yamlio import Loader
 
     return Loader

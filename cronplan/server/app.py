@@ -2,7 +2,7 @@
 
 The HTTP side is a minimal raw ASGI application served by uvicorn (see docs/fire.md for why):
 ``POST /api/cron/fire`` and ``GET /healthz``, plus the observability routes ``GET /``, ``GET /api/status``
-and ``GET /metrics`` (``cronplan/status_routes.py``, docs/observability.md). A fire request is authenticated by the provider, claimed in the
+and ``GET /metrics`` (``cronplan/server/status_routes.py``, docs/observability.md). A fire request is authenticated by the provider, claimed in the
 ledger, and answered ``202`` only once the claim is durable; the job then runs on a worker thread, after
 the response. Duplicates and stale fires are ``200`` no-ops, bad authentication ``401``, a malformed body
 ``400``.
@@ -13,7 +13,7 @@ the timer loop fires arms through the same claim → run → record → re-arm p
 A timer fire that could not be handled (a transient error) is handed back to the timer loop, which
 retries it with backoff until it is handled or its arm is gone: an arm is never dropped.
 
-Against hostile clients (``cronplan/serve_guard.py``): a cap on connections, head and body timeouts, byte
+Against hostile clients (``cronplan/server/guard.py``): a cap on connections, head and body timeouts, byte
 caps, the provider's header check before any body is read, and rate-limited error lines.
 
 Shutdown (SIGTERM/SIGINT): stop accepting requests and stop the timer, let running jobs finish within
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from cronplan import fire as firing
 from cronplan.errors import AuthError, BadRequest, CronplanError, ProviderUnavailable
 from cronplan.model import Arm, FireCall, HttpRequest
-from cronplan.serve_guard import (
+from cronplan.server.guard import (
     BACKLOG,
     BODY_TIMEOUT_S,
     KEEP_ALIVE_S,
@@ -52,13 +52,13 @@ from cronplan.serve_guard import (
     guarded_h11,
     raise_nofile_limit,
 )
-from cronplan.status_routes import STATUS_PATHS, StatusRoutes
+from cronplan.server.status_routes import STATUS_PATHS, StatusRoutes
 from cronplan.timefmt import dedup_key
 
 if TYPE_CHECKING:
+    from cronplan.local.timer import TimerLoop
+    from cronplan.project import Runtime
     from cronplan.provider import Provider
-    from cronplan.runtime import Runtime
-    from cronplan.timer import TimerLoop
 
 Log = Callable[[str], None]
 
@@ -387,7 +387,7 @@ class FireApp:
         self.service = service
         self.provider_name = provider_name
         self.timer = timer
-        self.status = status  # GET /, /api/status, /metrics (cronplan/status_routes.py)
+        self.status = status  # GET /, /api/status, /metrics (cronplan/server/status_routes.py)
         self._buffered = 0  # request body bytes held right now, all requests together
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -744,7 +744,7 @@ def serve(
     """
     import uvicorn
 
-    from cronplan.timer import TimerLoop
+    from cronplan.local.timer import TimerLoop
 
     # Fires run the jobs as applied (from the ledger): serving needs no jobs.json, only the config and
     # the ledger (a stateless instance); so does the fallback below.

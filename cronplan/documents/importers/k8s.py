@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from cronplan.documents.importers.entries import Entry, IdMaker, dst_note
 from cronplan.errors import CronplanError
-from cronplan.importers.common import Entry, IdMaker, dst_note
 
 __all__ = ["read"]
 

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from cronplan.clock import SYSTEM_CLOCK, Clock
-from cronplan.config import Config
+from cronplan.documents.config import Config
 from cronplan.provider import Provider, ProviderSettings
 
 if TYPE_CHECKING:
-    from cronplan.jobsfile import JobsFile
+    from cronplan.documents.jobsfile import JobsFile
     from cronplan.ledger import Ledger
     from cronplan.model import Job
 
@@ -46,7 +46,7 @@ class Runtime:
         """Read and validate jobs.json as it is now (``path`` overrides the configured one)."""
         from pathlib import Path
 
-        from cronplan.jobsfile import load_jobs
+        from cronplan.documents.jobsfile import load_jobs
 
         return load_jobs(
             Path(path) if path else self.config.jobs_path, default_tz=self.config.timezone
@@ -54,7 +54,7 @@ class Runtime:
 
     def load_job(self, job_id: str) -> Job | None:
         """One job of jobs.json as it is now (None when absent), after checking the whole file."""
-        from cronplan.jobsfile import load_job
+        from cronplan.documents.jobsfile import load_job
 
         return load_job(self.config.jobs_path, job_id, default_tz=self.config.timezone)
 
@@ -97,7 +97,7 @@ class Runtime:
 
     def local_provider(self) -> Provider:
         """The built-in local provider of this project (serve's fallback)."""
-        from cronplan.local import LocalProvider
+        from cronplan.local.provider import LocalProvider
 
         return LocalProvider(self.provider_settings("local"))
 

@@ -15,7 +15,7 @@ Four tables, a shape a PostgreSQL backend repeats column for column:
 Schema version 2 added ``runs.kind`` and ``runs.run_id`` (and let ``fire_at`` be NULL); a version-1 file is
 migrated on first open, in the same transaction that checks the version, so concurrent openers migrate once.
 
-Instants are integer microseconds since the epoch (see ``cronplan._sqlite``). Lock leases do not bump the
+Instants are integer microseconds since the epoch (see ``cronplan.ledger._sqlite``). Lock leases do not bump the
 serial: a lease is not state, and bumping it would make every apply look like a change of state.
 """
 
@@ -32,7 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cronplan._sqlite import (
+from cronplan.clock import Clock
+from cronplan.errors import ConfigError, LedgerError, LockError
+from cronplan.ledger._sqlite import (
     Database,
     from_us,
     instant_reader,
@@ -40,8 +42,6 @@ from cronplan._sqlite import (
     sqlite_path_from_url,
     to_us,
 )
-from cronplan.clock import Clock
-from cronplan.errors import ConfigError, LedgerError, LockError
 from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary, build_frozen
 from cronplan.timefmt import format_ts
 

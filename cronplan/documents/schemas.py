@@ -14,7 +14,9 @@ from typing import Any
 
 from cronplan.errors import CronplanError
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = (
+    Path(__file__).resolve().parent.parent
+)  # cronplan/, which holds schemas/ when installed
 
 
 def schemas_dir() -> Path:

@@ -116,7 +116,7 @@ def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> C
         raise ConfigError(f"config file is not valid UTF-8: {found}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {found}: {exc.strerror or exc}") from None
-    from cronplan.jobsfile import display_path
+    from cronplan.documents.jobsfile import display_path
 
     return parse_config(
         text, file=display_path(found), base_dir=found.resolve().parent, source=found
@@ -125,8 +125,8 @@ def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> C
 
 def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = None) -> Config:
     """Validate a cronplan.yaml text and build the Config (relative paths resolve against ``base_dir``)."""
+    from cronplan.documents.yamlio import YamlSyntaxError, load_yaml
     from cronplan.errors import Problem, ValidationError
-    from cronplan.yamlio import YamlSyntaxError, load_yaml
 
     try:
         doc = load_yaml(text, file)
@@ -136,8 +136,8 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
         doc = {}
     issues = _issues(doc)
     if issues:
-        from cronplan.positions import yaml_positions
-        from cronplan.schema_errors import locate
+        from cronplan.documents.positions import yaml_positions
+        from cronplan.documents.schema_errors import locate
 
         raise ValidationError(locate(issues, yaml_positions(text), file))
     if not isinstance(doc, dict):  # pragma: no cover - the schema guarantees an object
@@ -186,9 +186,9 @@ def secret_env_names(doc: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _issues(doc: Any) -> list[Any]:
-    from cronplan.schema_errors import Issue, schema_issues
-    from cronplan.schemas import detailed_validator, fast_validator
-    from cronplan.yamlio import json_compatible
+    from cronplan.documents.schema_errors import Issue, schema_issues
+    from cronplan.documents.schemas import detailed_validator, fast_validator
+    from cronplan.documents.yamlio import json_compatible
 
     doc, odd = json_compatible(doc)
     issues: list[Issue] = [Issue(ptr, message, key=is_key) for ptr, is_key, message in odd]
@@ -206,13 +206,13 @@ def _issues(doc: Any) -> list[Any]:
     taken = {i.pointer for i in issues}
     tz = doc.get("timezone")
     if isinstance(tz, str) and "/timezone" not in taken:
-        from cronplan.jobsfile import _zone, zone_hint
+        from cronplan.documents.jobsfile import _zone, zone_hint
 
         if _zone(tz) is None:
             issues.append(Issue("/timezone", f"unknown timezone {tz!r}{zone_hint(tz)}"))
     callback = doc.get("callback_url")
     if isinstance(callback, str) and "/callback_url" not in taken:
-        from cronplan.jobsfile import url_problem
+        from cronplan.documents.jobsfile import url_problem
 
         problem = url_problem(callback)
         if problem:

@@ -61,17 +61,17 @@ class AppContext:
             click.echo(scrub(message), err=True)
 
     def load_config(self) -> Any:
-        from cronplan.config import load_config
+        from cronplan.documents.config import load_config
 
         return load_config(self.config_path, self.environ)
 
     def runtime(self, clock: Clock | None = None) -> Any:
-        """A ``cronplan.runtime.Runtime`` for the configured project (closed when the command ends).
+        """A ``cronplan.project.Runtime`` for the configured project (closed when the command ends).
 
         ``clock`` is the command's one clock (``parse_clock(--now)``); the system clock by default.
         """
         from cronplan.clock import SYSTEM_CLOCK
-        from cronplan.runtime import Runtime
+        from cronplan.project import Runtime
 
         rt = Runtime(self.load_config(), environ=self.environ, clock=clock or SYSTEM_CLOCK)
         click.get_current_context().call_on_close(rt.close)

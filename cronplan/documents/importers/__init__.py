@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cronplan.documents.importers.entries import SCHEMA_URL, Entry, IdMaker, Note, read_text
 from cronplan.errors import CronplanError
-from cronplan.importers.common import SCHEMA_URL, Entry, IdMaker, Note, read_text
 
 __all__ = ["SOURCES", "ImportResult", "Note", "import_files"]
 
@@ -36,19 +36,19 @@ class ImportResult:
 
 def _reader(source: str) -> Reader:
     if source == "crontab":
-        from cronplan.importers import crontab
+        from cronplan.documents.importers import crontab
 
         return crontab.read
     if source == "k8s":
-        from cronplan.importers import k8s
+        from cronplan.documents.importers import k8s
 
         return k8s.read
     if source == "systemd":
-        from cronplan.importers import systemd
+        from cronplan.documents.importers import systemd
 
         return systemd.read
     if source == "hermes":
-        from cronplan.importers import hermes
+        from cronplan.documents.importers import hermes
 
         return hermes.read
     raise CronplanError(f"unknown import source {source!r} (use one of: {', '.join(SOURCES)})")
@@ -92,8 +92,8 @@ def _problems(job: dict[str, Any]) -> list[str]:
     it does not know, ...), as messages; empty when it is valid."""
     import json
 
+    from cronplan.documents.jobsfile import parse_jobs
     from cronplan.errors import ValidationError
-    from cronplan.jobsfile import parse_jobs
 
     # ASCII JSON: a lone surrogate from the source stays an escape, which validation then refuses.
     try:

@@ -1,7 +1,7 @@
 """The run ledger (state) interface, and opening a ledger from a ``state:`` URL.
 
-Backends: ``sqlite:///PATH`` (``cronplan.ledger_sqlite``) and ``postgresql://...``
-(``cronplan.ledger_postgres``); ``env:VARNAME`` reads the URL from an environment variable.
+Backends: ``sqlite:///PATH`` (``cronplan.ledger.sqlite``) and ``postgresql://...``
+(``cronplan.ledger.postgres``); ``env:VARNAME`` reads the URL from an environment variable.
 Every backend passes the same test suite (``tests/ledger_contract.py``).
 
 A ledger never reads a clock of its own: every instant it writes or decides with (``applied_at``, a claim's
@@ -171,12 +171,12 @@ def open_ledger(
         remember_dsn(url)  # libpq's own messages may quote it, malformed or not
         remember_secret(env.get("PGPASSWORD"))
     if url.startswith("sqlite:///") or url.startswith("sqlite://"):
-        from cronplan.ledger_sqlite import SqliteLedger
+        from cronplan.ledger.sqlite import SqliteLedger
 
         return SqliteLedger.from_url(url, base_dir=base_dir)
     if url.startswith(("postgresql://", "postgres://")):
         _require_postgres_driver(url)
-        from cronplan.ledger_postgres import PostgresLedger
+        from cronplan.ledger.postgres import PostgresLedger
 
         return PostgresLedger(url)
     from cronplan.errors import ConfigError
