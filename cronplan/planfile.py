@@ -18,12 +18,15 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _encode_str
 from pathlib import Path
 from typing import Any, cast
 
+from cronplan.basis import basis_entry, record_fingerprint
+from cronplan.basis import instant_text as _ts
+from cronplan.basis import jsonable as _jsonable
 from cronplan.errors import CronplanError, StalePlanError
 from cronplan.model import Action, ActionKind, Arm, Change, Job, JobRecord, Plan
 from cronplan.timefmt import format_ts, parse_ts
@@ -55,28 +58,6 @@ def ordered_actions(plan: Plan) -> list[Action]:
 
 
 # --------------------------------------------------------------------------- plan -> JSON
-
-
-@lru_cache(maxsize=65536)
-def _ts(dt: datetime) -> str:
-    """``format_ts`` without ``strftime`` (the hot spot of a 100,000-job plan); cached: times repeat."""
-    if dt.tzinfo is None:
-        return format_ts(dt)  # raises the usual error
-    d = dt.astimezone(timezone.utc)
-    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}Z"
-
-
-def _jsonable(value: Any) -> Any:
-    """Field values of a change as plain JSON (a spec read from JSON already is; tuples become lists)."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, datetime):
-        return _ts(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value)
 
 
 def _before_json(arm: Arm | None) -> dict[str, Any] | None:
@@ -421,47 +402,6 @@ def intent_digest(plan: Plan) -> str:
 
 
 # --------------------------------------------------------------------------- basis & staleness
-
-_NO_RECORD = "none"
-
-
-def record_fingerprint(record: JobRecord | None) -> str:
-    """A stable hash of a job's ledger entry (``"none"`` when the ledger holds nothing for the job)."""
-    if record is None:
-        return _NO_RECORD
-    fields = {
-        "job_id": record.job_id,
-        "applied_spec": _jsonable(record.applied_spec),
-        "applied_digest": record.applied_digest,
-        "applied_fire_at": _ts_or_none(record.applied_fire_at),
-        "applied_callback_url": record.applied_callback_url,
-        "last_fired_at": _ts_or_none(record.last_fired_at),
-        "runs": record.runs,
-        "failures": record.failures,
-    }
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _ts_or_none(t: datetime | None) -> str | None:
-    return None if t is None else _ts(t)
-
-
-def _arm_basis(arm: Arm) -> dict[str, Any]:
-    return {
-        "fire_at": _ts(arm.fire_at),
-        "callback_url": arm.callback_url,
-        "provider_ref": arm.provider_ref,
-    }
-
-
-def basis_entry(arms_of_job: Iterable[Arm], record: JobRecord | None) -> dict[str, Any]:
-    """What a job's planned action depended on: its live arms (sorted) and its ledger fingerprint."""
-    arms = sorted(
-        (_arm_basis(a) for a in arms_of_job),
-        key=lambda d: (d["fire_at"], d["callback_url"] or "", d["provider_ref"] or ""),
-    )
-    return {"arms": arms, "record": record_fingerprint(record)}
 
 
 def _describe_arms(arms: Any) -> str:

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from cronplan import schedule as sched
+from cronplan.basis import basis_entry
 from cronplan.errors import EmptyJobsRefused
 from cronplan.model import Action, ActionKind, Arm, Change, Job, JobRecord, Plan, build_frozen
 
@@ -131,8 +132,6 @@ def plan(
     lineage: str | None = None,
 ) -> Plan:
     """Compute the actions that converge ``arms`` to ``jobs``. Pure; deterministic in its inputs."""
-    from cronplan.planfile import basis_entry
-
     if not jobs and arms and not allow_empty:
         raise EmptyJobsRefused(
             f"jobs.json has no jobs but {len(arms)} arm(s) are live; refusing to cancel them all "

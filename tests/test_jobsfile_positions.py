@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronplan.documents.positions import json_positions, yaml_positions
+from cronplan.documents.yamlio import yaml_positions
+from tests.json_positions import json_positions
 
 TEXT = '{"jobs": [\n  {"id": "a", "we\\"ird/k~y": {"kind": 1}},\n  [1, 2, {"z": null}]\n]}'
 

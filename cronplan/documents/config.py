@@ -136,8 +136,8 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
         doc = {}
     issues = _issues(doc)
     if issues:
-        from cronplan.documents.positions import yaml_positions
         from cronplan.documents.schema_errors import locate
+        from cronplan.documents.yamlio import yaml_positions
 
         raise ValidationError(locate(issues, yaml_positions(text), file))
     if not isinstance(doc, dict):  # pragma: no cover - the schema guarantees an object
@@ -206,9 +206,9 @@ def _issues(doc: Any) -> list[Any]:
     taken = {i.pointer for i in issues}
     tz = doc.get("timezone")
     if isinstance(tz, str) and "/timezone" not in taken:
-        from cronplan.documents.jobsfile import _zone, zone_hint
+        from cronplan.documents.zones import zone, zone_hint
 
-        if _zone(tz) is None:
+        if zone(tz) is None:
             issues.append(Issue("/timezone", f"unknown timezone {tz!r}{zone_hint(tz)}"))
     callback = doc.get("callback_url")
     if isinstance(callback, str) and "/callback_url" not in taken:

@@ -19,7 +19,10 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from cronplan._gc import gc_paused
-from cronplan.documents.schema_errors import Issue, did_you_mean, locate, schema_issues
+from cronplan.documents.schema_errors import Issue, locate, schema_issues
+from cronplan.documents.zones import ZONE_CACHE as _ZONES
+from cronplan.documents.zones import zone as _zone
+from cronplan.documents.zones import zone_hint
 from cronplan.errors import ConfigError, Problem, ValidationError
 from cronplan.model import (
     CommandAction,
@@ -332,7 +335,8 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 
 
 def _index(text: str, fmt: str, wanted: list[str]) -> Any:
-    from cronplan.documents.positions import json_positions_of, yaml_positions
+    from cronplan.documents.positions import json_positions_of
+    from cronplan.documents.yamlio import yaml_positions
 
     return yaml_positions(text) if fmt == "yaml" else json_positions_of(text, wanted)
 
@@ -412,27 +416,6 @@ def _not_shadowed(semantic: list[Issue], schema: list[Issue]) -> list[Issue]:
 
 
 # --------------------------------------------------------------------------- zones and cron
-
-_ZONES: dict[str, ZoneInfo | None] = {}
-
-
-def _zone(name: str) -> ZoneInfo | None:
-    if name not in _ZONES:
-        try:
-            _ZONES[name] = ZoneInfo(name)
-        except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
-            _ZONES[name] = None
-    return _ZONES[name]
-
-
-def zone_hint(name: str) -> str:
-    import zoneinfo
-
-    zones = zoneinfo.available_timezones() | {"UTC"}
-    lowered = {z.lower(): z for z in zones}
-    if name.lower() in lowered:
-        return f" (did you mean '{lowered[name.lower()]}'?)"
-    return did_you_mean(name, zones)
 
 
 def _cron_checker() -> Callable[[str], str | None]:

@@ -11,8 +11,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
-
 
 def escape_token(token: str) -> str:
     """One reference token of a JSON pointer (RFC 6901)."""
@@ -41,53 +39,6 @@ class PositionIndex:
             if not current:
                 return (1, 1)
             current = current.rsplit("/", 1)[0]
-
-
-def json_positions(text: str) -> PositionIndex:
-    """Index every value and member name of a (syntactically valid) JSON text."""
-    index = PositionIndex()
-    values, keys = index.values, index.keys
-    # Each frame: [is_object, pointer prefix, next array index | current key, expecting a key]
-    stack: list[list[Any]] = []
-    line, line_start, last = 1, 0, 0
-    for m in _JSON_TOKEN.finditer(text):
-        pos = m.start()
-        newlines = text.count("\n", last, pos)
-        if newlines:
-            line += newlines
-            line_start = text.rfind("\n", last, pos) + 1
-        last = pos
-        tok = m.group()
-        c = tok[0]
-        if c == ":" or c == ",":
-            if c == "," and stack and stack[-1][0]:
-                stack[-1][3] = True
-            continue
-        if c == "}" or c == "]":
-            stack.pop()
-            continue
-        where = (line, pos - line_start + 1)
-        if stack:
-            top = stack[-1]
-            if top[0]:
-                if top[3]:  # a member name
-                    name = tok[1:-1] if "\\" not in tok else _decode_string(tok)
-                    top[2] = name
-                    top[3] = False
-                    keys[top[1] + "/" + escape_token(name)] = where
-                    continue
-                ptr = top[1] + "/" + escape_token(top[2])
-            else:
-                ptr = f"{top[1]}/{top[2]}"
-                top[2] += 1
-        else:
-            ptr = ""
-        values[ptr] = where
-        if c == "{":
-            stack.append([True, ptr, "", True])
-        elif c == "[":
-            stack.append([False, ptr, 0, False])
-    return index
 
 
 def json_positions_of(text: str, wanted: Iterable[str]) -> PositionIndex:
@@ -177,39 +128,3 @@ def _to_line_col(text: str, offsets: dict[str, int]) -> dict[str, tuple[int, int
         last = off
         out[ptr] = (line, off - line_start + 1)
     return out
-
-
-def _decode_string(tok: str) -> str:
-    import json
-
-    value: str = json.loads(tok)
-    return value
-
-
-def yaml_positions(text: str, loader: Any = None) -> PositionIndex:
-    """Index every value and mapping key of a YAML (or JSON) text from its composed node marks."""
-    import yaml
-
-    node = yaml.compose(text, Loader=loader or _default_loader())
-    index = PositionIndex()
-    if node is None:
-        return index
-    todo: list[tuple[str, Any]] = [("", node)]
-    while todo:
-        ptr, n = todo.pop()
-        index.values[ptr] = (n.start_mark.line + 1, n.start_mark.column + 1)
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                child = ptr + "/" + escape_token(str(k.value))
-                index.keys[child] = (k.start_mark.line + 1, k.start_mark.column + 1)
-                todo.append((child, v))
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                todo.append((f"{ptr}/{i}", item))
-    return index
-
-
-def _default_loader() -> Any:
-    from cronplan.documents.yamlio import Loader
-
-    return Loader

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from cronplan.documents.positions import PositionIndex, escape_token
 from cronplan.errors import Problem
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -142,3 +143,26 @@ def _key_text(key: Any) -> str:
 
 def key_problem_message(key: Any) -> str:
     return f"keys must be strings; quote {_key_text(key)!r} (YAML reads it as {type(key).__name__})"
+
+
+def yaml_positions(text: str, loader: Any = None) -> PositionIndex:
+    """Index every value and mapping key of a YAML (or JSON) text from its composed node marks."""
+    import yaml
+
+    node = yaml.compose(text, Loader=loader or Loader)
+    index = PositionIndex()
+    if node is None:
+        return index
+    todo: list[tuple[str, Any]] = [("", node)]
+    while todo:
+        ptr, n = todo.pop()
+        index.values[ptr] = (n.start_mark.line + 1, n.start_mark.column + 1)
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                child = ptr + "/" + escape_token(str(k.value))
+                index.keys[child] = (k.start_mark.line + 1, k.start_mark.column + 1)
+                todo.append((child, v))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                todo.append((f"{ptr}/{i}", item))
+    return index

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cronplan.clock import Clock
+from cronplan.ledger.dsn import mask_dsn
 from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary
 
 
@@ -199,12 +200,3 @@ def _require_postgres_driver(url: str) -> None:
             f"state: {mask_dsn(url)} is a PostgreSQL ledger, which needs {what} (not installed). "
             "Install it: pip install 'cronplan[postgres]'"
         ) from None
-
-
-def mask_dsn(dsn: str) -> str:
-    """Hide the password of a URL-style or key=value DSN."""
-    import re
-
-    # Up to the last '@': a password may hold '@' (and ':' or '/') itself.
-    dsn = re.sub(r"(://[^:/@]*:).*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn, flags=re.IGNORECASE)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from cronplan.clock import Clock
 from cronplan.errors import LedgerError, LockError
-from cronplan.ledger import mask_dsn
+from cronplan.ledger.dsn import mask_dsn
 from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary
 
 if TYPE_CHECKING:

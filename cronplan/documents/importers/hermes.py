@@ -65,10 +65,10 @@ def read(path: Path, text: str, ids: IdMaker, *, system: bool = False) -> list[E
 
 def _job_lines(text: str, count: int) -> list[int]:
     """The line where each job object starts (the whole file's positions are indexed once)."""
-    from cronplan.documents.positions import json_positions
+    from cronplan.documents.positions import json_positions_of
 
-    index = json_positions(text)
     prefix = "/jobs" if text.lstrip().startswith("{") else ""
+    index = json_positions_of(text, [f"{prefix}/{i}" for i in range(count)])
     return [index.locate(f"{prefix}/{i}")[0] for i in range(count)]
 
 
