@@ -95,9 +95,9 @@ def time_apply_plan(
     from cronplan.documents.config import load_config
     from cronplan.model import Arm
     from cronplan.planner import plan
-    from cronplan.project import Runtime
+    from cronplan.project import Project
 
-    rt = Runtime(
+    rt = Project(
         load_config(str(root / "cronplan.yaml"), environ), environ=environ, clock=PinnedClock(NOW)
     )
     try:

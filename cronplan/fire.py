@@ -26,7 +26,7 @@ from cronplan.model import Action, FireCall, HttpRequest, Job, JobRecord
 from cronplan.timefmt import dedup_key, format_ts
 
 if TYPE_CHECKING:
-    from cronplan.project import Runtime
+    from cronplan.project import Project
     from cronplan.provider import Provider
     from cronplan.runner import RunResult
 
@@ -209,7 +209,7 @@ def _span(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def claim(rt: Runtime, call: FireCall, *, holder: str | None = None) -> Claim:
+def claim(rt: Project, call: FireCall, *, holder: str | None = None) -> Claim:
     """Decide and, when the fire is current, atomically claim ``(job_id, fire_at)`` in the ledger.
 
     Staleness is checked *before* claiming, so a stale fire writes nothing; the claim itself is the one
@@ -281,7 +281,7 @@ def claim(rt: Runtime, call: FireCall, *, holder: str | None = None) -> Claim:
 
 
 def run_claimed(
-    rt: Runtime,
+    rt: Project,
     claimed: Claim,
     *,
     replan: bool = True,
@@ -349,7 +349,7 @@ class _Rearm:
 
     def __init__(
         self,
-        rt: Runtime,
+        rt: Project,
         job: Job,
         *,
         provider: Provider | None,
@@ -384,7 +384,7 @@ class _Rearm:
 
 
 def record_result(
-    rt: Runtime, call: FireCall, result: RunResult, *, rearm_error: str | None = None
+    rt: Project, call: FireCall, result: RunResult, *, rearm_error: str | None = None
 ) -> None:
     """Write the end of a run. A failed re-arm is noted in its error so `status` shows why nothing is armed.
 
@@ -413,7 +413,7 @@ def record_result(
 
 
 def replan_job(
-    rt: Runtime, job: Job, *, provider: Provider | None = None
+    rt: Project, job: Job, *, provider: Provider | None = None
 ) -> tuple[tuple[Action, ...], datetime | None, str | None]:
     """Plan this one job against its live arms and ledger record at ``rt.clock``'s now, and apply it.
 
@@ -445,7 +445,7 @@ def replan_job(
 
 
 def fire(
-    rt: Runtime,
+    rt: Project,
     call: FireCall,
     *,
     replan: bool = True,
@@ -482,7 +482,7 @@ class ManualOutcome:
         return f"{head}: failed in {took}: {self.result.error}"
 
 
-def load_applied(rt: Runtime, job_id: str) -> Job:
+def load_applied(rt: Project, job_id: str) -> Job:
     """The job as applied, or ``JobNotFound`` naming what to do."""
     job = applied_job(rt.ledger.job_records([job_id]).get(job_id), default_tz=rt.config.timezone)
     if job is None:
@@ -496,7 +496,7 @@ def load_applied(rt: Runtime, job_id: str) -> Job:
 
 
 def run_manual(
-    rt: Runtime,
+    rt: Project,
     job_id: str,
     *,
     holder: str | None = None,
@@ -549,7 +549,7 @@ def run_manual(
     return ManualOutcome(job.id, run_id, result, job.inactive_reason)
 
 
-def fire_overdue(rt: Runtime, *, provider: Provider | None = None) -> list[FireOutcome]:
+def fire_overdue(rt: Project, *, provider: Provider | None = None) -> list[FireOutcome]:
     """The misfire backstop: fire every live arm overdue beyond its grace window.
 
     Each overdue arm goes through the normal claim, so if the provider does deliver it later that fire is a
@@ -594,7 +594,7 @@ def fire_overdue(rt: Runtime, *, provider: Provider | None = None) -> list[FireO
 
 
 def rearm_missing(
-    rt: Runtime, *, provider: Provider | None = None
+    rt: Project, *, provider: Provider | None = None
 ) -> list[tuple[Action, str | None]]:
     """The other half of the backstop: arm every applied job that has no live arm but should have one.
 

@@ -6,7 +6,7 @@ the webhook secret, the notify URL, the status token, an ``env:`` state DSN, ``P
 so a job (or the runner that hands an LLM its prompt) never sees them. The job's own ``env`` is added on
 top by the runner.
 
-The policy is set once per process by ``Runtime`` (the configuration it was built from) and read by the
+The policy is set once per process by ``Project`` (the configuration it was built from) and read by the
 runner; ``base_environ`` also takes an explicit policy.
 """
 

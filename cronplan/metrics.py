@@ -27,7 +27,7 @@ from cronplan.errors import CronplanError
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from cronplan.project import Runtime
+    from cronplan.project import Project
 
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 LAG_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0)
@@ -36,7 +36,7 @@ RUNS_PER_SCRAPE = 100_000
 
 
 class LedgerCollector(Collector):
-    def __init__(self, rt: Runtime, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, rt: Project, *, clock: Callable[[], datetime]) -> None:
         self.rt = rt
         self.clock = clock
 
@@ -150,7 +150,7 @@ def _histogram(
     return family
 
 
-def render_metrics(rt: Runtime, *, clock: Callable[[], datetime]) -> tuple[bytes, str]:
+def render_metrics(rt: Project, *, clock: Callable[[], datetime]) -> tuple[bytes, str]:
     """The exposition text and its content type."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from cronplan.model import Job
 
 
-class Runtime:
+class Project:
     """One command's wiring. ``clock`` is its one clock: every instant the core decides with comes from it."""
 
     def __init__(

@@ -98,7 +98,7 @@ def run_job(
     ``base_dir`` resolves a relative ``cwd`` (and is the runner's working directory); ``cancel``, when set
     while the job runs, stops it like a timeout does (``serve`` uses it on shutdown). ``clock`` stamps the
     start; the end is the start plus the measured run time (docs/planning.md, "The clock"). ``environ`` is the
-    environment the job starts from (``Runtime.job_environ()``); by default the process's, as the
+    environment the job starts from (``Project.job_environ()``); by default the process's, as the
     configuration's ``job_env`` says, without cronplan's secret variables (``cronplan.jobenv``).
     """
     started = Stopwatch(clock)

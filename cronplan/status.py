@@ -16,7 +16,7 @@ from cronplan.errors import CronplanError
 if TYPE_CHECKING:
     from cronplan.documents.jobsfile import JobsFile
     from cronplan.model import Job, JobRecord, RunSummary
-    from cronplan.project import Runtime
+    from cronplan.project import Project
 
 #: How jobs.json compares with what was applied: ``new`` (never applied), ``changed`` (its definition
 #: differs from the applied one), ``removed`` (applied, gone from jobs.json), or None (applied as is).
@@ -87,7 +87,7 @@ class StatusSnapshot:
         return {"format_version": "1", "jobs": [j.to_json() for j in self.jobs]}
 
 
-def live_arms(rt: Runtime) -> tuple[dict[str, datetime], str | None]:
+def live_arms(rt: Project) -> tuple[dict[str, datetime], str | None]:
     """The earliest live arm per job, and a note when the provider could not be asked."""
     armed: dict[str, datetime] = {}
     try:
@@ -99,7 +99,7 @@ def live_arms(rt: Runtime) -> tuple[dict[str, datetime], str | None]:
     return armed, None
 
 
-def collect(rt: Runtime, jobs_file: JobsFile | None) -> StatusSnapshot:
+def collect(rt: Project, jobs_file: JobsFile | None) -> StatusSnapshot:
     """Read jobs.json (given), the live arms and the ledger into one snapshot.
 
     ``jobs_file`` None means jobs.json could not be read: the snapshot then shows the jobs the ledger knows.

@@ -415,11 +415,11 @@ def test_apply_lock_lease_is_renewed_while_held(project, monkeypatch):
     from cronplan.clock import SYSTEM_CLOCK
     from cronplan.documents.config import load_config
     from cronplan.errors import LockError
-    from cronplan.project import Runtime
+    from cronplan.project import Project
 
     monkeypatch.setattr(plan_cmds, "LOCK_LEASE_SECONDS", 0.4)
-    rt = Runtime(load_config(str(project.config)))
-    other = Runtime(load_config(str(project.config)))
+    rt = Project(load_config(str(project.config)))
+    other = Project(load_config(str(project.config)))
     try:
         with plan_cmds._apply_lock(rt, 0):
             time.sleep(1.2)  # three leases long: only renewal keeps it

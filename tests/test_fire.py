@@ -16,7 +16,7 @@ from cronplan.documents.config import Config
 from cronplan.errors import BadRequest, ProviderError
 from cronplan.model import Arm, FireCall
 from cronplan.planner import plan
-from cronplan.project import Runtime
+from cronplan.project import Project
 from cronplan.timefmt import parse_ts
 from tests.fakes import ManualClock
 from tests.fixtures_serve import append_job, read_runs
@@ -29,7 +29,7 @@ class Proj:
         self.root = root
         self.log = root / "runs.log"
         self.clock = ManualClock(T0)
-        self.rt = Runtime(Config(base_dir=root), environ={}, clock=self.clock)
+        self.rt = Project(Config(base_dir=root), environ={}, clock=self.clock)
 
     def jobs(self, *jobs: dict[str, Any]) -> None:
         (self.root / "jobs.json").write_text(json.dumps({"jobs": list(jobs)}))

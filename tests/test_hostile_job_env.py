@@ -113,7 +113,7 @@ def test_job_env_must_be_inherit_or_clean(project) -> None:
 
 def test_runtime_job_environ_applies_the_configuration(tmp_path: Path) -> None:
     from cronplan.documents.config import parse_config
-    from cronplan.project import Runtime
+    from cronplan.project import Project
 
     config = parse_config(
         "job_env: clean\nproviders:\n  nas: {token_env: MY_TOKEN}\n",
@@ -121,7 +121,7 @@ def test_runtime_job_environ_applies_the_configuration(tmp_path: Path) -> None:
         base_dir=tmp_path,
     )
     environ = {"PATH": "/bin", "MY_TOKEN": "t0ken-value", "OTHER": "x", "TZ": "UTC"}
-    rt = Runtime(config, environ=environ)
+    rt = Project(config, environ=environ)
     try:
         assert rt.job_environ() == {"PATH": "/bin", "TZ": "UTC"}
     finally:

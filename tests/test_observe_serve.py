@@ -180,9 +180,9 @@ def test_token_variable_unset_refuses_everyone(
 
 def test_exposure_rules_without_a_token(project: Project) -> None:
     from cronplan.documents.config import load_config
-    from cronplan.project import Runtime
+    from cronplan.project import Project as CoreProject
 
-    rt = Runtime(load_config(str(project.config)))
+    rt = CoreProject(load_config(str(project.config)))
 
     def routes(bind: str) -> StatusRoutes:
         return StatusRoutes(rt, bind_host=bind, provider_name="local", token_env=None, environ={})

@@ -12,7 +12,7 @@ from cronplan import fire as firing
 from cronplan.clock import PinnedClock
 from cronplan.documents.config import Config
 from cronplan.model import FireCall
-from cronplan.project import Runtime
+from cronplan.project import Project
 from cronplan.server.app import FireService
 from cronplan.timefmt import parse_ts
 
@@ -26,7 +26,7 @@ def test_shutdown_stops_running_and_records_queued_runs(tmp_path: Path) -> None:
         for i in range(3)
     ]
     (tmp_path / "jobs.json").write_text(json.dumps({"jobs": jobs}))
-    rt = Runtime(Config(base_dir=tmp_path), environ={}, clock=PinnedClock(T0))
+    rt = Project(Config(base_dir=tmp_path), environ={}, clock=PinnedClock(T0))
     for job in rt.load_jobs().jobs:  # as `apply` records them: fires run the applied job
         rt.ledger.record_applied(
             job.id, spec=job.spec, digest=job.digest, fire_at=T0, callback_url=None, at=T0

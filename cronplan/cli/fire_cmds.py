@@ -63,7 +63,7 @@ def fire_command(
     )
     if modes != 1:
         raise UsageError("give exactly one of --job-id/--fire-at, --request FILE|-, or --overdue")
-    rt = app.runtime(parse_clock(now_text))
+    rt = app.project(parse_clock(now_text))
 
     if overdue:
         from cronplan.timefmt import format_ts
@@ -168,7 +168,7 @@ def serve_command(app: AppContext, host: str, port: int, shutdown_timeout: float
     from cronplan.errors import scrub
     from cronplan.server.app import serve
 
-    rt = app.runtime()
+    rt = app.project()
     code = serve(
         rt,
         host=host,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from cronplan.cli.root import AppContext
     from cronplan.clock import Clock
     from cronplan.documents.jobsfile import JobsFile
-    from cronplan.project import Runtime
+    from cronplan.project import Project
 
 
 def parse_clock(value: str | None) -> Clock:
@@ -53,7 +53,7 @@ def now_option(f: Any) -> Any:
     )(f)
 
 
-def load_jobs(app: AppContext, rt: Runtime, path: str | None) -> JobsFile:
+def load_jobs(app: AppContext, rt: Project, path: str | None) -> JobsFile:
     """Load jobs.json; under GitHub Actions also emit ``::error`` annotations for every problem (stderr)."""
     try:
         return rt.load_jobs(path)

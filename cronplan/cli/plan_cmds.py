@@ -37,13 +37,13 @@ if TYPE_CHECKING:
     from cronplan.applier import ApplyResult
     from cronplan.documents.jobsfile import JobsFile
     from cronplan.model import Job, Plan
-    from cronplan.project import Runtime
+    from cronplan.project import Project
 
 LOCK_LEASE_SECONDS = 120.0
 
 
 def _compute_plan(
-    rt: Runtime,
+    rt: Project,
     jobs_file: JobsFile,
     now: datetime,
     *,
@@ -131,7 +131,7 @@ def _echo(text: str) -> None:
 
 
 @contextmanager
-def _apply_lock(rt: Runtime, timeout: float) -> Iterator[None]:
+def _apply_lock(rt: Project, timeout: float) -> Iterator[None]:
     """Hold the apply lock; a background thread renews its lease while the apply (or its prompt) runs,
     so only a process that died loses it."""
     import threading
@@ -202,7 +202,7 @@ def plan(
 ) -> None:
     """Show the actions that would converge the live arms to jobs.json."""
     _markdown_only(fmt, label)
-    rt = app.runtime(parse_clock(now_text))
+    rt = app.project(parse_clock(now_text))
     now = rt.clock.now()
     with gc_paused(freeze_survivors=True):
         jobs_file = load_jobs(app, rt, jobs_path)
@@ -283,7 +283,7 @@ def apply(
             "apply needs approval: not on a terminal, so pass --auto-approve "
             "(or apply a saved plan: cronplan plan --out PLANFILE, then cronplan apply PLANFILE)"
         )
-    rt = app.runtime(clock)
+    rt = app.project(clock)
     jobs_file = None
     if not planfile:  # a saved plan carries the definitions it applies
         with gc_paused(freeze_survivors=True):
@@ -340,7 +340,7 @@ def apply(
         )
 
 
-def _require_runner(app: AppContext, rt: Runtime, jobs_file: JobsFile) -> None:
+def _require_runner(app: AppContext, rt: Project, jobs_file: JobsFile) -> None:
     """Refuse jobs that nothing could run: no command/http action and no configured runner."""
     if rt.config.runner is not None or all(job.action is not None for job in jobs_file.jobs):
         return
@@ -353,7 +353,7 @@ def _require_runner(app: AppContext, rt: Runtime, jobs_file: JobsFile) -> None:
 
 
 def _load_saved_plan(
-    app: AppContext, rt: Runtime, planfile: str, jobs_path: str | None, now: datetime
+    app: AppContext, rt: Project, planfile: str, jobs_path: str | None, now: datetime
 ) -> tuple[Plan, dict[str, Job]]:
     """The saved plan and the job definitions it applies, once it is found current and unmodified."""
     from cronplan.planfile import (
@@ -398,7 +398,7 @@ def _load_saved_plan(
 
 
 def _legacy_definitions(
-    app: AppContext, rt: Runtime, saved: Plan, jobs_path: str | None
+    app: AppContext, rt: Project, saved: Plan, jobs_path: str | None
 ) -> dict[str, Job]:
     """A plan saved before plans carried their definitions: jobs.json, refused if a planned job changed."""
     jobs_file = load_jobs(app, rt, jobs_path)
@@ -478,7 +478,7 @@ def _planned_jobs(app: AppContext, saved: Plan) -> dict[str, Job] | None:
     if saved.has_changes is False:
         return None
     try:
-        jobs = app.runtime().load_jobs().by_id()
+        jobs = app.project().load_jobs().by_id()
     except CronplanError:
         return None
     digests = {a.job_id: a.job_digest for a in saved.actions}
@@ -488,7 +488,7 @@ def _planned_jobs(app: AppContext, saved: Plan) -> dict[str, Job] | None:
 # --------------------------------------------------------------------------- status
 
 
-def _jobs_or_none(app: AppContext, rt: Runtime) -> JobsFile | None:
+def _jobs_or_none(app: AppContext, rt: Project) -> JobsFile | None:
     """jobs.json for ``status``, or None when it is missing or invalid: status then still shows the ledger
     and the arms (a stateless instance has no jobs.json), and says that it cannot compare."""
     from cronplan.errors import ConfigError, ValidationError
@@ -512,7 +512,7 @@ def status(app: AppContext, fmt: str) -> None:
 
     from cronplan.status import collect
 
-    rt = app.runtime()
+    rt = app.project()
     with gc_paused(freeze_survivors=True):
         snapshot = collect(rt, _jobs_or_none(app, rt))
     for note in snapshot.notes:
@@ -548,6 +548,6 @@ def status(app: AppContext, fmt: str) -> None:
 @pass_app
 def force_unlock(app: AppContext, lock_id: str) -> None:
     """Remove a stuck apply lock (the id is in the error of the apply that could not get it)."""
-    rt = app.runtime()
+    rt = app.project()
     rt.ledger.force_unlock(lock_id)
     click.echo(f"Lock {lock_id} removed. Make sure no apply is still running.")

@@ -38,9 +38,9 @@ class ProviderStatus:
 def provider_statuses(config: Config, environ: Mapping[str, str]) -> list[ProviderStatus]:
     """Every discovered provider, checked with its settings from ``config`` (no network)."""
     from cronplan import registry
-    from cronplan.project import Runtime
+    from cronplan.project import Project
 
-    rt = Runtime(config, environ=environ)
+    rt = Project(config, environ=environ)
     statuses: list[ProviderStatus] = []
     for info in registry.discover(environ):
         configured = info.name == config.provider

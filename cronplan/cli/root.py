@@ -20,6 +20,8 @@ from cronplan.errors import (
 
 if TYPE_CHECKING:
     from cronplan.clock import Clock
+    from cronplan.documents.config import Config
+    from cronplan.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,20 +62,20 @@ class AppContext:
         if self.verbose and not self.quiet:
             click.echo(scrub(message), err=True)
 
-    def load_config(self) -> Any:
+    def load_config(self) -> Config:
         from cronplan.documents.config import load_config
 
         return load_config(self.config_path, self.environ)
 
-    def runtime(self, clock: Clock | None = None) -> Any:
-        """A ``cronplan.project.Runtime`` for the configured project (closed when the command ends).
+    def project(self, clock: Clock | None = None) -> Project:
+        """The ``Project`` (config -> jobs, ledger, provider, clock) for the configured project (closed when the command ends).
 
         ``clock`` is the command's one clock (``parse_clock(--now)``); the system clock by default.
         """
         from cronplan.clock import SYSTEM_CLOCK
-        from cronplan.project import Runtime
+        from cronplan.project import Project
 
-        rt = Runtime(self.load_config(), environ=self.environ, clock=clock or SYSTEM_CLOCK)
+        rt = Project(self.load_config(), environ=self.environ, clock=clock or SYSTEM_CLOCK)
         click.get_current_context().call_on_close(rt.close)
         return rt
 

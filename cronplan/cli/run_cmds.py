@@ -38,7 +38,7 @@ def run_command(app: AppContext, job_id: str, wait: bool) -> None:
     """
     from cronplan import fire as firing
 
-    rt = app.runtime()
+    rt = app.project()
     if not wait:
         firing.load_applied(rt, job_id)  # refuse a job that is not applied before detaching
         rt.close()
@@ -120,7 +120,7 @@ def runs_command(
 ) -> None:
     """Run history, newest first: scheduled runs (by occurrence) and manual runs (by start)."""
     since = _parse_ts_option(since_text, "--since") if since_text else None
-    rt = app.runtime()
+    rt = app.project()
     runs = rt.ledger.runs(job_id, limit=limit or None, failed=failed, since=since)
     if fmt == "json":
         doc = {"format_version": "1", "runs": [run_json(r) for r in runs]}
@@ -164,7 +164,7 @@ def logs_command(app: AppContext, job_id: str, fire_at_text: str | None, last: b
 
     if fire_at_text is not None and last:
         raise UsageError("give --fire-at TS or --last, not both")
-    rt = app.runtime()
+    rt = app.project()
     run: Run | None
     if fire_at_text is not None:
         fire_at: datetime = _parse_ts_option(fire_at_text, "--fire-at")

@@ -105,7 +105,7 @@ def next_cmd(
     from cronplan.documents.jobsfile import display_path
     from cronplan.schedule import occurrences, zone
 
-    rt = app.runtime(parse_clock(now_text))
+    rt = app.project(parse_clock(now_text))
     now = rt.clock.now()
     jobs_file = load_jobs(app, rt, jobs_path)
     job = jobs_file.by_id().get(job_id)

@@ -57,7 +57,7 @@ from cronplan.timefmt import dedup_key
 
 if TYPE_CHECKING:
     from cronplan.local.timer import TimerLoop
-    from cronplan.project import Runtime
+    from cronplan.project import Project
     from cronplan.provider import Provider
 
 Log = Callable[[str], None]
@@ -79,7 +79,7 @@ class FireService:
 
     def __init__(
         self,
-        rt: Runtime,
+        rt: Project,
         *,
         verifier: Provider | None,
         arm_provider: Provider,
@@ -612,7 +612,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _arm_locally(rt: Runtime, local: Provider, log: Log) -> None:
+def _arm_locally(rt: Project, local: Provider, log: Log) -> None:
     """The fallback: plan the jobs as applied (ledger) against the local provider and apply, so every
     applied job has a trigger. jobs.json is not read: apply stays the only door to production."""
     from cronplan.applier import apply_plan
@@ -652,7 +652,7 @@ class _AppliedWatcher:
     fire, so a busy fallback re-plans about once a second (the fallback is a stop-gap, not the normal mode).
     """
 
-    def __init__(self, rt: Runtime, local: Provider, log: Log, *, every_s: float = 1.0) -> None:
+    def __init__(self, rt: Project, local: Provider, log: Log, *, every_s: float = 1.0) -> None:
         self.rt = rt
         self.local = local
         self.log = log
@@ -728,7 +728,7 @@ class _LineHandler(logging.Handler):
 
 
 def serve(
-    rt: Runtime,
+    rt: Project,
     *,
     host: str = "127.0.0.1",
     port: int = 8787,

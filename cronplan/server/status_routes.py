@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cronplan.errors import CronplanError
 
 if TYPE_CHECKING:
-    from cronplan.project import Runtime
+    from cronplan.project import Project
 
 STATUS_PATHS = frozenset({"/", "/api/status", "/metrics"})
 #: Failed runs shown on the page, and how many recent runs are searched for them.
@@ -42,7 +42,7 @@ def is_loopback(host: str) -> bool:
 class StatusRoutes:
     def __init__(
         self,
-        rt: Runtime,
+        rt: Project,
         *,
         bind_host: str,
         provider_name: str,
