@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any, Literal, TypeVar
 
 from cronplan.timefmt import dedup_key, format_ts
@@ -162,6 +163,43 @@ class Arm:
 ActionKind = Literal["arm", "rearm", "update", "cancel", "skip"]
 
 
+class ReasonCode(str, Enum):
+    """Why the planner chose an action, as a code: decisions compare codes, never display text.
+
+    The text shown for it (``Action.reason``, with its details: times, counts, the kept arm) is written
+    for the plan document; the words around it belong to the renderers (docs/architecture.md).
+    """
+
+    MISSING = "missing"  # no arm yet, or the next occurrence is the one wanted
+    CATCH_UP = "catch_up"  # a missed occurrence within grace (or catch_up: once)
+    MISSED_SKIPPED = "missed_skipped"  # missed beyond grace with catch_up: skip
+    NO_FUTURE_OCCURRENCE = "no_future_occurrence"
+    REPEAT_EXHAUSTED = "repeat_exhausted"
+    DISABLED = "disabled"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ORPHAN = "orphan"  # a live arm whose job is not in jobs.json
+    DUE_AWAITING_FIRE = "due_awaiting_fire"
+    ALREADY_ARMED = "already_armed"
+    CALLBACK_CHANGED = "callback_changed"
+    SCHEDULE_CHANGED = "schedule_changed"
+    JOB_CHANGED = "job_changed"
+    NOT_YET_APPLIED = "not_yet_applied"
+    DRIFT = "drift"  # the arm changed outside cronplan
+    ALREADY_FIRED = "already_fired"
+    PASSED_BEYOND_GRACE = "passed_beyond_grace"
+    NEXT_OCCURRENCE_MOVED = "next_occurrence_moved"
+    DUPLICATE_ARMS = "duplicate_arms"  # several arms: the kept one is re-armed
+    DUPLICATE_ARM = "duplicate_arm"  # an extra arm, cancelled
+
+
+INACTIVE_CODES = {
+    "disabled": ReasonCode.DISABLED,
+    "paused": ReasonCode.PAUSED,
+    "completed": ReasonCode.COMPLETED,
+}
+
+
 @dataclass(frozen=True)
 class Change:
     """One field that changed between the job as last applied and the job now."""
@@ -178,7 +216,8 @@ class Action:
     ``before`` is the live arm it replaces, cancels or keeps; ``after`` the arm as it stands after the
     action: the arm it creates (arm, re-arm) or keeps (update), None for cancel/skip and for an update of a
     job that has no arm (paused, completed). An update calls no provider: apply records the job's new
-    definition in the ledger while its arm stays. ``job_digest`` is the spec digest of the job (None for an orphan); ``tz`` the job's zone for display.
+    definition in the ledger while its arm stays. ``job_digest`` is the spec digest of the job (None for an
+    orphan); ``tz`` the job's zone for display. ``reason_code`` is why (decided on); ``reason`` its text.
     """
 
     action: ActionKind
@@ -189,6 +228,8 @@ class Action:
     changes: tuple[Change, ...] = ()
     job_digest: str | None = None
     tz: str | None = None
+    # None only for an action read from a plan document written before reason codes existed.
+    reason_code: ReasonCode | None = None
 
     @property
     def is_change(self) -> bool:

@@ -28,7 +28,7 @@ from cronplan.basis import basis_entry, record_fingerprint
 from cronplan.basis import instant_text as _ts
 from cronplan.basis import jsonable as _jsonable
 from cronplan.errors import CronplanError, StalePlanError
-from cronplan.model import Action, ActionKind, Arm, Change, Job, JobRecord, Plan
+from cronplan.model import Action, ActionKind, Arm, Change, Job, JobRecord, Plan, ReasonCode
 from cronplan.timefmt import format_ts, parse_ts
 
 FORMAT_VERSION = "1"
@@ -97,6 +97,7 @@ def action_to_json(action: Action) -> dict[str, Any]:
         ],
         "job_digest": action.job_digest,
         "tz": action.tz,
+        "reason_code": None if action.reason_code is None else action.reason_code.value,
     }
 
 
@@ -265,6 +266,18 @@ def _arm_from(shape: _Shape, job_id: str, value: Any, pointer: str) -> Arm | Non
     )
 
 
+def _reason_code_from(shape: _Shape, value: Any, pointer: str) -> ReasonCode | None:
+    if value is None:
+        return None
+    try:
+        return ReasonCode(value)
+    except ValueError:
+        known = ", ".join(c.value for c in ReasonCode)
+        raise shape.fail(
+            pointer, f"unknown reason code {value!r} (expected one of: {known})"
+        ) from None
+
+
 def _action_from(shape: _Shape, value: Any, pointer: str) -> Action:
     doc = shape.obj(value, pointer)
     kind = shape.key(doc, "action", pointer)
@@ -275,6 +288,7 @@ def _action_from(shape: _Shape, value: Any, pointer: str) -> Action:
         )
     job_id = shape.req_text(shape.key(doc, "job_id", pointer), f"{pointer}/job_id")
     reason = shape.req_text(shape.key(doc, "reason", pointer), f"{pointer}/reason")
+    reason_code = _reason_code_from(shape, doc.get("reason_code"), f"{pointer}/reason_code")
     before = _arm_from(shape, job_id, doc.get("before"), f"{pointer}/before")
     after = _arm_from(shape, job_id, doc.get("after"), f"{pointer}/after")
     if kind in ("arm", "rearm") and after is None:
@@ -297,6 +311,7 @@ def _action_from(shape: _Shape, value: Any, pointer: str) -> Action:
         before=before,
         after=after,
         changes=tuple(changes),
+        reason_code=reason_code,
         job_digest=shape.opt_text(doc, "job_digest", pointer),
         tz=shape.opt_text(doc, "tz", pointer),
     )
@@ -359,17 +374,27 @@ _DURATION = re.compile(
 # Reasons that differ only because time passed between two plans of the same inputs.
 _ARMED = ("already armed", "due, awaiting fire")
 _UNARMED = ("missing", "catch-up of missed", "missed beyond grace")
+_ARMED_CODES = frozenset({ReasonCode.ALREADY_ARMED, ReasonCode.DUE_AWAITING_FIRE})
+_UNARMED_CODES = frozenset({ReasonCode.MISSING, ReasonCode.CATCH_UP, ReasonCode.MISSED_SKIPPED})
 
 
 @lru_cache(maxsize=4096)
-def normalize_reason(action: ActionKind, reason: str) -> str:
-    """The part of a reason that does not depend on when the plan was made (see ``intent_digest``)."""
+def normalize_reason(action: ActionKind, reason: str, code: ReasonCode | None = None) -> str:
+    """The part of a reason that does not depend on when the plan was made (see ``intent_digest``).
+
+    With a reason code the armed/unarmed classes are decided on it; a plan document written before
+    reason codes existed is classified by its text (the same classes)."""
+    if code is not None:
+        if action == "skip" and code in _ARMED_CODES:
+            return "armed"
+        if action == "arm" and code in _UNARMED_CODES:
+            return "unarmed"
     text = _DURATION.sub("", _TIME_TOKEN.sub("", reason))
     text = re.sub(r"\(\s*\)", "", text)
     text = re.sub(r"\s+", " ", text).strip().rstrip(" ,;:")
-    if action == "skip" and text.startswith(_ARMED):
+    if code is None and action == "skip" and text.startswith(_ARMED):
         return "armed"
-    if action == "arm" and text.startswith(_UNARMED):
+    if code is None and action == "arm" and text.startswith(_UNARMED):
         return "unarmed"
     return text
 
@@ -394,7 +419,12 @@ def intent_digest(plan: Plan) -> str:
     kind or its (normalized) reason changes.
     """
     items = sorted(
-        [a.job_id, a.action, normalize_reason(a.action, a.reason), a.job_digest or ""]
+        [
+            a.job_id,
+            a.action,
+            normalize_reason(a.action, a.reason, a.reason_code),
+            a.job_digest or "",
+        ]
         for a in plan.actions
     )
     canonical = json.dumps(items, separators=(",", ":"), ensure_ascii=False)
@@ -578,6 +608,11 @@ def check_unmodified(
     )
     have = _actions_by_job(a for a in plan.actions if a.job_id in ids)
     want = _actions_by_job(expected.actions)
+    if any(a.reason_code is None for a in plan.actions):
+        # A plan document written before reason codes: its reasons (the text) are compared instead.
+        for entries in want.values():
+            for entry in entries:
+                entry["reason_code"] = None
     problems = []
     for job_id in sorted(ids):
         if have.get(job_id) != want.get(job_id):
@@ -599,7 +634,7 @@ def _actions_by_job(actions: Iterable[Action]) -> dict[str, list[dict[str, Any]]
     return out
 
 
-_DESCRIBED = ("action", "after", "before", "reason", "changes", "job_digest", "tz")
+_DESCRIBED = ("action", "after", "before", "reason", "reason_code", "changes", "job_digest", "tz")
 
 
 def _describe_edit(job_id: str, have: list[dict[str, Any]], want: list[dict[str, Any]]) -> str:
@@ -612,7 +647,7 @@ def _describe_edit(job_id: str, have: list[dict[str, Any]], want: list[dict[str,
                         f"job {job_id}: its {key} fire_at is {_fire_at_of(mine.get(key))}, but its "
                         f"inputs give {_fire_at_of(theirs.get(key))}"
                     )
-                if key in ("action", "reason"):
+                if key in ("action", "reason", "reason_code"):
                     return (
                         f"job {job_id}: its {key} is {mine.get(key)!r}, but its inputs give "
                         f"{theirs.get(key)!r}"

@@ -34,20 +34,40 @@ from typing import Any
 from cronplan import schedule as sched
 from cronplan.basis import basis_entry
 from cronplan.errors import EmptyJobsRefused
-from cronplan.model import Action, ActionKind, Arm, Change, Job, JobRecord, Plan, build_frozen
+from cronplan.model import (
+    INACTIVE_CODES,
+    Action,
+    ActionKind,
+    Arm,
+    Change,
+    Job,
+    JobRecord,
+    Plan,
+    ReasonCode,
+    build_frozen,
+)
+
+Code = ReasonCode
+_MISSING = (Code.MISSING, "missing")
+_NO_FUTURE = (Code.NO_FUTURE_OCCURRENCE, "no future occurrence")
+_DUE = (Code.DUE_AWAITING_FIRE, "due, awaiting fire")
+_ARMED = (Code.ALREADY_ARMED, "already armed")
+_CALLBACK = (Code.CALLBACK_CHANGED, "callback changed")
 
 # --------------------------------------------------------------------------- desired arm of one job
 
 
-def desired(job: Job, record: JobRecord | None, now: datetime) -> tuple[datetime | None, str]:
-    """The ``fire_at`` this job should be armed at now (or None), and why."""
+def desired(
+    job: Job, record: JobRecord | None, now: datetime
+) -> tuple[datetime | None, ReasonCode, str]:
+    """The ``fire_at`` this job should be armed at now (or None), why (the code), and its text."""
     inactive = job.inactive_reason
     if inactive is not None:
-        return None, inactive
+        return None, INACTIVE_CODES[inactive], inactive
     runs = record.runs if record is not None else 0
     max_runs = job.max_runs
     if max_runs is not None and runs >= max_runs:
-        return None, f"repeat exhausted ({runs}/{max_runs})"
+        return None, ReasonCode.REPEAT_EXHAUSTED, f"repeat exhausted ({runs}/{max_runs})"
 
     anchor = _anchor(record)
     if anchor is None:
@@ -56,14 +76,14 @@ def desired(job: Job, record: JobRecord | None, now: datetime) -> tuple[datetime
         if first is not None and fired is not None and first <= fired:
             # That occurrence was already claimed (run by hand ahead of its time): never wanted again.
             first = sched.next_after(job.schedule, fired, inclusive=False)
-        return (first, "missing") if first is not None else (None, "no future occurrence")
+        return (first, *_MISSING) if first is not None else (None, *_NO_FUTURE)
 
     # The anchor itself was claimed: the search starts strictly after it.
     first = sched.next_after(job.schedule, anchor, inclusive=False)
     if first is None:
-        return None, "no future occurrence"
+        return None, *_NO_FUTURE
     if first >= now:
-        return first, "missing"
+        return first, *_MISSING
 
     # Occurrences were missed: ``first`` is in the past. Arm the most recent missed one, or skip ahead.
     missed = sched.previous_before(job.schedule, now, inclusive=False) or first
@@ -71,17 +91,22 @@ def desired(job: Job, record: JobRecord | None, now: datetime) -> tuple[datetime
     if record.last_claimed_at is not None and record.last_claimed_at >= missed:
         # A (late) run already happened after this occurrence came due: run once, then fast-forward.
         upcoming = sched.next_after(job.schedule, now, inclusive=True)
-        return (upcoming, "missing") if upcoming is not None else (None, "no future occurrence")
+        return (upcoming, *_MISSING) if upcoming is not None else (None, *_NO_FUTURE)
     late = (now - missed).total_seconds()
     if late <= sched.grace_seconds(job.schedule, missed) or job.catch_up == "once":
-        return missed, f"catch-up of missed {_local_hm(missed, job.tz)}"
+        return missed, ReasonCode.CATCH_UP, f"catch-up of missed {_local_hm(missed, job.tz)}"
     upcoming = sched.next_after(job.schedule, now, inclusive=True)
     if upcoming is None:
         return (
             None,
+            ReasonCode.MISSED_SKIPPED,
             f"missed {_local_hm(missed, job.tz)} beyond grace (catch_up: skip); no future occurrence",
         )
-    return upcoming, f"missed {_local_hm(missed, job.tz)} beyond grace (catch_up: skip)"
+    return (
+        upcoming,
+        ReasonCode.MISSED_SKIPPED,
+        f"missed {_local_hm(missed, job.tz)} beyond grace (catch_up: skip)",
+    )
 
 
 def _anchor(record: JobRecord | None) -> datetime | None:
@@ -159,7 +184,10 @@ def plan(
         job = by_id.get(job_id)
         if job is None:
             new = [
-                Action("cancel", job_id, "not in jobs.json (orphan)", before=a) for a in job_arms
+                Action(
+                    "cancel", job_id, "not in jobs.json (orphan)", before=a, reason_code=Code.ORPHAN
+                )
+                for a in job_arms
             ]
         else:
             new = _plan_job(job, job_arms, record, now, callback_url)
@@ -186,7 +214,7 @@ def _arm_order(arm: Arm) -> tuple[datetime, str]:
 def _act(
     kind: ActionKind,
     job: Job,
-    reason: str,
+    reason: tuple[ReasonCode, str],
     before: Arm | None = None,
     after: Arm | None = None,
     changes: tuple[Change, ...] = (),
@@ -196,12 +224,13 @@ def _act(
         Action,
         action=kind,
         job_id=job.id,
-        reason=reason,
+        reason=reason[1],
         before=before,
         after=after,
         changes=changes,
         job_digest=job.digest,
         tz=job.schedule.tz,
+        reason_code=reason[0],
     )
 
 
@@ -225,16 +254,19 @@ def _plan_job(
     if main.action == "rearm" and not _touches_definition(main.changes):
         # A re-arm for another reason (callback, duplicates, drift) records the definition too: show it.
         _, changes = _definition_change(job, record)
-        main = _act(main.action, job, main.reason, main.before, main.after, main.changes + changes)
+        why = (main.reason_code or Code.JOB_CHANGED, main.reason)
+        main = _act(main.action, job, why, main.before, main.after, main.changes + changes)
         return [main, *actions[1:]]
     return actions
 
 
-def _definition_change(job: Job, record: JobRecord | None) -> tuple[str, tuple[Change, ...]]:
+def _definition_change(
+    job: Job, record: JobRecord | None
+) -> tuple[tuple[ReasonCode, str], tuple[Change, ...]]:
     """Why ``job`` differs from its applied definition, and the changed fields (none when never applied)."""
     if record is None or record.applied_digest is None:
-        return "not yet recorded as applied", ()
-    return "job changed", spec_changes(record.applied_spec or {}, job.spec)
+        return (Code.NOT_YET_APPLIED, "not yet recorded as applied"), ()
+    return (Code.JOB_CHANGED, "job changed"), spec_changes(record.applied_spec or {}, job.spec)
 
 
 def _touches_definition(changes: tuple[Change, ...]) -> bool:
@@ -245,17 +277,18 @@ def _plan_arms(
     job: Job, job_arms: list[Arm], record: JobRecord | None, now: datetime, callback_url: str | None
 ) -> list[Action]:
     """The job's actions as far as its arms go (arm, re-arm, cancel, skip); the main action first."""
-    target, why = desired(job, record, now)
+    target, code, text = desired(job, record, now)
+    why = (code, text)
 
     if target is None:
         if not job_arms:
             return [_act("skip", job, why)]
-        if why == "no future occurrence":
+        if code is Code.NO_FUTURE_OCCURRENCE:
             # A due, unclaimed arm is never replaced — not even the last one of a `once` job.
             due = next((a for a in job_arms if is_due(a, job, record, now)), None)
             if due is not None:
                 if len(job_arms) == 1:
-                    return [_act("skip", job, "due, awaiting fire", due)]
+                    return [_act("skip", job, _DUE, due)]
                 return _keep_one(job, due, job_arms, callback_url)
         return [_act("cancel", job, why, a) for a in job_arms]
 
@@ -272,20 +305,16 @@ def _plan_arms(
         due = next((a for a in job_arms if is_due(a, job, record, now)), None)
         if due is not None:
             keep = due
-            main = _act("skip", job, "due, awaiting fire", due)
+            main = _act("skip", job, _DUE, due)
         else:
             keep = job_arms[0]
             reason, changes = _rearm_reason(job, keep, record, callback_url, why, now)
             main = _act("rearm", job, reason, keep, after, changes)
     elif _callback_changed(keep, record, callback_url):
         changes = (Change("callback_url", _applied_callback(keep, record), callback_url),)
-        main = _act(
-            "rearm", job, "callback changed", keep, Arm(job.id, target, callback_url), changes
-        )
+        main = _act("rearm", job, _CALLBACK, keep, Arm(job.id, target, callback_url), changes)
     else:
-        main = _act(
-            "skip", job, "due, awaiting fire" if keep.fire_at <= now else "already armed", keep
-        )
+        main = _act("skip", job, _DUE if keep.fire_at <= now else _ARMED, keep)
 
     if len(job_arms) == 1:
         return [main]
@@ -298,12 +327,17 @@ def _keep_one(job: Job, keep: Arm, job_arms: list[Arm], callback_url: str | None
     """Several live arms, ``keep`` is right: re-arm it (a provider holds one arm per job id, so the upsert
     replaces the others) and show a cancel for each extra arm."""
     after = Arm(job.id, keep.fire_at, callback_url)
-    main = _act("rearm", job, f"duplicate arms: keeping {keep.dedup_key}", keep, after)
+    kept = (Code.DUPLICATE_ARMS, f"duplicate arms: keeping {keep.dedup_key}")
+    main = _act("rearm", job, kept, keep, after)
     return [main, *_dupes(job, keep, job_arms)]
 
 
 def _dupes(job: Job, keep: Arm, job_arms: list[Arm]) -> list[Action]:
-    return [_act("cancel", job, "duplicate arm", a) for a in job_arms if a is not keep]
+    return [
+        _act("cancel", job, (Code.DUPLICATE_ARM, "duplicate arm"), a)
+        for a in job_arms
+        if a is not keep
+    ]
 
 
 def _applied_callback(arm: Arm, record: JobRecord | None) -> str | None:
@@ -324,9 +358,9 @@ def _rearm_reason(
     live: Arm,
     record: JobRecord | None,
     callback_url: str | None,
-    why: str,
+    why: tuple[ReasonCode, str],
     now: datetime,
-) -> tuple[str, tuple[Change, ...]]:
+) -> tuple[tuple[ReasonCode, str], tuple[Change, ...]]:
     if (
         record is not None
         and record.applied_digest is not None
@@ -336,20 +370,22 @@ def _rearm_reason(
         touched_schedule = any(
             c.path == "schedule" or c.path.startswith("schedule.") for c in changes
         )
-        return ("schedule changed" if touched_schedule else "job changed"), changes
+        if touched_schedule:
+            return (Code.SCHEDULE_CHANGED, "schedule changed"), changes
+        return (Code.JOB_CHANGED, "job changed"), changes
     if _callback_changed(live, record, callback_url):
-        return "callback changed", (
-            Change("callback_url", _applied_callback(live, record), callback_url),
-        )
+        return _CALLBACK, (Change("callback_url", _applied_callback(live, record), callback_url),)
     if record is None or record.applied_fire_at is None or record.applied_fire_at != live.fire_at:
-        return "drift: arm changed outside cronplan", ()
+        return (Code.DRIFT, "drift: arm changed outside cronplan"), ()
     if record.last_fired_at is not None and live.fire_at <= record.last_fired_at:
-        return f"arm of {_local_hm(live.fire_at, job.tz)} already fired; next occurrence", ()
-    if why.startswith(("catch-up", "missed")):
+        text = f"arm of {_local_hm(live.fire_at, job.tz)} already fired; next occurrence"
+        return (Code.ALREADY_FIRED, text), ()
+    if why[0] in (Code.CATCH_UP, Code.MISSED_SKIPPED):
         return why, ()
     if live.fire_at < now:
-        return f"arm of {_local_hm(live.fire_at, job.tz)} passed beyond grace without a fire", ()
-    return "next occurrence moved", ()
+        text = f"arm of {_local_hm(live.fire_at, job.tz)} passed beyond grace without a fire"
+        return (Code.PASSED_BEYOND_GRACE, text), ()
+    return (Code.NEXT_OCCURRENCE_MOVED, "next occurrence moved"), ()
 
 
 # --------------------------------------------------------------------------- field-level changes

@@ -92,6 +92,7 @@ def test_document_has_the_spec_keys_in_a_fixed_order() -> None:
         "changes",
         "job_digest",
         "tz",
+        "reason_code",
     ]
     rearm = next(a for a in doc["actions"] if a["job_id"] == "newsletter")
     assert rearm["before"] == {

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cronplan.applier import apply_plan
 from cronplan.clock import PinnedClock
 from cronplan.errors import EmptyJobsRefused
-from cronplan.model import Arm, JobRecord
+from cronplan.model import Arm, JobRecord, ReasonCode
 from cronplan.planner import desired, plan
 from tests.planning import NOW, MemoryLedger, MemoryProvider, make_job, ts
 
@@ -499,7 +499,7 @@ def test_desired_once_job_completed_after_its_run():
         applied_fire_at=ts("2026-11-26T09:00:00Z"),
         runs=1,
     )
-    assert desired(job, rec, NOW) == (None, "repeat exhausted (1/1)")
+    assert desired(job, rec, NOW) == (None, ReasonCode.REPEAT_EXHAUSTED, "repeat exhausted (1/1)")
 
 
 def test_output_order_is_by_job_id():
@@ -595,7 +595,7 @@ def test_property_matching_arms_mean_no_changes_and_no_wrong_cancels(scenario):
     }
     matching = []
     for job in jobs:
-        target, _ = desired(job, records.get(job.id), now)
+        target, _, _ = desired(job, records.get(job.id), now)
         if target is not None:
             matching.append(Arm(job.id, target, CB))
     p = run_plan(jobs, matching, records, now, allow_empty=True)
