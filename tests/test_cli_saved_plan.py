@@ -179,3 +179,52 @@ def test_a_plan_saved_without_definitions_applies_against_unchanged_jobs_json(pr
     r = project.cli("apply", "p.json", "--now", NOW)
     assert r.exit_code == 0, r.stderr
     assert applied_command(project) == ["echo", "one"]
+
+
+@pytest.mark.parametrize("now", [NOW, FUTURE_NOW])
+def test_a_saved_plan_carries_reason_codes(project, now):
+    project.write_jobs([job(["echo", "one"])])
+    assert the_action(save_plan(project, now))["reason_code"] == "missing"
+    assert project.cli("apply", "--auto-approve", "--now", now).exit_code == 0
+    project.write_jobs([job(["echo", "two"])])
+    action = the_action(save_plan(project, now))
+    assert (action["action"], action["reason"], action["reason_code"]) == (
+        "update",
+        "job changed",
+        "job_changed",
+    )
+
+
+def test_a_plan_written_before_reason_codes_still_applies(project):
+    project.write_jobs([job(["echo", "one"])])
+    doc = save_plan(project)
+    del the_action(doc)["reason_code"]  # a plan document from an earlier cronplan
+    write_plan(project, doc)
+    r = project.cli("apply", "p.json", "--now", NOW)
+    assert r.exit_code == 0, r.stderr
+    assert set(local_arms(project)) == {"a"}
+
+
+@pytest.mark.parametrize(
+    ("code", "keep_digest", "message"),
+    [
+        ("already_armed", True, "Saved plan was modified: p.json: its actions do not match"),
+        (
+            "already_armed",
+            False,
+            "its reason_code is 'already_armed', but its inputs give 'missing'",
+        ),
+        ("nope", True, "at /actions/0/reason_code: unknown reason code 'nope'"),
+    ],
+)
+def test_a_hand_edited_reason_code_is_refused(project, code, keep_digest, message):
+    project.write_jobs([job(["echo", "one"])])
+    doc = save_plan(project)
+    the_action(doc)["reason_code"] = code
+    if not keep_digest:
+        del doc["intent_digest"]
+    write_plan(project, doc)
+    r = project.cli("apply", "p.json", "--now", NOW)
+    assert r.exit_code == 1, r.stdout
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert local_arms(project) == {}
