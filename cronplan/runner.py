@@ -224,7 +224,8 @@ def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
             proc.stdin.close()
 
 
-def _pump(
+# One select loop over stdout, stderr, the timeout and the cancel event: its states belong together.
+def _pump(  # noqa: C901, PLR0912
     proc: subprocess.Popen[bytes],
     tail: _Tail,
     *,

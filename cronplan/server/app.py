@@ -744,29 +744,10 @@ def serve(
     """
     import uvicorn
 
-    from cronplan.local.timer import TimerLoop
-
     # Fires run the jobs as applied (from the ledger): serving needs no jobs.json, only the config and
     # the ledger (a stateless instance); so does the fallback below.
     rt.ledger.lineage()  # open (and create) the ledger before serving: claims must not fail on first use
-    verifier: Provider | None
-    unavailable: str | None = None
-    try:
-        verifier = rt.provider
-        arm_provider = verifier
-    except ProviderUnavailable as exc:
-        unavailable = exc.message
-        verifier = None
-        arm_provider = rt.local_provider()
-        loud = warn or log  # the fallback warning is shown even with -q
-        banner = "!" * 78
-        loud(banner)
-        loud(
-            f"WARNING: the configured provider {rt.config.provider!r} is unavailable: {exc.message}"
-        )
-        loud("WARNING: falling back to the LOCAL provider and its timer loop so jobs keep firing.")
-        loud("WARNING: fire requests over HTTP are refused (503) until the provider is fixed.")
-        loud(banner)
+    verifier, arm_provider, unavailable = _providers(rt, warn or log)
     use_timer = arm_provider.name == "local"
 
     service = FireService(
@@ -801,23 +782,7 @@ def serve(
     cap = connection_cap(nofile)
     guard = ConnectionGuard(max_connections=cap, limiter=service.limiter)
     restore_logging = _route_library_logs(service.limiter, verbose=verbose, log=log)
-    config = uvicorn.Config(
-        app,
-        http=guarded_h11(guard),
-        log_config=None,
-        log_level=None,
-        access_log=bool(verbose),
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-        # A backstop behind the guard's cap (which closes idle connections first): requests beyond it
-        # get uvicorn's own 503.
-        limit_concurrency=cap + 64,
-        backlog=BACKLOG,
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(_uvicorn_config(app, guard, cap, verbose=verbose))
     stop = threading.Event()
     received: list[int] = []
 
@@ -840,17 +805,7 @@ def serve(
         if not server.started:
             raise CronplanError(f"the HTTP server did not start on {host}:{bound_port}")
         if use_timer:
-            local = arm_provider
-            watcher = _AppliedWatcher(rt, local, log) if unavailable is not None else None
-            timer = TimerLoop(
-                local,  # type: ignore[arg-type]
-                service.fire_arm,
-                on_error=log,
-                on_idle=watcher,
-                clock=rt.clock.now,
-            )
-            service.timer = timer
-            timer.start()
+            timer = _start_timer(rt, service, arm_provider, log, fallback=unavailable is not None)
         mode = "with the local timer loop" if use_timer else f"for provider {arm_provider.name!r}"
         log(f"cronplan serve: listening on http://{host}:{bound_port} {mode} (POST {FIRE_PATH})")
         while not stop.wait(0.5):
@@ -871,6 +826,62 @@ def serve(
         restore_logging()
         log("cronplan serve: stopped")
     return 130 if received and received[0] == signal.SIGINT else 0
+
+
+def _providers(rt: Project, loud: Log) -> tuple[Provider | None, Provider, str | None]:
+    """The provider that verifies callbacks (None when unavailable), the one that arms, and why not."""
+    try:
+        provider = rt.provider
+        return provider, provider, None
+    except ProviderUnavailable as exc:
+        banner = "!" * 78  # the fallback warning is shown even with -q
+        loud(banner)
+        loud(
+            f"WARNING: the configured provider {rt.config.provider!r} is unavailable: {exc.message}"
+        )
+        loud("WARNING: falling back to the LOCAL provider and its timer loop so jobs keep firing.")
+        loud("WARNING: fire requests over HTTP are refused (503) until the provider is fixed.")
+        loud(banner)
+        return None, rt.local_provider(), exc.message
+
+
+def _uvicorn_config(app: FireApp, guard: ConnectionGuard, cap: int, *, verbose: int) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        http=guarded_h11(guard),
+        log_config=None,
+        log_level=None,
+        access_log=bool(verbose),
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        # A backstop behind the guard's cap (which closes idle connections first): requests beyond it
+        # get uvicorn's own 503.
+        limit_concurrency=cap + 64,
+        backlog=BACKLOG,
+        server_header=False,
+    )
+
+
+def _start_timer(
+    rt: Project, service: FireService, local: Provider, log: Log, *, fallback: bool
+) -> TimerLoop:
+    from cronplan.local.timer import TimerLoop
+
+    watcher = _AppliedWatcher(rt, local, log) if fallback else None
+    timer = TimerLoop(
+        local,  # type: ignore[arg-type]
+        service.fire_arm,
+        on_error=log,
+        on_idle=watcher,
+        clock=rt.clock.now,
+    )
+    service.timer = timer
+    timer.start()
+    return timer
 
 
 __all__ = ["FIRE_PATH", "HEALTH_PATH", "FireApp", "FireService", "serve"]
