@@ -99,11 +99,18 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
 
 _new = object.__new__
 _UNSEEN: Any = object()
-# Stand for a job that passed every check but was not built (check_jobs builds none, load_job one); the
-# second one for such a job that has no command/http action (the configured runner runs it).
-_CHECKED = cast(Job, object())
-_CHECKED_FOR_RUNNER = cast(Job, object())
-_UNBUILT = (_CHECKED, _CHECKED_FOR_RUNNER)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A job that passed every check but was not built (``check_jobs_text`` builds none, ``parse_one``
+    one); ``needs_runner`` when it has no command/http action (the configured runner runs it)."""
+
+    needs_runner: bool
+
+
+_CHECKED = Checked(needs_runner=False)
+_CHECKED_FOR_RUNNER = Checked(needs_runner=True)
 
 NO_RUNNER = (
     "this job has no 'command' or 'http' action and no 'runner' is configured to run it: set 'runner' "
@@ -138,8 +145,7 @@ def load_job(path: str | Path, job_id: str, *, default_tz: str = "UTC") -> Job |
     needs one job, and in a file of 100,000 building them all would be most of its cost.
     """
     text, fmt, name = _read(Path(path))
-    jobs = parse_jobs(text, file=name, fmt=fmt, default_tz=default_tz, build=job_id)
-    return next((job for job in jobs if job not in _UNBUILT), None)
+    return parse_one(text, job_id, file=name, fmt=fmt, default_tz=default_tz)
 
 
 def job_from_spec(spec: Mapping[str, Any], *, default_tz: str = "UTC") -> Job:
@@ -152,14 +158,14 @@ def job_from_spec(spec: Mapping[str, Any], *, default_tz: str = "UTC") -> Job:
     raw = dict(spec)
     zone = _zone(default_tz) or _zone("UTC")
     assert zone is not None
-    builder = _Builder(default_tz, zone)
+    builder = _Builder(default_tz, zone, build_all=True)
     builder.prefix, builder.index = "", 0
     issues: list[Issue] = []
     try:
         job = builder.build(raw, raw.get("id"), issues)
     except (KeyError, TypeError, AttributeError, ValueError):
         job = None
-    if job is None or job is _CHECKED:
+    if not isinstance(job, Job):
         from cronplan.errors import LedgerError
 
         why = f": {issues[0].message}" if issues else ""
@@ -182,8 +188,8 @@ def check_jobs(path: str | Path, *, default_tz: str = "UTC") -> int:
 def inspect_jobs(path: str | Path, *, default_tz: str = "UTC") -> tuple[int, list[int]]:
     """``check_jobs``, plus the indexes (in the file) of the jobs that need the configured runner."""
     text, fmt, name = _read(Path(path))
-    checked = parse_jobs(text, file=name, fmt=fmt, default_tz=default_tz, build=False)
-    return len(checked), [i for i, job in enumerate(checked) if job is _CHECKED_FOR_RUNNER]
+    checked = check_jobs_text(text, file=name, fmt=fmt, default_tz=default_tz)
+    return len(checked), [i for i, job in enumerate(checked) if job.needs_runner]
 
 
 def runner_problems(jobs_file: JobsFile) -> list[Problem]:
@@ -226,28 +232,46 @@ def _read(path: Path) -> tuple[str, str, str]:
 
 
 def parse_jobs(
-    text: str,
-    *,
-    file: str,
-    fmt: str = "json",
-    default_tz: str = "UTC",
-    build: bool | str = True,
+    text: str, *, file: str, fmt: str = "json", default_tz: str = "UTC"
 ) -> tuple[Job, ...]:
     """Validate and build the jobs of a jobs-file text (``fmt``: ``json`` or ``yaml``).
 
-    With ``build=False`` only the checks run; the result then has the right length but its items are
-    placeholders (see ``check_jobs``). With a job id, only that job is built (see ``load_job``).
-
-    The collector is paused throughout, and resumes only once the parsed document is released: what is
-    left then is what the caller keeps (all jobs, one, or none), not a million dicts to walk once more.
+    The collector is paused throughout (here and in ``parse_one`` and ``check_jobs_text``), and resumes
+    only once the parsed document is released: what is left then is what the caller keeps (all jobs, one,
+    or none), not a million dicts to walk once more.
     """
     with gc_paused():
-        return _parse_jobs(text, file=file, fmt=fmt, default_tz=default_tz, build=build)
+        items = _parse_jobs(text, file=file, fmt=fmt, default_tz=default_tz, build_all=True)
+    return cast("tuple[Job, ...]", items)  # build_all: every item is a built Job
+
+
+def parse_one(
+    text: str, job_id: str, *, file: str, fmt: str = "json", default_tz: str = "UTC"
+) -> Job | None:
+    """Check every job of a jobs-file text as ``parse_jobs`` does, but build only ``job_id`` (or None)."""
+    with gc_paused():
+        items = _parse_jobs(text, file=file, fmt=fmt, default_tz=default_tz, build_id=job_id)
+    return next((job for job in items if isinstance(job, Job)), None)
+
+
+def check_jobs_text(
+    text: str, *, file: str, fmt: str = "json", default_tz: str = "UTC"
+) -> tuple[Checked, ...]:
+    """Check a jobs-file text as ``parse_jobs`` does, building nothing: one ``Checked`` per job."""
+    with gc_paused():
+        items = _parse_jobs(text, file=file, fmt=fmt, default_tz=default_tz)
+    return cast("tuple[Checked, ...]", items)  # neither build_all nor build_id: nothing is built
 
 
 def _parse_jobs(
-    text: str, *, file: str, fmt: str, default_tz: str, build: bool | str
-) -> tuple[Job, ...]:
+    text: str,
+    *,
+    file: str,
+    fmt: str,
+    default_tz: str,
+    build_all: bool = False,
+    build_id: str | None = None,
+) -> tuple[Job | Checked, ...]:
     default_zone = _zone(default_tz)
     if default_zone is None:
         raise ConfigError(
@@ -278,11 +302,13 @@ def _parse_jobs(
         raw_jobs, prefix = doc.get("jobs"), "/jobs"
     else:
         raw_jobs, prefix = doc, ""
-    jobs: list[Job] = []
+    jobs: list[Job | Checked] = []
     if isinstance(raw_jobs, list):
         nul = fmt == "yaml" or "\\u0000" in text
-        builder = _Builder(default_tz, default_zone, build=build, nul_possible=nul)
-        jobs, more = builder.build_all(raw_jobs, prefix)
+        builder = _Builder(
+            default_tz, default_zone, build_all=build_all, build_id=build_id, nul_possible=nul
+        )
+        jobs, more = builder.check_all(raw_jobs, prefix)
         issues.extend(_not_shadowed(more, issues))
     if schema_ok and not issues:
         return tuple(jobs)
@@ -452,11 +478,13 @@ class _Builder:
         default_tz: str,
         default_zone: ZoneInfo,
         *,
-        build: bool | str = True,
+        build_all: bool = False,
+        build_id: str | None = None,
         nul_possible: bool = True,
     ) -> None:
-        # True: build every job; False: none; a job id: only that one.
-        self.make_jobs = build
+        # Every job is checked; built are all of them, or only ``build_id``, or none.
+        self.build_all = build_all
+        self.build_id = build_id
         self.default_tz = default_tz
         self.default_zone = default_zone
         self.check_cron = _cron_checker()
@@ -466,8 +494,10 @@ class _Builder:
         # Shared anchors (start_at) and batches of one-shots repeat the same texts.
         self.instants: dict[tuple[str, tzinfo], datetime] = {}
 
-    def build_all(self, raw_jobs: list[Any], prefix: str) -> tuple[list[Job], list[Issue]]:
-        jobs: list[Job] = []
+    def check_all(
+        self, raw_jobs: list[Any], prefix: str
+    ) -> tuple[list[Job | Checked], list[Issue]]:
+        jobs: list[Job | Checked] = []
         append = jobs.append
         issues: list[Issue] = []
         first_seen: dict[str, int] = {}
@@ -505,7 +535,7 @@ class _Builder:
         """The pointer of the job being built plus ``suffix``; only built when there is a problem."""
         return f"{self.prefix}/{self.index}{suffix}"
 
-    def build(self, raw: dict[str, Any], jid: Any, issues: list[Issue]) -> Job | None:
+    def build(self, raw: dict[str, Any], jid: Any, issues: list[Issue]) -> Job | Checked | None:
         before = len(issues)
         sched = raw["schedule"]
         tzname = sched.get("tz") or self.default_tz
@@ -531,7 +561,7 @@ class _Builder:
             or not _ID.fullmatch(jid)
         ):
             return None
-        if self.make_jobs is not True and self.make_jobs != jid:
+        if not self.build_all and jid != self.build_id:
             return _CHECKED_FOR_RUNNER if command is None and http is None else _CHECKED
 
         # Most jobs carry no runtime field: copy them whole. Joining the keys finds a "_"-prefixed one at

@@ -92,7 +92,7 @@ def _problems(job: dict[str, Any]) -> list[str]:
     it does not know, ...), as messages; empty when it is valid."""
     import json
 
-    from cronplan.documents.jobsfile import parse_jobs
+    from cronplan.documents.jobsfile import check_jobs_text
     from cronplan.errors import ValidationError
 
     # ASCII JSON: a lone surrogate from the source stays an escape, which validation then refuses.
@@ -104,7 +104,7 @@ def _problems(job: dict[str, Any]) -> list[str]:
     except ValueError:
         return ["a number is out of range (JSON has no infinity or NaN)"]
     try:
-        parse_jobs(text, file="import", build=False)
+        check_jobs_text(text, file="import")
     except ValidationError as exc:
         return [f"{p.pointer.removeprefix('/jobs/0') or '/'}: {p.message}" for p in exc.problems]
     return []
