@@ -13,13 +13,11 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 from cronplan.clock import Clock
 from cronplan.errors import CronplanError
 from cronplan.ledger import Ledger
-from cronplan.model import Action, Job, Plan
+from cronplan.model import Action, AppliedEntry, Job, Plan
 from cronplan.provider import Provider
 
 #: progress(done, total) — called from the applying thread after each action completes.
@@ -148,22 +146,21 @@ def _error_of(fut: Future[None]) -> str | None:
     return f"{type(exc).__name__}: {exc}"
 
 
-Entry = tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
-
-
-def _entry(action: Action, job: Job | None) -> Entry | None:
+def _entry(action: Action, job: Job | None) -> AppliedEntry | None:
     """What the ledger records for a carried-out action: the job as applied, with its armed time."""
     if action.action in ("arm", "rearm") and job is not None and action.after is not None:
-        return (job.id, job.spec, job.digest, action.after.fire_at, action.after.callback_url)
+        return AppliedEntry(
+            job.id, job.spec, job.digest, action.after.fire_at, action.after.callback_url
+        )
     if action.action == "update" and job is not None:
         after = action.after  # the arm that stays (None: the job has none)
         if after is None:
-            return (job.id, job.spec, job.digest, None, None)
-        return (job.id, job.spec, job.digest, after.fire_at, after.callback_url)
+            return AppliedEntry(job.id, job.spec, job.digest, None, None)
+        return AppliedEntry(job.id, job.spec, job.digest, after.fire_at, after.callback_url)
     if action.action == "cancel":
         if job is None:
-            return (action.job_id, None, None, None, None)  # an orphan: forget it
-        return (job.id, job.spec, job.digest, None, None)
+            return AppliedEntry(action.job_id, None, None, None, None)  # an orphan: forget it
+        return AppliedEntry(job.id, job.spec, job.digest, None, None)
     return None
 
 
@@ -182,7 +179,7 @@ class _Recorder:
         self.jobs_by_id = jobs_by_id
         self.result = result
         self.actions: list[Action] = []
-        self.entries: list[Entry] = []
+        self.entries: list[AppliedEntry] = []
         self.last_flush = time.monotonic()
 
     @property

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from cronplan.timefmt import dedup_key, format_ts
 
@@ -161,6 +161,18 @@ class Arm:
 
 
 ActionKind = Literal["arm", "rearm", "update", "cancel", "skip"]
+
+
+class AppliedEntry(NamedTuple):
+    """One job as applied, as the ledger records it (``Ledger.record_applied_many``): its spec and digest,
+    and the arm it was left with (``fire_at``, ``callback_url``; None without one). ``spec=None`` forgets
+    the job (a cancelled orphan)."""
+
+    job_id: str
+    spec: Mapping[str, Any] | None
+    digest: str | None
+    fire_at: datetime | None
+    callback_url: str | None
 
 
 class ReasonCode(str, Enum):

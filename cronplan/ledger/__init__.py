@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from cronplan.clock import Clock
 from cronplan.ledger.dsn import mask_dsn
-from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary
+from cronplan.model import AppliedEntry, JobRecord, LockInfo, Run, RunStatus, RunSummary
 
 
 class Ledger(Protocol):
@@ -50,13 +50,11 @@ class Ledger(Protocol):
 
     def record_applied_many(
         self,
-        entries: Iterable[
-            tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
-        ],
+        entries: Iterable[AppliedEntry],
         *,
         at: datetime,
     ) -> None:
-        """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``."""
+        """``record_applied`` for many jobs (``AppliedEntry``) in one transaction."""
         ...
 
     # -- runs (``job_records`` counts only scheduled runs: claimed occurrences)

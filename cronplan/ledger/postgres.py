@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from cronplan.clock import Clock
 from cronplan.errors import LedgerError, LockError
 from cronplan.ledger.dsn import mask_dsn
-from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary
+from cronplan.model import AppliedEntry, JobRecord, LockInfo, Run, RunStatus, RunSummary
 
 if TYPE_CHECKING:
     import psycopg
@@ -405,17 +405,15 @@ class PostgresLedger:
         callback_url: str | None,
         at: datetime,
     ) -> None:
-        self.record_applied_many([(job_id, spec, digest, fire_at, callback_url)], at=at)
+        self.record_applied_many([AppliedEntry(job_id, spec, digest, fire_at, callback_url)], at=at)
 
     def record_applied_many(
         self,
-        entries: Iterable[
-            tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
-        ],
+        entries: Iterable[AppliedEntry],
         *,
         at: datetime,
     ) -> None:
-        """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``.
+        """``record_applied`` for many jobs (``AppliedEntry``) in one transaction.
 
         One serial bump for the batch; a ``None`` spec forgets the job (its runs stay: they are history).
         """

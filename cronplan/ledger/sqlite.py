@@ -42,7 +42,15 @@ from cronplan.ledger._sqlite import (
     sqlite_path_from_url,
     to_us,
 )
-from cronplan.model import JobRecord, LockInfo, Run, RunStatus, RunSummary, build_frozen
+from cronplan.model import (
+    AppliedEntry,
+    JobRecord,
+    LockInfo,
+    Run,
+    RunStatus,
+    RunSummary,
+    build_frozen,
+)
 from cronplan.timefmt import format_ts
 
 SCHEMA_VERSION = 2
@@ -323,17 +331,15 @@ class SqliteLedger:
         callback_url: str | None,
         at: datetime,
     ) -> None:
-        self.record_applied_many([(job_id, spec, digest, fire_at, callback_url)], at=at)
+        self.record_applied_many([AppliedEntry(job_id, spec, digest, fire_at, callback_url)], at=at)
 
     def record_applied_many(
         self,
-        entries: Iterable[
-            tuple[str, Mapping[str, Any] | None, str | None, datetime | None, str | None]
-        ],
+        entries: Iterable[AppliedEntry],
         *,
         at: datetime,
     ) -> None:
-        """``record_applied`` for many jobs in one transaction: ``(job_id, spec, digest, fire_at, callback_url)``.
+        """``record_applied`` for many jobs (``AppliedEntry``) in one transaction.
 
         A fast path for bulk applies; one serial bump for the batch.
         """
