@@ -70,7 +70,11 @@ def nas_server(latency: float) -> Iterator[tuple[dict[str, Any], dict[str, str]]
 def write_project(root: Path, info: dict[str, Any], n: int, prefix: str) -> None:
     root.mkdir(parents=True, exist_ok=True)
     jobs = [
-        {"id": f"{prefix}-{i:05d}", "schedule": {"kind": "interval", "minutes": 5 + i % 55}}
+        {
+            "id": f"{prefix}-{i:05d}",
+            "schedule": {"kind": "interval", "minutes": 5 + i % 55},
+            "command": ["true"],  # apply refuses runner-less jobs without a runner
+        }
         for i in range(n)
     ]
     (root / "jobs.json").write_text(json.dumps({"jobs": jobs}))

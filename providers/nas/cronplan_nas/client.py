@@ -23,7 +23,6 @@ import httpx
 
 from cronplan.errors import ProviderError, ProviderUnavailable
 from cronplan_nas.options import NasOptions
-from cronplan_nas.pool import KeepAlivePool
 
 PROVISION_PATH = "/api/agent-cron/provision"
 CANCEL_PATH = "/api/agent-cron/cancel"
@@ -71,6 +70,17 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, seconds)
 
 
+def keep_alive_transport(*, max_connections: int, keepalive_expiry: float) -> httpx.HTTPTransport:
+    """httpx's stock transport, every connection kept alive. (A hand-made pool was measured against it
+    with benchmarks/nas_apply.py and was no faster, so it went: docs/providers/nas.md.)"""
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=keepalive_expiry,
+    )
+    return httpx.HTTPTransport(limits=limits)
+
+
 class NasClient:
     """The three portal calls. Safe to share between threads (the applier calls it in parallel)."""
 
@@ -92,9 +102,8 @@ class NasClient:
         self._rng_lock = threading.Lock()
         # The one connection pool, shared by every thread. Calls go straight to the transport: a bearer
         # API needs no cookie jar, auth flow or redirect handling, and skipping them per call cuts the
-        # client's CPU per request by about a third, which is what bounds a 2,000-arm apply. The pool is
-        # ours rather than httpx.HTTPTransport's for the same reason (see cronplan_nas.pool).
-        self._transport = transport or KeepAlivePool(
+        # client's CPU per request by about a third, which is what bounds a 2,000-arm apply.
+        self._transport = transport or keep_alive_transport(
             max_connections=options.max_connections, keepalive_expiry=30.0
         )
         base = options.portal_url.rstrip("/")

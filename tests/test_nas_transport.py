@@ -1,4 +1,4 @@
-"""The NAS client's keep-alive pool (cronplan_nas.pool) against the real test server."""
+"""The NAS client's keep-alive transport (httpx's stock one, as the client builds it) against the real test server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from cronplan_nas.pool import KeepAlivePool
+from cronplan_nas.client import keep_alive_transport
 
 from tests.fixtures_nas import free_port
 from tests.nas_server import NasTestServer
@@ -30,7 +30,7 @@ def server() -> Iterator[NasTestServer]:
 
 
 def get_list(
-    pool: KeepAlivePool, server: NasTestServer, *, timeout: dict[str, float | None] = TIMEOUT
+    pool: httpx.BaseTransport, server: NasTestServer, *, timeout: dict[str, float | None] = TIMEOUT
 ) -> httpx.Response:
     request = httpx.Request(
         "GET",
@@ -48,7 +48,7 @@ def get_list(
 
 @pytest.mark.timeout(30)
 def test_sequential_calls_reuse_one_connection(server: NasTestServer) -> None:
-    pool = KeepAlivePool(max_connections=8, keepalive_expiry=30.0)
+    pool = keep_alive_transport(max_connections=8, keepalive_expiry=30.0)
     for _ in range(10):
         response = get_list(pool, server)
         assert response.status_code == 200
@@ -62,7 +62,7 @@ def test_sequential_calls_reuse_one_connection(server: NasTestServer) -> None:
 @pytest.mark.slow
 def test_parallel_calls_never_exceed_max_connections(server: NasTestServer) -> None:
     server.set_faults(latency=0.1)
-    pool = KeepAlivePool(max_connections=2, keepalive_expiry=30.0)
+    pool = keep_alive_transport(max_connections=2, keepalive_expiry=30.0)
     start = time.monotonic()
     with ThreadPoolExecutor(8) as workers:
         statuses = list(workers.map(lambda _: get_list(pool, server).status_code, range(8)))
@@ -75,7 +75,7 @@ def test_parallel_calls_never_exceed_max_connections(server: NasTestServer) -> N
 
 @pytest.mark.timeout(30)
 def test_pool_timeout_when_every_connection_is_taken(server: NasTestServer) -> None:
-    pool = KeepAlivePool(max_connections=1, keepalive_expiry=30.0)
+    pool = keep_alive_transport(max_connections=1, keepalive_expiry=30.0)
     request = httpx.Request(
         "GET",
         server.url + "/api/agent-cron/list",
@@ -94,7 +94,7 @@ def test_pool_timeout_when_every_connection_is_taken(server: NasTestServer) -> N
 
 @pytest.mark.timeout(30)
 def test_connection_closed_by_the_server_while_idle_is_replaced(server: NasTestServer) -> None:
-    pool = KeepAlivePool(max_connections=4, keepalive_expiry=30.0)
+    pool = keep_alive_transport(max_connections=4, keepalive_expiry=30.0)
     assert get_list(pool, server).status_code == 200
     with server.lock:
         conns = list(server._conns)
@@ -111,7 +111,7 @@ def test_connection_closed_by_the_server_while_idle_is_replaced(server: NasTestS
 
 @pytest.mark.timeout(30)
 def test_errors_leave_as_httpx_exceptions(server: NasTestServer) -> None:
-    pool = KeepAlivePool(max_connections=4, keepalive_expiry=30.0)
+    pool = keep_alive_transport(max_connections=4, keepalive_expiry=30.0)
     dead = httpx.Request("GET", f"http://127.0.0.1:{free_port()}/", extensions={"timeout": TIMEOUT})
     with pytest.raises(httpx.ConnectError):
         pool.handle_request(dead)
@@ -135,7 +135,7 @@ def test_errors_leave_as_httpx_exceptions(server: NasTestServer) -> None:
 
 @pytest.mark.timeout(30)
 def test_close_closes_idle_connections_and_late_releases(server: NasTestServer) -> None:
-    pool = KeepAlivePool(max_connections=4, keepalive_expiry=30.0)
+    pool = keep_alive_transport(max_connections=4, keepalive_expiry=30.0)
     assert get_list(pool, server).status_code == 200
     request = httpx.Request(
         "GET",
@@ -152,7 +152,7 @@ def test_close_closes_idle_connections_and_late_releases(server: NasTestServer) 
 
 @pytest.mark.timeout(30)
 def test_threads_share_connections_without_loss(server: NasTestServer) -> None:
-    pool = KeepAlivePool(max_connections=16, keepalive_expiry=30.0)
+    pool = keep_alive_transport(max_connections=16, keepalive_expiry=30.0)
     errors: list[BaseException] = []
 
     def work() -> None:
