@@ -24,6 +24,7 @@ from json.encoder import encode_basestring_ascii as _encode_str
 from pathlib import Path
 from typing import Any, cast
 
+from cronplan._gc import gc_paused
 from cronplan.basis import basis_entry, record_fingerprint
 from cronplan.basis import instant_text as _ts
 from cronplan.basis import jsonable as _jsonable
@@ -705,8 +706,14 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
-    """Read a saved plan; every error names the file and says what is wrong with it."""
-    target = Path(path)
+    """Read a saved plan; every error names the file and says what is wrong with it.
+
+    A loader: the cyclic collector is paused meanwhile, as for jobs files (``gc_paused``)."""
+    with gc_paused(freeze_survivors=True):
+        return _load_plan(Path(path))
+
+
+def _load_plan(target: Path) -> Plan:
     try:
         raw = target.read_bytes()
     except FileNotFoundError:

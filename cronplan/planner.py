@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from cronplan import schedule as sched
+from cronplan._gc import gc_paused
 from cronplan.basis import basis_entry
 from cronplan.errors import EmptyJobsRefused
 from cronplan.model import (
@@ -156,7 +157,39 @@ def plan(
     allow_empty: bool = False,
     lineage: str | None = None,
 ) -> Plan:
-    """Compute the actions that converge ``arms`` to ``jobs``. Pure; deterministic in its inputs."""
+    """Compute the actions that converge ``arms`` to ``jobs``. Pure; deterministic in its inputs.
+
+    The cyclic collector is paused meanwhile (``gc_paused``: a plan of 100,000 jobs frees almost nothing
+    it builds); it is one of the two places that do so, with the loaders (docs/architecture.md).
+    """
+    with gc_paused(freeze_survivors=True):
+        return _plan(
+            jobs,
+            arms,
+            records,
+            now,
+            provider=provider,
+            callback_url=callback_url,
+            targets=targets,
+            excludes=excludes,
+            allow_empty=allow_empty,
+            lineage=lineage,
+        )
+
+
+def _plan(
+    jobs: Sequence[Job],
+    arms: Sequence[Arm],
+    records: Mapping[str, JobRecord],
+    now: datetime,
+    *,
+    provider: str,
+    callback_url: str | None,
+    targets: Collection[str],
+    excludes: Collection[str],
+    allow_empty: bool,
+    lineage: str | None,
+) -> Plan:
     if not jobs and arms and not allow_empty:
         raise EmptyJobsRefused(
             f"jobs.json has no jobs but {len(arms)} arm(s) are live; refusing to cancel them all "

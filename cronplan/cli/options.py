@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cronplan._gc import gc_paused
 from cronplan.errors import ValidationError
 
 __all__ = [
     "ProgressReporter",
     "emit_annotations",
-    "gc_paused",
     "load_jobs",
     "now_option",
     "parse_clock",

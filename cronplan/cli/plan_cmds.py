@@ -17,7 +17,6 @@ from cronplan.cli.completion_cmds import complete_job_ids
 from cronplan.cli.options import (
     ProgressReporter,
     emit_annotations,
-    gc_paused,
     load_jobs,
     now_option,
     parse_clock,
@@ -204,18 +203,17 @@ def plan(
     _markdown_only(fmt, label)
     rt = app.project(parse_clock(now_text))
     now = rt.clock.now()
-    with gc_paused(freeze_survivors=True):
-        jobs_file = load_jobs(app, rt, jobs_path)
-        _require_runner(app, rt, jobs_file)
-        result = _compute_plan(
-            rt, jobs_file, now, targets=targets, excludes=excludes, allow_empty=allow_empty
-        )
-        if out:
-            from cronplan.planfile import save_plan
+    jobs_file = load_jobs(app, rt, jobs_path)
+    _require_runner(app, rt, jobs_file)
+    result = _compute_plan(
+        rt, jobs_file, now, targets=targets, excludes=excludes, allow_empty=allow_empty
+    )
+    if out:
+        from cronplan.planfile import save_plan
 
-            save_plan(result, out)
-            app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
-        _echo(_render(result, fmt, app, jobs_file.by_id(), label))
+        save_plan(result, out)
+        app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
+    _echo(_render(result, fmt, app, jobs_file.by_id(), label))
     if detailed_exitcode and result.has_changes:
         click.get_current_context().exit(EXIT_CHANGES)
 
@@ -286,10 +284,9 @@ def apply(
     rt = app.project(clock)
     jobs_file = None
     if not planfile:  # a saved plan carries the definitions it applies
-        with gc_paused(freeze_survivors=True):
-            jobs_file = load_jobs(app, rt, jobs_path)
-            _require_runner(app, rt, jobs_file)
-    with _apply_lock(rt, lock_timeout), gc_paused(freeze_survivors=True):
+        jobs_file = load_jobs(app, rt, jobs_path)
+        _require_runner(app, rt, jobs_file)
+    with _apply_lock(rt, lock_timeout):
         if planfile:
             the_plan, jobs_by_id = _load_saved_plan(app, rt, planfile, jobs_path, now)
         else:
@@ -513,8 +510,7 @@ def status(app: AppContext, fmt: str) -> None:
     from cronplan.status import collect
 
     rt = app.project()
-    with gc_paused(freeze_survivors=True):
-        snapshot = collect(rt, _jobs_or_none(app, rt))
+    snapshot = collect(rt, _jobs_or_none(app, rt))
     for note in snapshot.notes:
         app.err(f"Warning: {note}")
     doc = snapshot.document()

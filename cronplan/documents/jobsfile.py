@@ -240,7 +240,7 @@ def parse_jobs(
     only once the parsed document is released: what is left then is what the caller keeps (all jobs, one,
     or none), not a million dicts to walk once more.
     """
-    with gc_paused():
+    with gc_paused(freeze_survivors=True):
         items = _parse_jobs(text, file=file, fmt=fmt, default_tz=default_tz, build_all=True)
     return cast("tuple[Job, ...]", items)  # build_all: every item is a built Job
 

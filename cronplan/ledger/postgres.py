@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from cronplan._gc import gc_paused
 from cronplan.clock import Clock
 from cronplan.errors import LedgerError, LockError
 from cronplan.ledger.dsn import mask_dsn
@@ -350,6 +351,11 @@ class PostgresLedger:
     # ------------------------------------------------------------------ jobs as last applied
 
     def job_records(self, job_ids: Iterable[str] | None = None) -> dict[str, JobRecord]:
+        """A loader of state: the collector is paused meanwhile (docs/architecture.md)."""
+        with gc_paused(freeze_survivors=True):
+            return self._job_records(job_ids)
+
+    def _job_records(self, job_ids: Iterable[str] | None) -> dict[str, JobRecord]:
         ids = None if job_ids is None else sorted(set(job_ids))
         if ids is not None and not ids:
             return {}

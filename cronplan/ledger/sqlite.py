@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cronplan._gc import gc_paused
 from cronplan.clock import Clock
 from cronplan.errors import ConfigError, LedgerError, LockError
 from cronplan.ledger._sqlite import (
@@ -269,6 +270,11 @@ class SqliteLedger:
     # ------------------------------------------------------------------ jobs as last applied
 
     def job_records(self, job_ids: Iterable[str] | None = None) -> dict[str, JobRecord]:
+        """A loader of state: the collector is paused meanwhile (docs/architecture.md)."""
+        with gc_paused(freeze_survivors=True):
+            return self._job_records(job_ids)
+
+    def _job_records(self, job_ids: Iterable[str] | None) -> dict[str, JobRecord]:
         applied: dict[str, tuple[Any, ...]] = {}
         stats: dict[str, tuple[int, int, int, int]] = {}
         jobs_sql = "SELECT job_id, spec, digest, fire_at, callback_url FROM jobs"

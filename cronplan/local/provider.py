@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cronplan._gc import gc_paused
 from cronplan.documents.config import DEFAULT_LOCAL_PATH
 from cronplan.errors import AuthError, ProviderError
 from cronplan.ledger._sqlite import Database, from_us, instant_reader, to_us
@@ -106,6 +107,11 @@ class LocalProvider:
         return Availability(True, f"arms in {self.path}")
 
     def list_arms(self) -> list[Arm]:
+        """A loader of state: the collector is paused meanwhile (docs/architecture.md)."""
+        with gc_paused(freeze_survivors=True):
+            return self._list_arms()
+
+    def _list_arms(self) -> list[Arm]:
         with self._db.read() as conn:
             rows = conn.execute(
                 "SELECT job_id, fire_at, callback_url FROM arms ORDER BY job_id"
