@@ -13,7 +13,7 @@ from cronplan.clock import PinnedClock
 from cronplan.documents.config import Config
 from cronplan.model import FireCall
 from cronplan.project import Project
-from cronplan.server.app import FireService
+from cronplan.server.service import FireService
 from cronplan.timefmt import parse_ts
 
 T0 = parse_ts("2026-11-27T09:00:00Z")

@@ -166,7 +166,7 @@ def _show_output(app: AppContext, outcome: Any) -> None:
 def serve_command(app: AppContext, host: str, port: int, shutdown_timeout: float) -> None:
     """Serve POST /api/cron/fire and GET /healthz; with the local provider, also run its timer loop."""
     from cronplan.errors import scrub
-    from cronplan.server.app import serve
+    from cronplan.server.serve import serve
 
     rt = app.project()
     code = serve(
