@@ -136,7 +136,9 @@ def _unapplied(job: Job | None, record: JobRecord | None) -> Unapplied | None:
     if job is None:
         return "removed" if applied is not None else None
     if applied is None:
-        return "new"
+        # A job that wants no arm (paused, disabled, completed) and was never applied has nothing to
+        # apply: the plan shows it as a skip, so status does not call it new (docs/planning.md).
+        return "new" if job.inactive_reason is None else None
     return "changed" if applied != job.digest else None
 
 
