@@ -93,7 +93,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (
         2,
-        "manual runs: runs.kind and runs.run_id; fire_at NULL for a manual run",
+        "manual runs (runs.kind, runs.run_id; fire_at NULL); abandoned runs (runs.heartbeat_at)",
         (
             "ALTER TABLE cronplan_runs ADD COLUMN kind text NOT NULL DEFAULT 'scheduled'"
             " CHECK (kind IN ('scheduled', 'manual'))",
@@ -106,15 +106,22 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "ALTER TABLE cronplan_runs ADD CONSTRAINT cronplan_runs_kind_key CHECK ("
             " (kind = 'scheduled' AND fire_at IS NOT NULL)"
             " OR (kind = 'manual' AND fire_at IS NULL AND run_id IS NOT NULL))",
+            # Abandoned runs (left claimed/running by a process that died) and the heartbeat that
+            # tells them apart from live ones.
+            "ALTER TABLE cronplan_runs ADD COLUMN heartbeat_at timestamptz",
+            "ALTER TABLE cronplan_runs DROP CONSTRAINT cronplan_runs_status_check",
+            "ALTER TABLE cronplan_runs ADD CONSTRAINT cronplan_runs_status_check CHECK (status IN"
+            " ('claimed', 'running', 'succeeded', 'failed', 'abandoned'))",
         ),
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-_RUN_STATUSES = ("claimed", "running", "succeeded", "failed")
+_RUN_STATUSES = ("claimed", "running", "succeeded", "failed", "abandoned")
+_FAILED = "status IN ('failed', 'abandoned')"
 
 _RUN_COLUMNS = (
     "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code,"
-    " output_tail, error, kind, run_id"
+    " output_tail, error, kind, run_id, heartbeat_at"
 )
 
 # Without a handler of its own, the pool's reconnect warnings reach logging's last-resort handler and
@@ -358,7 +365,7 @@ class PostgresLedger:
         sql = f"""
             WITH r AS (
                 SELECT job_id, max(fire_at) AS last_fired, count(*) AS runs,
-                       count(*) FILTER (WHERE status = 'failed') AS failures,
+                       count(*) FILTER (WHERE status IN ('failed', 'abandoned')) AS failures,
                        max(claimed_at) AS last_claimed
                 FROM cronplan_runs WHERE kind = 'scheduled' {run_filter} GROUP BY job_id
             ), j AS (
@@ -526,7 +533,7 @@ class PostgresLedger:
         if job_id is not None:
             where.append("job_id = %(job_id)s")
         if failed:
-            where.append("status = 'failed'")
+            where.append(_FAILED)
         if since is not None:
             where.append("coalesce(fire_at, claimed_at) >= %(since)s")
         cond = f"WHERE {' AND '.join(where)}" if where else ""
@@ -551,9 +558,10 @@ class PostgresLedger:
                 SELECT {_RUN_COLUMNS},
                        row_number() OVER (PARTITION BY job_id
                                           ORDER BY coalesce(fire_at, claimed_at) DESC) AS nth,
-                       count(*) FILTER (WHERE status IN ('succeeded', 'failed'))
+                       count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'abandoned'))
                            OVER (PARTITION BY job_id) AS completed,
-                       count(*) FILTER (WHERE status = 'failed') OVER (PARTITION BY job_id) AS failed
+                       count(*) FILTER (WHERE status IN ('failed', 'abandoned'))
+                           OVER (PARTITION BY job_id) AS failed
                 FROM cronplan_runs WHERE kind = 'scheduled'
             ) AS ranked WHERE nth = 1
         """
@@ -614,6 +622,39 @@ class PostgresLedger:
                 f"SELECT {_RUN_COLUMNS} FROM cronplan_runs WHERE run_id = %s", (run_id,)
             ).fetchone()
         return None if row is None else _run(row)
+
+    # ------------------------------------------------------------------ liveness (abandoned runs)
+
+    def heartbeat(
+        self, job_id: str, fire_at: datetime | None, *, at: datetime, run_id: str | None = None
+    ) -> bool:
+        where, key = _run_key(job_id, fire_at, run_id)
+        with self._conn(f"renew the heartbeat of {job_id}") as conn:
+            row = conn.execute(
+                f"UPDATE cronplan_runs SET heartbeat_at = %s WHERE {where}"
+                " AND status IN ('claimed', 'running') RETURNING 1",
+                (_aware(at, "at"), *key),
+            ).fetchone()
+        return row is not None
+
+    def open_runs(self) -> list[Run]:
+        with self._conn("read open runs") as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM cronplan_runs WHERE status IN ('claimed', 'running')"
+                " ORDER BY coalesce(fire_at, claimed_at), job_id, run_id"
+            ).fetchall()
+        return [_run(r) for r in rows]
+
+    def mark_abandoned(self, run: Run, *, finished_at: datetime, error: str) -> bool:
+        where, key = _run_key(run.job_id, run.fire_at, run.run_id)
+        with self._conn(f"record the run of {run.job_id} as abandoned") as conn:
+            row = conn.execute(
+                "UPDATE cronplan_runs SET status = 'abandoned', finished_at = %s,"
+                f" error = coalesce(error, %s) WHERE {where} AND status IN ('claimed', 'running')"
+                " RETURNING nextval('cronplan_serial')",
+                (_aware(finished_at, "finished_at"), error, *key),
+            ).fetchone()
+        return row is not None
 
     # ------------------------------------------------------------------ the apply lock
 
@@ -711,7 +752,7 @@ def _run(row: Sequence[Any]) -> Run:
     (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = (
         row[:10]
     )
-    kind, run_id = row[10:12]
+    kind, run_id, heartbeat = row[10:13]
     return Run(
         job_id=job_id,
         fire_at=_utc(fire_at),
@@ -725,7 +766,19 @@ def _run(row: Sequence[Any]) -> Run:
         error=error,
         kind=kind,
         run_id=run_id,
+        heartbeat_at=_utc(heartbeat),
     )
+
+
+def _run_key(
+    job_id: str, fire_at: datetime | None, run_id: str | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause naming one run: a manual run by its id, a scheduled one by its occurrence."""
+    if run_id is not None:
+        return "run_id = %s", (run_id,)
+    if fire_at is None:
+        raise ValueError("a scheduled run needs its fire_at")
+    return "job_id = %s AND fire_at = %s", (job_id, _aware(fire_at, "fire_at"))
 
 
 def _lock(row: Sequence[Any]) -> LockInfo:

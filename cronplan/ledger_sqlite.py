@@ -12,7 +12,8 @@ Four tables, a shape a PostgreSQL backend repeats column for column:
   any number of rows hold NULL).
 - ``lock``: at most one row, the apply lock as a lease (id, holder, acquired_at, expires_at).
 
-Schema version 2 added ``runs.kind`` and ``runs.run_id`` (and let ``fire_at`` be NULL); a version-1 file is
+Schema version 2 added ``runs.kind``, ``runs.run_id`` (and let ``fire_at`` be NULL) and
+``runs.heartbeat_at`` (renewed while a run runs; status ``abandoned``, docs/fire.md); a version-1 file is
 migrated on first open, in the same transaction that checks the version, so concurrent openers migrate once.
 
 Instants are integer microseconds since the epoch (see ``cronplan._sqlite``). Lock leases do not bump the
@@ -48,7 +49,8 @@ from cronplan.timefmt import format_ts
 SCHEMA_VERSION = 2
 # Bound on the number of ids in one ``IN (...)`` list (SQLite allows 32,766 host parameters).
 _CHUNK = 5000
-_RUN_STATUSES = ("claimed", "running", "succeeded", "failed")
+_RUN_STATUSES = ("claimed", "running", "succeeded", "failed", "abandoned")
+_FAILED = "status IN ('failed', 'abandoned')"
 
 _RUNS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         job_id TEXT NOT NULL,
@@ -63,6 +65,7 @@ _RUNS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         error TEXT,
         kind TEXT NOT NULL DEFAULT 'scheduled',
         run_id TEXT UNIQUE,
+        heartbeat_at INTEGER,
         UNIQUE (job_id, fire_at),
         CHECK ((kind = 'scheduled' AND fire_at IS NOT NULL)
             OR (kind = 'manual' AND fire_at IS NULL AND run_id IS NOT NULL))
@@ -95,7 +98,7 @@ _SCHEMA = (
 )
 
 _V1_RUN_COLUMNS = "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code, output_tail, error"
-_RUN_COLUMNS = _V1_RUN_COLUMNS + ", kind, run_id"
+_RUN_COLUMNS = _V1_RUN_COLUMNS + ", kind, run_id, heartbeat_at"
 
 
 def _stored_version(conn: sqlite3.Connection) -> int | None:
@@ -154,7 +157,7 @@ def _row_to_run(row: tuple[Any, ...]) -> Run:
     (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = (
         row[:10]
     )
-    kind, run_id = row[10:12]
+    kind, run_id, heartbeat = row[10:13]
     return Run(
         job_id=job_id,
         fire_at=opt_from_us(fire_at),
@@ -168,6 +171,7 @@ def _row_to_run(row: tuple[Any, ...]) -> Run:
         error=error,
         kind=kind,
         run_id=run_id,
+        heartbeat_at=opt_from_us(heartbeat),
     )
 
 
@@ -265,7 +269,7 @@ class SqliteLedger:
         stats: dict[str, tuple[int, int, int, int]] = {}
         jobs_sql = "SELECT job_id, spec, digest, fire_at, callback_url FROM jobs"
         runs_sql = (
-            "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status = 'failed'), MAX(claimed_at)"
+            "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status IN ('failed', 'abandoned')), MAX(claimed_at)"
             " FROM runs WHERE kind = 'scheduled'{where} GROUP BY job_id"
         )
         with self._db.read() as conn:
@@ -436,7 +440,7 @@ class SqliteLedger:
             where.append("job_id = ?")
             params.append(job_id)
         if failed:
-            where.append("status = 'failed'")
+            where.append(_FAILED)
         if since is not None:
             where.append("COALESCE(fire_at, claimed_at) >= ?")
             params.append(to_us(since))
@@ -457,8 +461,9 @@ class SqliteLedger:
                 SELECT {_RUN_COLUMNS},
                        ROW_NUMBER() OVER (PARTITION BY job_id
                                           ORDER BY COALESCE(fire_at, claimed_at) DESC) AS nth,
-                       SUM(status IN ('succeeded', 'failed')) OVER (PARTITION BY job_id) AS completed,
-                       SUM(status = 'failed') OVER (PARTITION BY job_id) AS failed
+                       SUM(status IN ('succeeded', 'failed', 'abandoned'))
+                           OVER (PARTITION BY job_id) AS completed,
+                       SUM(status IN ('failed', 'abandoned')) OVER (PARTITION BY job_id) AS failed
                 FROM runs WHERE kind = 'scheduled'
             ) WHERE nth = 1
         """
@@ -516,6 +521,45 @@ class SqliteLedger:
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
         return None if row is None else _row_to_run(row)
+
+    # ------------------------------------------------------------------ liveness (abandoned runs)
+
+    def heartbeat(
+        self, job_id: str, fire_at: datetime | None, *, at: datetime, run_id: str | None = None
+    ) -> bool:
+        where = "run_id = ?" if run_id is not None else "job_id = ? AND fire_at = ?"
+        key: tuple[Any, ...] = (run_id,) if run_id is not None else (job_id, _opt_us(fire_at))
+        with self._db.write() as conn:  # a sign of life, not state: no serial bump
+            cur = conn.execute(
+                f"UPDATE runs SET heartbeat_at = ? WHERE {where}"
+                " AND status IN ('claimed', 'running')",
+                (to_us(at), *key),
+            )
+            return cur.rowcount == 1
+
+    def open_runs(self) -> list[Run]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('claimed', 'running')"
+                " ORDER BY COALESCE(fire_at, claimed_at), job_id, run_id"
+            ).fetchall()
+        return [_row_to_run(r) for r in rows]
+
+    def mark_abandoned(self, run: Run, *, finished_at: datetime, error: str) -> bool:
+        where = "run_id = ?" if run.run_id is not None else "job_id = ? AND fire_at = ?"
+        key: tuple[Any, ...] = (
+            (run.run_id,) if run.run_id is not None else (run.job_id, _opt_us(run.fire_at))
+        )
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "UPDATE runs SET status = 'abandoned', finished_at = ?, error = COALESCE(error, ?)"
+                f" WHERE {where} AND status IN ('claimed', 'running')",
+                (to_us(finished_at), error, *key),
+            )
+            if cur.rowcount != 1:
+                return False
+            _bump(conn)
+        return True
 
     # ------------------------------------------------------------------ the apply lock
 
@@ -599,3 +643,7 @@ def _held_message(info: LockInfo, timeout: float) -> str:
         f"{timeout:g} s. Wait for that apply to finish or raise --lock-timeout; if that process is gone, "
         f"run: cronplan force-unlock {info.lock_id}"
     )
+
+
+def _opt_us(value: datetime | None) -> int | None:
+    return None if value is None else to_us(value)
