@@ -109,7 +109,7 @@ class Heartbeat:
         while not self._stop.wait(self._interval):
             try:
                 self._beat()
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the run itself goes on
+            except Exception:  # a missed beat is retried; the run itself goes on
                 continue
 
     def __enter__(self) -> Heartbeat:

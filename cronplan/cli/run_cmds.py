@@ -18,7 +18,10 @@ from cronplan.cli.fire_cmds import _parse_ts_option, _sigterm_interrupts
 from cronplan.errors import CronplanError, JobFailed
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cronplan.model import Run
+    from cronplan.runtime import Runtime
 
 
 @cli.command("run")
@@ -121,7 +124,14 @@ def runs_command(
     """Run history, newest first: scheduled runs (by occurrence) and manual runs (by start)."""
     since = _parse_ts_option(since_text, "--since") if since_text else None
     rt = app.runtime()
-    runs = rt.ledger.runs(job_id, limit=limit or None, failed=failed, since=since)
+    from cronplan.status import run_view
+
+    view = run_view(rt)  # a run left claimed/running by a dead process shows as abandoned
+    runs = [
+        view(r) for r in rt.ledger.runs(job_id, limit=limit or None, failed=failed, since=since)
+    ]
+    if failed:  # ...and is a failure, though not yet recorded as one
+        runs = _with_unrecorded_failures(rt, view, runs, job_id, since, limit)
     if fmt == "json":
         doc = {"format_version": "1", "runs": [run_json(r) for r in runs]}
         click.echo(json.dumps(doc, indent=2))
@@ -130,6 +140,27 @@ def runs_command(
         click.echo("No runs.")
         return
     click.echo(_runs_table(runs))
+
+
+def _with_unrecorded_failures(
+    rt: Runtime,
+    view: Callable[[Run], Run],
+    runs: list[Run],
+    job_id: str | None,
+    since: datetime | None,
+    limit: int,
+) -> list[Run]:
+    extra = [
+        r
+        for r in map(view, rt.ledger.open_runs())
+        if r.status == "abandoned"
+        and (job_id is None or r.job_id == job_id)
+        and (since is None or r.at >= since)
+    ]
+    if not extra:
+        return runs
+    merged = sorted(runs + extra, key=lambda r: (-r.at.timestamp(), r.job_id, r.run_id or ""))
+    return merged[:limit] if limit else merged
 
 
 def _runs_table(runs: list[Run]) -> str:
@@ -179,6 +210,9 @@ def logs_command(app: AppContext, job_id: str, fire_at_text: str | None, last: b
         if not found:
             raise CronplanError(f"no recorded run of job {job_id!r} (see `cronplan runs`)")
         run = found[0]
+    from cronplan.status import run_view
+
+    run = run_view(rt)(run)
     app.err(_run_header(run))
     if run.output_tail:
         click.echo(run.output_tail, nl=not run.output_tail.endswith("\n"))
