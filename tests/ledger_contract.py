@@ -654,3 +654,67 @@ class LedgerContract:
         assert ledger.claim("a", fire, "me", at=at)
         run = ledger.get_run("a", fire)
         assert run is not None and run.claimed_at == at
+
+    # ------------------------------------------------------------------ liveness: abandoned runs
+
+    def test_heartbeat_stamps_open_runs_only_and_is_seen_by_another_handle(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        assert ledger.claim("a", T0, "h:1", at=T0)
+        serial = ledger.serial()
+        beat = T0 + timedelta(seconds=15, microseconds=7)
+        assert ledger.heartbeat("a", T0, at=beat)
+        assert ledger.serial() == serial  # a sign of life is not a state change
+        run = ledger_factory().get_run("a", T0)
+        assert run is not None and run.heartbeat_at == beat
+        manual = ledger.start_manual_run("a", "h:2", started_at=T0)
+        assert ledger.heartbeat("a", None, at=beat, run_id=manual)
+        got = ledger.get_manual_run(manual)
+        assert got is not None and got.heartbeat_at == beat
+        ledger.update_run("a", T0, status="succeeded")
+        assert not ledger.heartbeat("a", T0, at=beat + timedelta(seconds=15))  # finished: no beat
+        assert not ledger.heartbeat("a", T0 + timedelta(days=1), at=beat)  # no such run
+
+    def test_open_runs_and_mark_abandoned_exactly_once(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        for i, status in enumerate(["succeeded", "running", "claimed"]):
+            fire = T0 + timedelta(hours=i)
+            assert ledger.claim("a", fire, "h:1", at=fire)
+            if status != "claimed":
+                ledger.update_run("a", fire, status=status)  # type: ignore[arg-type]
+        manual = ledger.start_manual_run("b", "h:2", started_at=T0)
+        open_runs = ledger.open_runs()
+        assert sorted((r.job_id, r.status, r.run_id or "") for r in open_runs) == [
+            ("a", "claimed", ""),
+            ("a", "running", ""),
+            ("b", "running", manual),
+        ]
+        running = next(r for r in open_runs if r.fire_at == T0 + timedelta(hours=1))
+        ended = T0 + timedelta(hours=1, seconds=30)
+        serial = ledger.serial()
+        assert ledger.mark_abandoned(running, finished_at=ended, error="gone")
+        assert ledger.serial() > serial
+        assert not ledger_factory().mark_abandoned(running, finished_at=ended, error="again")
+        got = ledger.get_run("a", T0 + timedelta(hours=1))
+        assert got is not None
+        assert (got.status, got.finished_at, got.error) == ("abandoned", ended, "gone")
+        manual_run = next(r for r in open_runs if r.run_id == manual)
+        assert ledger.mark_abandoned(manual_run, finished_at=ended, error="gone too")
+        assert sorted(r.status for r in ledger.open_runs()) == ["claimed"]
+        # An abandoned run is a finished failure in every count, and `runs --failed` lists it.
+        summary = ledger.run_summaries()["a"]
+        assert (summary.completed, summary.failed) == (2, 1)
+        assert ledger.job_records(["a"])["a"].failures == 1
+        assert {(r.job_id, r.status) for r in ledger.runs(failed=True)} == {
+            ("a", "abandoned"),
+            ("b", "abandoned"),
+        }
+
+    def test_a_finished_run_is_never_marked_abandoned(self, ledger: Ledger) -> None:
+        assert ledger.claim("a", T0, "h:1", at=T0)
+        stale = ledger.open_runs()[0]
+        ledger.update_run("a", T0, status="succeeded", exit_code=0)
+        assert not ledger.mark_abandoned(stale, finished_at=T0, error="too late")
+        got = ledger.get_run("a", T0)
+        assert got is not None and (got.status, got.error) == ("succeeded", None)
