@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cronplan.cli.base import AppContext, cli, pass_app
+from cronplan.cli.common import now_option, parse_clock
 from cronplan.cli.completion_cmds import complete_job_ids
 from cronplan.cli.fire_cmds import _parse_ts_option, _sigterm_interrupts
 from cronplan.errors import CronplanError, JobFailed
@@ -112,6 +113,7 @@ def run_json(run: Run) -> dict[str, Any]:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@now_option
 @pass_app
 def runs_command(
     app: AppContext,
@@ -120,10 +122,11 @@ def runs_command(
     since_text: str | None,
     limit: int,
     fmt: str,
+    now_text: str | None,
 ) -> None:
     """Run history, newest first: scheduled runs (by occurrence) and manual runs (by start)."""
     since = _parse_ts_option(since_text, "--since") if since_text else None
-    rt = app.runtime()
+    rt = app.runtime(parse_clock(now_text))  # the clock judges abandoned runs
     from cronplan.status import run_view
 
     view = run_view(rt)  # a run left claimed/running by a dead process shows as abandoned
@@ -188,14 +191,17 @@ def _runs_table(runs: list[Run]) -> str:
     help="The run of this occurrence (RFC 3339).",
 )
 @click.option("--last", is_flag=True, help="The job's latest run, of any kind (the default).")
+@now_option
 @pass_app
-def logs_command(app: AppContext, job_id: str, fire_at_text: str | None, last: bool) -> None:
+def logs_command(
+    app: AppContext, job_id: str, fire_at_text: str | None, last: bool, now_text: str | None
+) -> None:
     """The recorded output tail (stdout) and error (stderr) of one run of JOB_ID."""
     from cronplan.errors import UsageError
 
     if fire_at_text is not None and last:
         raise UsageError("give --fire-at TS or --last, not both")
-    rt = app.runtime()
+    rt = app.runtime(parse_clock(now_text))
     run: Run | None
     if fire_at_text is not None:
         fire_at: datetime = _parse_ts_option(fire_at_text, "--fire-at")
