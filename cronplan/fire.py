@@ -639,6 +639,19 @@ def abandon_dead_runs(rt: Runtime) -> list[Run]:
     return recorded
 
 
+def prune_runs(rt: Runtime) -> int:
+    """Apply ``retention`` at ``rt.clock``'s now (``apply`` and ``fire --overdue`` call it).
+
+    Finished run records beyond ``runs_per_job`` per job or older than ``max_age_days`` are deleted; the
+    per-job counts (and so ``repeat``) survive in the ledger's counters (docs/fire.md, "Retention").
+    """
+    from datetime import timedelta
+
+    cfg = rt.config
+    before = rt.clock.now() - timedelta(days=cfg.retention_max_age_days)
+    return rt.ledger.prune_runs(keep_per_job=cfg.retention_runs_per_job, older_than=before)
+
+
 def rearm_missing(
     rt: Runtime, *, provider: Provider | None = None
 ) -> list[tuple[Action, str | None]]:
@@ -698,6 +711,7 @@ __all__ = [
     "fire_overdue",
     "load_applied",
     "parse_http_request",
+    "prune_runs",
     "rearm_missing",
     "replan_job",
     "run_claimed",

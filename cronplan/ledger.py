@@ -140,6 +140,16 @@ class Ledger(Protocol):
         """Record ``run`` as ``abandoned`` if it is still claimed/running; True only for the one that did."""
         ...
 
+    # -- retention (config ``retention``; docs/fire.md, "Retention")
+    def prune_runs(self, *, keep_per_job: int, older_than: datetime) -> int:
+        """Delete finished runs beyond each job's newest ``keep_per_job``, or older than ``older_than``.
+
+        The pruned scheduled runs' counts move to per-job counters in the same transaction, so
+        ``job_records`` (``runs`` towards ``repeat``, ``failures``, ``completed``, ``last_fired_at``,
+        ``last_claimed_at``) and ``run_summaries`` counts are unchanged. Returns the number deleted.
+        """
+        ...
+
     # -- the apply lock (a lease)
     def acquire_lock(
         self, holder: str, *, lease_seconds: float, timeout: float, clock: Clock

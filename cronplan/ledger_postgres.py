@@ -93,7 +93,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (
         2,
-        "manual runs (runs.kind, runs.run_id; fire_at NULL); abandoned runs (runs.heartbeat_at)",
+        "manual runs (runs.kind, runs.run_id; fire_at NULL); abandoned runs (runs.heartbeat_at); retention (cronplan_job_counters)",
         (
             "ALTER TABLE cronplan_runs ADD COLUMN kind text NOT NULL DEFAULT 'scheduled'"
             " CHECK (kind IN ('scheduled', 'manual'))",
@@ -109,6 +109,15 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             # Abandoned runs (left claimed/running by a process that died) and the heartbeat that
             # tells them apart from live ones.
             "ALTER TABLE cronplan_runs ADD COLUMN heartbeat_at timestamptz",
+            # Per job, the counts of scheduled runs pruned by `retention` (added to the runs kept).
+            """CREATE TABLE cronplan_job_counters (
+                job_id text PRIMARY KEY,
+                runs bigint NOT NULL DEFAULT 0,
+                completed bigint NOT NULL DEFAULT 0,
+                failures bigint NOT NULL DEFAULT 0,
+                last_fired_at timestamptz,
+                last_claimed_at timestamptz
+            )""",
             "ALTER TABLE cronplan_runs DROP CONSTRAINT cronplan_runs_status_check",
             "ALTER TABLE cronplan_runs ADD CONSTRAINT cronplan_runs_status_check CHECK (status IN"
             " ('claimed', 'running', 'succeeded', 'failed', 'abandoned'))",
@@ -363,16 +372,29 @@ class PostgresLedger:
         run_filter = "" if ids is None else "AND job_id = ANY(%(ids)s)"
         job_filter = "" if ids is None else "WHERE job_id = ANY(%(ids)s)"
         sql = f"""
-            WITH r AS (
+            WITH live AS (
                 SELECT job_id, max(fire_at) AS last_fired, count(*) AS runs,
                        count(*) FILTER (WHERE status IN ('failed', 'abandoned')) AS failures,
-                       max(claimed_at) AS last_claimed
+                       max(claimed_at) AS last_claimed,
+                       count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'abandoned'))
+                           AS completed
                 FROM cronplan_runs WHERE kind = 'scheduled' {run_filter} GROUP BY job_id
+            ), r AS (  -- the runs kept plus the counts of the runs pruned by retention
+                SELECT job_id, max(last_fired) AS last_fired, sum(runs) AS runs,
+                       sum(failures) AS failures, max(last_claimed) AS last_claimed,
+                       sum(completed) AS completed
+                FROM (
+                    SELECT * FROM live
+                    UNION ALL
+                    SELECT job_id, last_fired_at, runs, failures, last_claimed_at, completed
+                    FROM cronplan_job_counters {job_filter}
+                ) AS both_kinds GROUP BY job_id
             ), j AS (
                 SELECT job_id, spec, digest, fire_at, callback_url FROM cronplan_jobs {job_filter}
             )
             SELECT coalesce(j.job_id, r.job_id), j.spec, j.digest, j.fire_at, j.callback_url,
-                   r.last_fired, coalesce(r.runs, 0), coalesce(r.failures, 0), r.last_claimed
+                   r.last_fired, coalesce(r.runs, 0), coalesce(r.failures, 0), r.last_claimed,
+                   coalesce(r.completed, 0)
             FROM j FULL OUTER JOIN r ON r.job_id = j.job_id
         """
         with self._conn("read job records") as conn:
@@ -388,6 +410,7 @@ class PostgresLedger:
             runs,
             failures,
             claimed,
+            completed,
         ) in rows:
             out[job_id] = JobRecord(
                 job_id=job_id,
@@ -399,6 +422,7 @@ class PostgresLedger:
                 runs=int(runs),
                 failures=int(failures),
                 last_claimed_at=_utc(claimed),
+                completed=int(completed),
             )
         return dict(sorted(out.items()))
 
@@ -554,7 +578,8 @@ class PostgresLedger:
     def run_summaries(self) -> dict[str, RunSummary]:
         # Scheduled runs only, like ``job_records``: manual runs are in ``runs`` (``cronplan runs``).
         sql = f"""
-            SELECT {_RUN_COLUMNS}, completed, failed FROM (
+            SELECT {_RUN_COLUMNS}, completed + coalesce(pruned_completed, 0),
+                   failed + coalesce(pruned_failed, 0) FROM (
                 SELECT {_RUN_COLUMNS},
                        row_number() OVER (PARTITION BY job_id
                                           ORDER BY coalesce(fire_at, claimed_at) DESC) AS nth,
@@ -563,7 +588,11 @@ class PostgresLedger:
                        count(*) FILTER (WHERE status IN ('failed', 'abandoned'))
                            OVER (PARTITION BY job_id) AS failed
                 FROM cronplan_runs WHERE kind = 'scheduled'
-            ) AS ranked WHERE nth = 1
+            ) AS ranked LEFT JOIN (
+                SELECT job_id AS pruned_job, completed AS pruned_completed,
+                       failures AS pruned_failed
+                FROM cronplan_job_counters
+            ) AS pruned ON pruned_job = job_id WHERE nth = 1
         """
         with self._conn("read run summaries") as conn:
             rows = conn.execute(sql).fetchall()
@@ -655,6 +684,51 @@ class PostgresLedger:
                 (_aware(finished_at, "finished_at"), error, *key),
             ).fetchone()
         return row is not None
+
+    # ------------------------------------------------------------------ retention
+
+    def prune_runs(self, *, keep_per_job: int, older_than: datetime) -> int:
+        """Delete finished runs beyond the newest ``keep_per_job`` of each job or older than ``older_than``.
+
+        One statement: the pruned scheduled runs are added to ``cronplan_job_counters`` with the delete,
+        so counts, ``repeat`` and the last fired occurrence survive. Claimed/running runs stay.
+        """
+        sql = """
+            WITH ranked AS (
+                SELECT ctid AS row_ref, status,
+                       coalesce(fire_at, claimed_at) AS at,
+                       row_number() OVER (PARTITION BY job_id
+                                          ORDER BY coalesce(fire_at, claimed_at) DESC) AS nth
+                FROM cronplan_runs
+            ), gone AS (
+                DELETE FROM cronplan_runs r USING ranked
+                WHERE r.ctid = ranked.row_ref
+                  AND ranked.status IN ('succeeded', 'failed', 'abandoned')
+                  AND (ranked.nth > %(keep)s OR ranked.at < %(before)s)
+                RETURNING r.job_id, r.kind, r.fire_at, r.status, r.claimed_at
+            ), counted AS (
+                INSERT INTO cronplan_job_counters AS c
+                    (job_id, runs, completed, failures, last_fired_at, last_claimed_at)
+                SELECT job_id, count(*), count(*),
+                       count(*) FILTER (WHERE status <> 'succeeded'), max(fire_at), max(claimed_at)
+                FROM gone WHERE kind = 'scheduled' GROUP BY job_id
+                ON CONFLICT (job_id) DO UPDATE SET
+                    runs = c.runs + excluded.runs,
+                    completed = c.completed + excluded.completed,
+                    failures = c.failures + excluded.failures,
+                    last_fired_at = greatest(c.last_fired_at, excluded.last_fired_at),
+                    last_claimed_at = greatest(c.last_claimed_at, excluded.last_claimed_at)
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM counted)
+        """
+        params = {"keep": max(0, int(keep_per_job)), "before": _aware(older_than, "older_than")}
+        with self._conn("prune runs") as conn:
+            row = conn.execute(sql, params).fetchone()
+            pruned = int(row[0]) if row is not None else 0
+            if pruned:
+                conn.execute("SELECT nextval('cronplan_serial')")
+        return pruned
 
     # ------------------------------------------------------------------ the apply lock
 

@@ -261,6 +261,9 @@ class JobRecord:
     failures: int = 0
     #: When the most recent claim was made (wall clock): a run after a missed occurrence covers it.
     last_claimed_at: datetime | None = None
+    #: Claimed occurrences that finished (succeeded, failed or abandoned). Like ``runs`` and
+    #: ``failures`` it includes runs pruned by ``retention`` (kept in the per-job counters).
+    completed: int = 0
 
 
 #: ``abandoned``: left claimed/running by a process that died (a failure; docs/fire.md).

@@ -72,6 +72,9 @@ def fire_command(
             abandoned = firing.abandon_dead_runs(rt)
             outcomes = firing.fire_overdue(rt)
             rearmed = firing.rearm_missing(rt)
+            pruned = firing.prune_runs(rt)
+        if pruned:
+            app.info(f"Pruned {pruned} run record(s) by retention.")
         for run in abandoned:
             what = (
                 f"occurrence {format_ts(run.fire_at)}"

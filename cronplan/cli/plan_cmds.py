@@ -329,6 +329,9 @@ def apply(
             parallelism=parallelism,
             progress=progress,
         )
+        from cronplan.fire import prune_runs
+
+        prune_runs(rt)  # retention: old run records go, per-job counts stay
     if fmt == "json":
         _echo(_apply_json(the_plan, result))
     else:
