@@ -52,6 +52,19 @@ class JobStatus:
         tz = schedule.get("tz") if isinstance(schedule, dict) else None
         return tz if isinstance(tz, str) else None
 
+    @property
+    def completed(self) -> int:
+        """Finished runs; with every run record pruned by retention, the ledger's counters still hold it."""
+        if self.summary is not None:
+            return self.summary.completed
+        return self.record.completed if self.record is not None else 0
+
+    @property
+    def failures(self) -> int:
+        if self.summary is not None:
+            return self.summary.failed
+        return self.record.failures if self.record is not None else 0
+
     def to_json(self) -> dict[str, Any]:
         from cronplan.timefmt import format_ts
 
@@ -70,8 +83,8 @@ class JobStatus:
                 "duration_s": last.duration_s,
                 "exit_code": last.exit_code,
             },
-            "runs_completed": summary.completed if summary is not None else 0,
-            "failures": summary.failed if summary is not None else 0,
+            "runs_completed": self.completed,
+            "failures": self.failures,
             # Additive (docs/fire.md): none | changed | new | removed | unknown (jobs.json unreadable).
             "unapplied": (self.unapplied or "none") if self.compared else "unknown",
         }

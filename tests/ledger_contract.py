@@ -718,3 +718,58 @@ class LedgerContract:
         assert not ledger.mark_abandoned(stale, finished_at=T0, error="too late")
         got = ledger.get_run("a", T0)
         assert got is not None and (got.status, got.error) == ("succeeded", None)
+
+    # ------------------------------------------------------------------ retention
+
+    def test_pruning_keeps_the_newest_runs_and_every_count(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        statuses = ["succeeded", "failed", "abandoned", "succeeded", "succeeded", "running"]
+        for i, status in enumerate(statuses):
+            fire = T0 + timedelta(days=i)
+            assert ledger.claim("a", fire, "h:1", at=fire + timedelta(seconds=1))
+            if status == "abandoned":
+                (run,) = [r for r in ledger.open_runs() if r.fire_at == fire]
+                assert ledger.mark_abandoned(run, finished_at=fire, error="gone")
+            else:
+                ledger.update_run("a", fire, status=status)  # type: ignore[arg-type]
+        manual = ledger.start_manual_run("a", "h:2", started_at=T0 - timedelta(days=1))
+        ledger.update_manual_run(manual, status="succeeded")
+        assert ledger.claim("b", T0, "h:1", at=T0)
+        ledger.update_run("b", T0, status="failed")
+        before_records = ledger.job_records()
+        before_summaries = ledger.run_summaries()
+        serial = ledger.serial()
+
+        # Keep two per job, nothing is too old: a's four oldest finished runs and its manual run go.
+        assert ledger.prune_runs(keep_per_job=2, older_than=T0 - timedelta(days=365)) == 5
+        assert ledger.serial() > serial
+        kept = ledger_factory().runs("a")
+        assert [(r.fire_at, r.status) for r in kept] == [
+            (T0 + timedelta(days=5), "running"),
+            (T0 + timedelta(days=4), "succeeded"),
+        ]
+        assert ledger.job_records() == before_records
+        after = ledger.run_summaries()
+        assert {k: (s.completed, s.failed) for k, s in after.items()} == {
+            k: (s.completed, s.failed) for k, s in before_summaries.items()
+        }
+        assert (after["a"].completed, after["a"].failed) == (5, 2)
+        assert ledger.prune_runs(keep_per_job=2, older_than=T0 - timedelta(days=365)) == 0
+
+        # By age: every finished run older than the bound goes, even the newest; a running one stays.
+        assert ledger.prune_runs(keep_per_job=1000, older_than=T0 + timedelta(days=30)) == 2
+        assert [r.status for r in ledger.runs()] == ["running"]
+        records = ledger.job_records(["a", "b"])
+        assert records == {k: before_records[k] for k in ("a", "b")}
+        a = records["a"]
+        assert (a.runs, a.completed, a.failures) == (6, 5, 2)
+        assert a.last_fired_at == T0 + timedelta(days=5)
+        assert a.last_claimed_at == T0 + timedelta(days=5, seconds=1)
+        b = records["b"]
+        assert (b.runs, b.completed, b.failures, b.last_fired_at) == (1, 1, 1, T0)
+        # The pruned counts add up with later runs.
+        assert ledger.claim("b", T0 + timedelta(days=1), "h:1", at=T0)
+        ledger.update_run("b", T0 + timedelta(days=1), status="succeeded")
+        assert (ledger.run_summaries()["b"].completed, ledger.run_summaries()["b"].failed) == (2, 1)
+        assert ledger.job_records(["b"])["b"].runs == 2
