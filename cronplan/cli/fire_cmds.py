@@ -69,8 +69,19 @@ def fire_command(
         from cronplan.timefmt import format_ts
 
         with _sigterm_interrupts():
+            abandoned = firing.abandon_dead_runs(rt)
             outcomes = firing.fire_overdue(rt)
             rearmed = firing.rearm_missing(rt)
+            pruned = firing.prune_runs(rt)
+        if pruned:
+            app.info(f"Pruned {pruned} run record(s) by retention.")
+        for run in abandoned:
+            what = (
+                f"occurrence {format_ts(run.fire_at)}"
+                if run.fire_at is not None
+                else f"manual run {run.run_id}"
+            )
+            app.err(f"{run.job_id}: {what} recorded as abandoned: {run.error}")
         for outcome in outcomes:
             app.err(outcome.describe())
             _show_output(app, outcome)
@@ -80,7 +91,7 @@ def fire_command(
                 app.err(f"{action.job_id}: had no live arm; armed at {at}")
             else:
                 app.err(f"{action.job_id}: had no live arm; arming at {at} FAILED: {why}")
-        if not outcomes and not rearmed:
+        if not outcomes and not rearmed and not abandoned:
             app.info("No overdue arms and no missing ones.")
         failed = [o for o in outcomes if not o.ok]
         unarmed = [a for a, why in rearmed if why is not None]

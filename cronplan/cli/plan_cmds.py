@@ -329,6 +329,9 @@ def apply(
             parallelism=parallelism,
             progress=progress,
         )
+        from cronplan.fire import prune_runs
+
+        prune_runs(rt)  # retention: old run records go, per-job counts stay
     if fmt == "json":
         _echo(_apply_json(the_plan, result))
     else:
@@ -505,14 +508,15 @@ def _jobs_or_none(app: AppContext, rt: Runtime) -> JobsFile | None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@now_option
 @pass_app
-def status(app: AppContext, fmt: str) -> None:
+def status(app: AppContext, fmt: str, now_text: str | None) -> None:
     """Per job: the armed fire time, the last run, runs completed, failures, unapplied changes."""
     import json
 
     from cronplan.status import collect
 
-    rt = app.runtime()
+    rt = app.runtime(parse_clock(now_text))  # the clock judges abandoned runs
     with gc_paused(freeze_survivors=True):
         snapshot = collect(rt, _jobs_or_none(app, rt))
     for note in snapshot.notes:
