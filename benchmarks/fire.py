@@ -52,7 +52,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        env = dict(os.environ, CRONPLAN_DISABLE_PLUGINS="1")
+        env = dict(os.environ)
+        # Plugins enabled, as users run it: every installed provider stays registered.
+        env.pop("CRONPLAN_DISABLE_PLUGINS", None)
         env.pop("PYTHONPATH", None)  # measure the installed package, nothing injected at startup
         if not args.no_bytecode:
             # An installed package has compiled bytecode; an editable checkout run with
