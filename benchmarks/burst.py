@@ -245,7 +245,9 @@ def main() -> None:
                 f"  time to answer (claim): p50 {f['p50']:.2f} s  p99 {f['p99']:.2f} s  "
                 f"max {f['max']:.2f} s  ({verdict} the {TARGET_ANSWER_S:g} s target)"
             )
-            print(f"  throughput:            {n / f['max']:.0f} fires/s answered")
+            print(
+                f"  throughput:            {f['answered'] / f['max']:.0f} fires/s answered (answered / max)"
+            )
             print(
                 f"  exactly once:          {f['jobs_run']} occurrences ran, "
                 f"{f['runs_more_than_once']} more than once; runs by status {f['statuses']}"
