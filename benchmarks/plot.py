@@ -1,6 +1,7 @@
 """Draw the scaling curves of docs/performance.md from benchmark figures (``./scripts/bench --plot``).
 
-- docs/performance-burst.png: fires answered per second against the time to answer (p50, p99, max), from
+- docs/performance-burst.png: fires at one instant against the time to answer (p50, p99, max), with the
+  rate answered and the fires the provider gave up on, from
   ``benchmarks/burst.py --json``;
 - docs/performance-scale.png: jobs against seconds and peak MB for validate, plan and apply, from
   ``benchmarks/scale.py --json`` when that benchmark exists (skipped, with a note, when it does not).
@@ -27,17 +28,23 @@ def _load(path: Path | None) -> Any:
 def plot_burst(rows: list[dict[str, Any]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
-    rows = sorted((r for r in rows if r.get("max")), key=lambda r: r["answered"] / r["max"])
-    rate = [r["answered"] / r["max"] for r in rows]
+    rows = sorted((r for r in rows if r.get("max")), key=lambda r: r["n"])
+    sizes = [r["n"] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=80)
     for key, style in (("p50", "o-"), ("p99", "s--"), ("max", "^:")):
-        ax.plot(rate, [r[key] for r in rows], style, label=key)
-    for r, x in zip(rows, rate, strict=True):
+        ax.plot(sizes, [r[key] for r in rows], style, label=key)
+    for r in rows:
+        note = f"{r['answered'] / r['max']:.0f}/s"
+        if r["answered"] < r["n"]:
+            note += f", {r['n'] - r['answered']} dead"
         ax.annotate(
-            f"{r['n']} fires", (x, r["max"]), fontsize=7, textcoords="offset points", xytext=(4, 4)
+            note, (r["n"], r["max"]), fontsize=7, textcoords="offset points", xytext=(-10, 6)
         )
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
     ax.axhline(10, color="grey", linewidth=0.8)
-    ax.set_xlabel("fires answered per second (one serve, SQLite)")
+    ax.set_xlabel("fires at one instant (one serve, SQLite ledger)")
     ax.set_ylabel("seconds from T to answer")
     ax.set_title("Burst into serve: every job armed at one instant", fontsize=9)
     ax.legend(fontsize=8)
