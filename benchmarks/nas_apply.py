@@ -1,7 +1,7 @@
 """Benchmark: apply of 2,000 arms to the NAS test server at 20 ms simulated latency, --parallelism 32.
 
 The ideal is 2,000 x 0.020 s / 32 = 1.25 s (latency alone, perfectly overlapped); the target is a measured
-time within 1.5x of it. The NAS test server (tests/nas_server.py) runs in its own process so its work does
+time within 1.3x of it. The NAS test server (tests/nas_server.py) runs in its own process so its work does
 not share this process's GIL. Three figures, all from the same run:
 
 - apply:      ``apply_plan`` (the applier: provider calls in a thread pool + ledger records) — the
@@ -70,7 +70,11 @@ def nas_server(latency: float) -> Iterator[tuple[dict[str, Any], dict[str, str]]
 def write_project(root: Path, info: dict[str, Any], n: int, prefix: str) -> None:
     root.mkdir(parents=True, exist_ok=True)
     jobs = [
-        {"id": f"{prefix}-{i:05d}", "schedule": {"kind": "interval", "minutes": 5 + i % 55}}
+        {
+            "id": f"{prefix}-{i:05d}",
+            "schedule": {"kind": "interval", "minutes": 5 + i % 55},
+            "command": ["true"],
+        }
         for i in range(n)
     ]
     (root / "jobs.json").write_text(json.dumps({"jobs": jobs}))
@@ -178,7 +182,7 @@ def main() -> None:
     print(f"arms:            {n} at {latency * 1000:.0f} ms latency, parallelism {par}")
     print(f"ideal:           {ideal:.3f} s  ({n} x {latency} s / {par})")
     print(
-        f"measured apply:  {applied:.3f} s  ratio {applied / ideal:.2f}x  (target <= 1.5x; "
+        f"measured apply:  {applied:.3f} s  ratio {applied / ideal:.2f}x  (target <= 1.3x; "
         f"best of {args.repeat}: {', '.join(f'{a:.2f}' for a, _ in runs)})"
     )
     print(

@@ -1,3 +1,3 @@
-from cronplan.cli.base import main
+from cronplan._fastfire import main
 
 main()

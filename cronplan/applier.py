@@ -8,19 +8,20 @@ no provider: its job's new definition is recorded, and its arm stays where it is
 
 from __future__ import annotations
 
-import queue
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cronplan.clock import Clock
 from cronplan.errors import CronplanError
 from cronplan.ledger import Ledger
 from cronplan.model import Action, Job, Plan
 from cronplan.provider import Provider
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 #: progress(done, total) — called from the applying thread after each action completes.
 Progress = Callable[[int, int], None]
@@ -81,6 +82,32 @@ def apply_plan(
         recorder.add(action)
     if progress is not None and updates:
         progress(recorder.buffered + len(result.done), total)
+    if workers == 1:
+        # One call at a time (a fire re-arming its job): no pool, and no thread or import to pay for.
+        try:
+            for action in todo:
+                if action.action == "cancel":
+                    if action.job_id in cancelled_jobs:
+                        result.done.append(action)
+                        continue
+                    cancelled_jobs.add(action.job_id)
+                try:
+                    _execute(provider, action)
+                except Exception as exc:
+                    result.failed.append((action, _describe(exc)))
+                else:
+                    recorder.add(action)
+                if progress is not None:
+                    progress(len(result.done) + len(result.failed) + recorder.buffered, total)
+                recorder.maybe_flush()
+        finally:
+            recorder.flush()
+        result.done.sort(key=lambda a: a.job_id)
+        result.failed.sort(key=lambda f: f[0].job_id)
+        return result
+    import queue  # lazy, like the pool: a fire's one re-arm never needs them
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-apply") as pool:
         pending: dict[Future[None], Action] = {}
         # Futures arrive here as they finish. concurrent.futures.wait() would register a waiter on every
@@ -140,8 +167,10 @@ def _execute(provider: Provider, action: Action) -> None:
 
 def _error_of(fut: Future[None]) -> str | None:
     exc = fut.exception()
-    if exc is None:
-        return None
+    return None if exc is None else _describe(exc)
+
+
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, CronplanError):
         return exc.message
     # A provider bug, not an expected failure: name its type so it can be reported.

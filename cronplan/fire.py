@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from cronplan.errors import BadRequest, CronplanError, FireRefused
-from cronplan.model import Action, FireCall, HttpRequest, Job, JobRecord, Run
+from cronplan.model import Action, Arm, FireCall, HttpRequest, Job, JobRecord, Run
 from cronplan.timefmt import dedup_key, format_ts
 
 if TYPE_CHECKING:
@@ -398,6 +398,19 @@ class _Rearm:
         return self.result
 
 
+def _recorded_arm(record: JobRecord | None) -> list[Arm]:
+    """The job's arm as the ledger last recorded it, standing in for the provider's listing.
+
+    For a provider whose ``arm`` is an upsert by job id (``rearm_without_list``): a fire's re-arm then
+    costs one provider call whatever the number of jobs, instead of listing every arm (docs/performance.md).
+    The record is where apply and every re-arm put the arm, so a later fire that already moved it on is
+    seen, and this fire's re-arm does not move it back.
+    """
+    if record is None or record.applied_fire_at is None:
+        return []
+    return [Arm(record.job_id, record.applied_fire_at, record.applied_callback_url)]
+
+
 def record_result(
     rt: Runtime, call: FireCall, result: RunResult, *, rearm_error: str | None = None
 ) -> None:
@@ -440,8 +453,11 @@ def replan_job(
 
     try:
         prov = provider if provider is not None else rt.provider
-        arms = [a for a in prov.list_arms() if a.job_id == job.id]
         records = rt.ledger.job_records([job.id])
+        if getattr(prov, "rearm_without_list", False):
+            arms = _recorded_arm(records.get(job.id))
+        else:
+            arms = [a for a in prov.list_arms() if a.job_id == job.id]
         callback = rt.config.callback_url if prov.calls_back else None
         now = rt.clock.now()
         the_plan = plan([job], arms, records, now, provider=prov.name, callback_url=callback)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import click
 
+from cronplan._fastfire import sigterm_interrupts as _sigterm_interrupts
 from cronplan.cli.base import AppContext, cli, pass_app
 from cronplan.errors import JobFailed, UsageError
 
@@ -117,23 +114,6 @@ def fire_command(
     if not outcome.ok:
         raise JobFailed(outcome.describe())
     app.err(outcome.describe())
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM acts like Ctrl-C while a job runs: the run is recorded as interrupted, its group killed."""
-
-    def on_term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals can only be handled on the main thread (an embedding caller's business)
-        return
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _parse_ts_option(text: str, flag: str) -> datetime:

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cronplan._fastfire import sigterm_interrupts as _sigterm_interrupts
 from cronplan.cli.base import AppContext, cli, pass_app
 from cronplan.cli.common import now_option, parse_clock
 from cronplan.cli.completion_cmds import complete_job_ids
-from cronplan.cli.fire_cmds import _parse_ts_option, _sigterm_interrupts
+from cronplan.cli.fire_cmds import _parse_ts_option
 from cronplan.errors import CronplanError, JobFailed
 
 if TYPE_CHECKING:
