@@ -155,10 +155,53 @@ def dumps_plan(plan: Plan) -> str:
     Byte for byte ``json.dumps(plan_to_json(plan), indent=2) + "\\n"``, written by ``_indented``:
     the standard library's indenting encoder is pure Python and several times slower on large plans.
     """
+    doc = plan_to_json(plan)
+    fast = _orjson_indented(doc)
+    if fast is not None:
+        return fast
     out: list[str] = []
-    _indented(plan_to_json(plan), "", out)
+    _indented(doc, "", out)
     out.append("\n")
     return "".join(out)
+
+
+# orjson writes floats below 1e-4 as decimals (0.000025) or with a one-digit exponent (1e-7), where
+# Python writes 2.5e-05 and 1e-07. A match (also a false one, inside a string) takes the slow path.
+_ORJSON_FLOAT_DIFF = re.compile(rb"0\.0000|e-[0-9](?![0-9])")
+_NON_ASCII = re.compile("[\x7f-\U0010ffff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    return _encode_str(match.group())[1:-1]
+
+
+def _orjson_indented(doc: Any) -> str | None:
+    """``json.dumps(doc, indent=2) + "\\n"`` written by orjson's C encoder, or None when orjson's text
+    would differ (a value json would refuse, a small float): then the pure-Python writer runs.
+
+    On the first plan of 100,000 jobs (benchmarks/plan.py) this is about 10x faster than ``_indented``.
+    """
+    import orjson
+
+    try:
+        raw = orjson.dumps(
+            doc,
+            option=orjson.OPT_INDENT_2
+            | orjson.OPT_APPEND_NEWLINE
+            | orjson.OPT_PASSTHROUGH_DATETIME
+            | orjson.OPT_PASSTHROUGH_DATACLASS
+            | orjson.OPT_PASSTHROUGH_SUBCLASS,
+        )
+    except TypeError:  # orjson.JSONEncodeError: a type or an integer it does not write
+        return None
+    if _ORJSON_FLOAT_DIFF.search(raw):
+        return None
+    text = raw.decode("utf-8")
+    if text.isascii() and "\x7f" not in text:
+        return text
+    # json.dumps escapes everything outside printable ASCII; orjson writes it as UTF-8 (only ever inside
+    # strings, where the escape means the same).
+    return _NON_ASCII.sub(_escape_char, text)
 
 
 def _indented(value: Any, pad: str, out: list[str]) -> None:
