@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jobsgen import write_project
 
-__all__ = ["Run", "best_of", "cronplan", "json_load", "median_of", "measured", "write_project"]
+__all__ = ["Run", "best_of", "cronplan", "json_load", "measured", "median_of", "write_project"]
 
 NOW = "2026-11-26T12:00:00Z"
 

@@ -70,6 +70,9 @@ FAVOURITES = [
     "0 8 * * *",
     "0 12 * * *",
 ]
+INTERVALS = [("seconds", 30)] + [
+    ("minutes", m) for m in (1, 5, 10, 15, 30, 60, 120, 360, 720, 1440)
+]
 DOW = ["*", "*", "*", "1-5", "1-5", "0", "6", "1", "0,6", "1,3,5", "5"]
 DOM = ["*", "*", "*", "*", "*", "1", "15", "1,15", "L", "28"]
 
@@ -116,11 +119,7 @@ def _schedule(rng: random.Random, pool: list[str], weights: list[float]) -> dict
             sched["tz"] = tz
         return sched
     if roll < 0.85:
-        unit, value = rng.choice(
-            [("seconds", 30), ("minutes", 1), ("minutes", 5), ("minutes", 10), ("minutes", 15)]
-            + [("minutes", 30), ("minutes", 60), ("minutes", 120), ("minutes", 360)]
-            + [("minutes", 720), ("minutes", 1440), ("minutes", rng.randrange(2, 120))]
-        )
+        unit, value = rng.choice([*INTERVALS, ("minutes", rng.randrange(2, 120))])
         sched = {"kind": "interval", unit: value}
         if rng.random() < 0.25:
             sched["start_at"] = f"2026-0{rng.randrange(1, 10)}-01T00:00:00Z"

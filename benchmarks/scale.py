@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[int, dict[str, Run]] = {}
     for n in sizes:
         results[n] = measure(n)
-    print(f"{'step':<19} {'jobs':>9} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'x json':>7} {'x prev':>7}")
+    print(
+        f"{'step':<19} {'jobs':>9} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'x json':>7} {'x prev':>7}"
+    )
     prev: int | None = None
     for n in sizes:
         base = results[n]["json.load"]

@@ -9,13 +9,13 @@ import pytest
 
 from cronplan import applier
 from cronplan.applier import apply_plan, executable_actions
+from cronplan.clock import PinnedClock
 from cronplan.errors import ProviderError
+from cronplan.ledger_sqlite import SqliteLedger
 from cronplan.local import LocalProvider
 from cronplan.model import Arm
-from cronplan.provider import ProviderSettings
-from cronplan.clock import PinnedClock
-from cronplan.ledger_sqlite import SqliteLedger
 from cronplan.planner import plan
+from cronplan.provider import ProviderSettings
 from tests.fakes import FakeProvider
 from tests.planning import NOW, make_job
 
