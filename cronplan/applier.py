@@ -93,9 +93,10 @@ def apply_plan(
         recorder.add(action)
     if progress is not None and updates:
         progress(recorder.buffered + len(result.done), total)
-    if isinstance(provider, BulkProvider):
+    bulk = _bulk_of(provider)
+    if bulk is not None:
         try:
-            _apply_bulk(todo, provider, recorder, result, progress, total)
+            _apply_bulk(todo, bulk, recorder, result, progress, total)
         finally:
             recorder.flush()
         result.done.sort(key=lambda a: a.job_id)
@@ -148,6 +149,21 @@ def apply_plan(
     result.done.sort(key=lambda a: a.job_id)
     result.failed.sort(key=lambda f: f[0].job_id)
     return result
+
+
+def _bulk_of(provider: Provider) -> BulkProvider | None:
+    """``provider`` when its bulk writes do what its single ones do: ``arm_many`` and ``arm`` (and
+    ``cancel_many`` and ``cancel``) come from the same class. A subclass that overrides only ``arm`` (to
+    wrap or log each call) is applied one call per arm, as it expects."""
+    if not isinstance(provider, BulkProvider):
+        return None
+    mro = type(provider).__mro__
+    for one, many in (("arm", "arm_many"), ("cancel", "cancel_many")):
+        owner_one = next((k for k in mro if one in vars(k)), None)
+        owner_many = next((k for k in mro if many in vars(k)), None)
+        if owner_one is not owner_many:
+            return None
+    return provider
 
 
 def _apply_bulk(

@@ -152,6 +152,11 @@ class _BrokenStore(LocalProvider):
         self.calls = 0
         self.fail_call = fail_call
 
+    def arm(
+        self, arm: Arm
+    ) -> None:  # arm and arm_many from one class: the applier takes the bulk path
+        self.arm_many([arm])
+
     def arm_many(self, arms: Iterable[Arm]) -> int:
         self.calls += 1
         if self.calls == self.fail_call:
