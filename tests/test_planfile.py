@@ -629,7 +629,7 @@ def test_carried_definitions_round_trip_and_match_the_schema() -> None:
 )
 def test_plan_json_is_byte_for_byte_json_dumps_indent_2(extra: dict[str, Any]) -> None:
     """docs/planning.md: the plan document is byte-stable; the fast writer must equal json.dumps."""
-    from cronplan.planfile import dumps_plan, plan_to_json
+    from cronplan.planfile import dumps_plan, dumps_plan_bytes, plan_to_json
     from cronplan.planner import plan as make_plan
     from tests.planning import NOW, make_job
 
@@ -638,3 +638,4 @@ def test_plan_json_is_byte_for_byte_json_dumps_indent_2(extra: dict[str, Any]) -
     text = dumps_plan(the_plan)
     assert text == json.dumps(plan_to_json(the_plan), indent=2) + "\n"
     assert render_json(the_plan) == text
+    assert dumps_plan_bytes(the_plan) == text.encode("ascii")
