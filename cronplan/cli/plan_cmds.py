@@ -125,6 +125,16 @@ def _markdown_only(fmt: str, label: str | None) -> None:
         )
 
 
+def _echo_json(plan: Plan) -> None:
+    """The plan document as bytes straight to stdout: a million-job plan is never held as text too."""
+    from cronplan.planfile import dumps_plan_bytes
+
+    data = dumps_plan_bytes(plan)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 def _echo(text: str) -> None:
     # The renderers emit ANSI codes only when --color decided so; click would strip them off a tty.
     click.echo(text, nl=not text.endswith("\n"), color=True)
@@ -215,7 +225,10 @@ def plan(
 
             save_plan(result, out)
             app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
-        _echo(_render(result, fmt, app, jobs_file.by_id(), label))
+        if fmt == "json":
+            _echo_json(result)
+        else:
+            _echo(_render(result, fmt, app, jobs_file.by_id(), label))
     if detailed_exitcode and result.has_changes:
         click.get_current_context().exit(EXIT_CHANGES)
 
