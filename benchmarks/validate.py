@@ -1,5 +1,7 @@
 """How long `cronplan validate` takes on a 100,000-job file, against a plain json.load of that file.
 
+The jobs come from benchmarks/jobsgen.py (seeded, realistic: mixed kinds, 20 zones, repeated schedules).
+
 Usage: python benchmarks/validate.py [--jobs N] [--repeat R]
 Generates the file in a temp directory, times both in the same run (best of R, interleaved), prints
 both (wall-clock and CPU) and the ratios; exits 1 when the CPU-time ratio is above the budget (5x).
@@ -16,56 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jobsgen import CONFIG, generate_jobs
+
 BUDGET = 5.0
-
-
-def make_job(i: int) -> dict[str, Any]:
-    """A realistic mix: cron with zones and seconds, intervals, one-shots, command/http/prompt jobs."""
-    kind = i % 6
-    job: dict[str, Any] = {"id": f"job-{i:06d}", "name": f"Job number {i}"}
-    if kind == 0:
-        job["schedule"] = {
-            "kind": "cron",
-            "expr": f"{i % 60} {i % 24} * * 1-5",
-            "tz": "Europe/Berlin",
-        }
-        job["command"] = ["/usr/local/bin/report", "--id", str(i)]
-        job["env"] = {"REPORT_MODE": "daily"}
-    elif kind == 1:
-        job["schedule"] = {"kind": "cron", "expr": f"30 {i % 60} */2 * * *", "display": "every 2h"}
-        job["http"] = {
-            "url": f"http://127.0.0.1:8080/hooks/{i}",
-            "method": "POST",
-            "headers": {"content-type": "application/json"},
-            "body": {"job": i},
-        }
-    elif kind == 2:
-        job["schedule"] = {"kind": "interval", "minutes": 5 + i % 55}
-        job["prompt"] = f"Summarise the inbox and post the digest (run {i})."
-        job["skills"] = ["email", "summarise"]
-        job["deliver"] = "origin"
-    elif kind == 3:
-        job["schedule"] = {"kind": "interval", "seconds": 30, "start_at": "2026-01-01T00:00:00Z"}
-        job["command"] = ["echo", "tick"]
-    elif kind == 4:
-        job["schedule"] = {
-            "kind": "once",
-            "run_at": f"2027-03-{1 + i % 28:02d}T09:00:00",
-            "tz": "America/New_York",
-        }
-        job["command"] = ["backup", "--full"]
-        job["repeat"] = {"times": 1}
-    else:
-        job["schedule"] = {"kind": "cron", "expr": "0 9 * * *", "display": "0 9 * * *"}
-        job["prompt"] = "Good morning briefing"
-        job["enabled"] = i % 2 == 0
-        job["state"] = "scheduled"
-        job["catch_up"] = "skip"
-        job["repeat"] = {"times": None, "completed": i % 7}
-        job["next_run_at"] = "2026-11-27T09:00:00+00:00"
-        job["last_run_at"] = None
-        job["last_status"] = None
-    return job
 
 
 def best_of(repeat: int, *fns: Any) -> tuple[list[float], list[float]]:
@@ -98,10 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     fast_validator("jobs")  # compiling the schema is a one-off per process, not per file
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "jobs.json"
-        doc = {
-            "jobs": [make_job(i) for i in range(args.jobs)],
-            "updated_at": "2026-11-26T12:00:00Z",
-        }
+        doc = generate_jobs(args.jobs)
+        doc["updated_at"] = "2026-11-26T12:00:00Z"
         path.write_text(json.dumps(doc, indent=2))
         doc["jobs"][len(doc["jobs"]) * 3 // 4]["nmae"] = "typo"
         bad_path = Path(tmp) / "bad.json"
@@ -110,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         size_mb = path.stat().st_size / 1e6
         config = Path(tmp) / "cronplan.yaml"
-        config.write_text("jobs: jobs.json\n")
+        config.write_text(CONFIG)
 
         def plain() -> None:
             with path.open(encoding="utf-8") as fh:

@@ -1,3 +1,3 @@
-from cronplan.cli.root import main
+from cronplan._fastfire import main
 
 main()

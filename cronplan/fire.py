@@ -22,10 +22,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from cronplan.errors import BadRequest, CronplanError, FireRefused
-from cronplan.model import Action, FireCall, HttpRequest, Job, JobRecord
+from cronplan.model import Action, Arm, FireCall, HttpRequest, Job, JobRecord, Run
 from cronplan.timefmt import dedup_key, format_ts
 
 if TYPE_CHECKING:
+    from cronplan.abandoned import Heartbeat
+    from cronplan.clock import Stopwatch
     from cronplan.project import Project
     from cronplan.provider import Provider
     from cronplan.runner import RunResult
@@ -312,15 +314,16 @@ def run_claimed(
     watch = Stopwatch(rt.clock)
     try:
         rt.ledger.update_run(job.id, call.fire_at, status="running", started_at=watch.started)
-        result = run_job(
-            job,
-            runner_argv=rt.config.runner,
-            fire_at=call.fire_at,
-            clock=rt.clock,
-            base_dir=rt.config.base_dir,
-            cancel=cancel,
-            environ=rt.job_environ(),
-        )
+        with _heartbeat(rt, watch, job.id, call.fire_at, None):
+            result = run_job(
+                job,
+                runner_argv=rt.config.runner,
+                fire_at=call.fire_at,
+                clock=rt.clock,
+                base_dir=rt.config.base_dir,
+                cancel=cancel,
+                environ=rt.job_environ(),
+            )
     except BaseException as exc:
         # Being stopped, or a bug, must not leave a claimed run without an end: record it, then re-raise.
         if isinstance(exc, KeyboardInterrupt):
@@ -342,6 +345,18 @@ def run_claimed(
         next_fire_at=next_at,
         replanned=replan,
     )
+
+
+def _heartbeat(
+    rt: Project, watch: Stopwatch, job_id: str, fire_at: datetime | None, run_id: str | None
+) -> Heartbeat:
+    """Renew the run's heartbeat while it runs, stamped from the run's stopwatch (the command's clock)."""
+    from cronplan.abandoned import Heartbeat, heartbeat_interval
+
+    def beat() -> None:
+        rt.ledger.heartbeat(job_id, fire_at, at=watch.now(), run_id=run_id)
+
+    return Heartbeat(beat, heartbeat_interval(rt.environ))
 
 
 class _Rearm:
@@ -381,6 +396,19 @@ class _Rearm:
     def wait(self) -> tuple[tuple[Action, ...], datetime | None, str | None]:
         self.thread.join()
         return self.result
+
+
+def _recorded_arm(record: JobRecord | None) -> list[Arm]:
+    """The job's arm as the ledger last recorded it, standing in for the provider's listing.
+
+    For a provider whose ``arm`` is an upsert by job id (``rearm_without_list``): a fire's re-arm then
+    costs one provider call whatever the number of jobs, instead of listing every arm (docs/performance.md).
+    The record is where apply and every re-arm put the arm, so a later fire that already moved it on is
+    seen, and this fire's re-arm does not move it back.
+    """
+    if record is None or record.applied_fire_at is None:
+        return []
+    return [Arm(record.job_id, record.applied_fire_at, record.applied_callback_url)]
 
 
 def record_result(
@@ -425,8 +453,11 @@ def replan_job(
 
     try:
         prov = provider if provider is not None else rt.provider
-        arms = [a for a in prov.list_arms() if a.job_id == job.id]
         records = rt.ledger.job_records([job.id])
+        if getattr(prov, "rearm_without_list", False):
+            arms = _recorded_arm(records.get(job.id))
+        else:
+            arms = [a for a in prov.list_arms() if a.job_id == job.id]
         callback = rt.config.callback_url if prov.calls_back else None
         now = rt.clock.now()
         the_plan = plan([job], arms, records, now, provider=prov.name, callback_url=callback)
@@ -517,15 +548,16 @@ def run_manual(
     started = watch.started
     run_id = rt.ledger.start_manual_run(job.id, holder or _holder(), started_at=started)
     try:
-        result = run_job(
-            job,
-            runner_argv=rt.config.runner,
-            fire_at=started.replace(microsecond=0),
-            clock=rt.clock,
-            base_dir=rt.config.base_dir,
-            cancel=cancel,
-            environ=rt.job_environ(),
-        )
+        with _heartbeat(rt, watch, job.id, None, run_id):
+            result = run_job(
+                job,
+                runner_argv=rt.config.runner,
+                fire_at=started.replace(microsecond=0),
+                clock=rt.clock,
+                base_dir=rt.config.base_dir,
+                cancel=cancel,
+                environ=rt.job_environ(),
+            )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             why = "interrupted: cronplan was stopped while the job ran; process group killed"
@@ -593,6 +625,49 @@ def fire_overdue(rt: Project, *, provider: Provider | None = None) -> list[FireO
     return outcomes
 
 
+def abandon_dead_runs(rt: Project) -> list[Run]:
+    """Record every run left claimed/running by a process that died as ``abandoned``; notify once each.
+
+    Part of the backstop (``fire --overdue``). A run is judged by ``cronplan.abandoned`` at ``rt.clock``'s
+    now; the ledger's conditional update makes exactly one caller record (and notify) each run, even with
+    several backstops racing. Returns the runs this call recorded, as recorded.
+    """
+    import dataclasses
+
+    from cronplan.abandoned import judge, last_sign_of_life
+
+    view = judge(rt.clock.now(), rt.environ)
+    recorded: list[Run] = []
+    for run in rt.ledger.open_runs():
+        seen = view(run)
+        if seen.status != "abandoned":
+            continue
+        ended = last_sign_of_life(run)
+        why = seen.error or "abandoned"
+        if not rt.ledger.mark_abandoned(run, finished_at=ended, error=why):
+            continue  # it finished meanwhile, or another backstop recorded it
+        recorded.append(dataclasses.replace(seen, finished_at=ended))
+        if rt.config.notify_url_env:
+            from cronplan import notify
+
+            notice = notify.run_notice(run.job_id, run.at, "abandoned", None, why)
+            notify.send(rt.config.notify_url_env, rt.environ, notice)
+    return recorded
+
+
+def prune_runs(rt: Project) -> int:
+    """Apply ``retention`` at ``rt.clock``'s now (``apply`` and ``fire --overdue`` call it).
+
+    Finished run records beyond ``runs_per_job`` per job or older than ``max_age_days`` are deleted; the
+    per-job counts (and so ``repeat``) survive in the ledger's counters (docs/fire.md, "Retention").
+    """
+    from datetime import timedelta
+
+    cfg = rt.config
+    before = rt.clock.now() - timedelta(days=cfg.retention_max_age_days)
+    return rt.ledger.prune_runs(keep_per_job=cfg.retention_runs_per_job, older_than=before)
+
+
 def rearm_missing(
     rt: Project, *, provider: Provider | None = None
 ) -> list[tuple[Action, str | None]]:
@@ -643,6 +718,7 @@ __all__ = [
     "Claim",
     "FireOutcome",
     "ManualOutcome",
+    "abandon_dead_runs",
     "applied_job",
     "authenticate",
     "check_horizon",
@@ -651,6 +727,7 @@ __all__ = [
     "fire_overdue",
     "load_applied",
     "parse_http_request",
+    "prune_runs",
     "rearm_missing",
     "replan_job",
     "run_claimed",

@@ -42,8 +42,11 @@ class LedgerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         ledger = self.rt.ledger
-        summaries = ledger.run_summaries()
-        runs = ledger.runs(limit=RUNS_PER_SCRAPE)
+        from cronplan.status import judged_summaries, run_view
+
+        summaries = judged_summaries(self.rt, ledger.run_summaries())
+        view = run_view(self.rt)
+        runs = [view(r) for r in ledger.runs(limit=RUNS_PER_SCRAPE)]
 
         total = CounterMetricFamily(
             "cronplan_runs", "Finished runs by job and result.", labels=["job_id", "status"]
@@ -51,7 +54,7 @@ class LedgerCollector(Collector):
         for job_id in sorted(summaries):
             s = summaries[job_id]
             total.add_metric([job_id, "succeeded"], s.completed - s.failed)
-            total.add_metric([job_id, "failed"], s.failed)
+            total.add_metric([job_id, "failed"], s.failed)  # abandoned runs count as failures
         yield total
 
         durations: dict[str, list[float]] = defaultdict(list)

@@ -314,9 +314,13 @@ class JobRecord:
     failures: int = 0
     #: When the most recent claim was made (wall clock): a run after a missed occurrence covers it.
     last_claimed_at: datetime | None = None
+    #: Claimed occurrences that finished (succeeded, failed or abandoned). Like ``runs`` and
+    #: ``failures`` it includes runs pruned by ``retention`` (kept in the per-job counters).
+    completed: int = 0
 
 
-RunStatus = Literal["claimed", "running", "succeeded", "failed"]
+#: ``abandoned``: left claimed/running by a process that died (a failure; docs/fire.md).
+RunStatus = Literal["claimed", "running", "succeeded", "failed", "abandoned"]
 #: ``scheduled``: a claimed occurrence (it counts towards ``repeat``); ``manual``: ``cronplan run``.
 RunKind = Literal["scheduled", "manual"]
 
@@ -341,6 +345,8 @@ class Run:
     error: str | None = None
     kind: RunKind = "scheduled"
     run_id: str | None = None
+    #: The latest heartbeat of the process running it (renewed while it runs).
+    heartbeat_at: datetime | None = None
 
     @property
     def at(self) -> datetime:
@@ -359,7 +365,7 @@ class RunSummary:
     """A job's run history in brief: its latest run (newest ``fire_at``) and how its runs ended."""
 
     last: Run
-    #: Runs that finished, succeeded or failed (claimed and running ones are still going).
+    #: Runs that finished: succeeded, failed or abandoned (claimed and running ones are still going).
     completed: int
     failed: int
 

@@ -135,13 +135,68 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
 def dumps_plan(plan: Plan) -> str:
     """The JSON text of a plan: what ``--format json`` prints and what ``--out`` writes.
 
-    Byte for byte ``json.dumps(plan_to_json(plan), indent=2) + "\\n"``, written by ``_indented``:
-    the standard library's indenting encoder is pure Python and several times slower on large plans.
+    Byte for byte ``json.dumps(plan_to_json(plan), indent=2) + "\\n"``, written by orjson when its text
+    is the same, else by ``_indented``: the standard library's indenting encoder is pure Python and several
+    times slower on large plans.
     """
+    doc = plan_to_json(plan)
+    fast = _orjson_indented(doc)
+    if fast is not None:
+        return fast.decode("ascii")
+    return _slow_dumps(doc)
+
+
+def dumps_plan_bytes(plan: Plan) -> bytes:
+    """``dumps_plan(plan)`` encoded (it is pure ASCII), without ever holding the text as a ``str``: what
+    ``plan --format json`` writes (a plan of a million jobs is about 800 MB of text)."""
+    doc = plan_to_json(plan)
+    fast = _orjson_indented(doc)
+    return fast if fast is not None else _slow_dumps(doc).encode("ascii")
+
+
+def _slow_dumps(doc: Any) -> str:
     out: list[str] = []
-    _indented(plan_to_json(plan), "", out)
+    _indented(doc, "", out)
     out.append("\n")
     return "".join(out)
+
+
+# orjson writes floats below 1e-4 as decimals (0.000025) or with a one-digit exponent (1e-7), where
+# Python writes 2.5e-05 and 1e-07. A match (also a false one, inside a string) takes the slow path.
+_ORJSON_FLOAT_DIFF = re.compile(rb"0\.0000|e-[0-9](?![0-9])")
+# Bytes outside printable ASCII: in orjson's output only ever UTF-8 inside strings (whole characters).
+_NON_ASCII = re.compile(rb"[\x7f-\xff]+")
+
+
+def _escape_run(match: re.Match[bytes]) -> bytes:
+    return _encode_str(match.group().decode("utf-8"))[1:-1].encode("ascii")
+
+
+def _orjson_indented(doc: Any) -> bytes | None:
+    """``json.dumps(doc, indent=2) + "\\n"`` (encoded) written by orjson's C encoder, or None when
+    orjson's text would differ (a value json would refuse, a small float): then the pure-Python writer runs.
+
+    On the first plan of 100,000 jobs (benchmarks/plan.py) this is about 10x faster than ``_indented``.
+    """
+    import orjson
+
+    try:
+        raw = orjson.dumps(
+            doc,
+            option=orjson.OPT_INDENT_2
+            | orjson.OPT_APPEND_NEWLINE
+            | orjson.OPT_PASSTHROUGH_DATETIME
+            | orjson.OPT_PASSTHROUGH_DATACLASS
+            | orjson.OPT_PASSTHROUGH_SUBCLASS,
+        )
+    except TypeError:  # orjson.JSONEncodeError: a type or an integer it does not write
+        return None
+    if _ORJSON_FLOAT_DIFF.search(raw):
+        return None
+    if raw.isascii() and b"\x7f" not in raw:
+        return raw
+    # json.dumps escapes everything outside printable ASCII; orjson writes it as UTF-8.
+    return _NON_ASCII.sub(_escape_run, raw)
 
 
 def _indented(value: Any, pad: str, out: list[str]) -> None:
@@ -763,6 +818,7 @@ __all__ = [
     "check_stale",
     "check_unmodified",
     "dumps_plan",
+    "dumps_plan_bytes",
     "intent_digest",
     "jobs_from_definitions",
     "load_plan",

@@ -45,6 +45,7 @@ from cronplan.model import (
     JobRecord,
     Plan,
     ReasonCode,
+    Schedule,
     build_frozen,
 )
 
@@ -58,10 +59,29 @@ _CALLBACK = (Code.CALLBACK_CHANGED, "callback changed")
 # --------------------------------------------------------------------------- desired arm of one job
 
 
+# One plan() call asks every job for its first occurrence at or after ``now``; real jobs files repeat a few
+# thousand distinct schedules among 100,000 jobs, so the answer is kept per schedule for that one call.
+Upcoming = dict[Schedule, datetime | None]
+
+
+def _upcoming(schedule: Schedule, now: datetime, memo: Upcoming | None) -> datetime | None:
+    """``next_after(schedule, now, inclusive=True)``, looked up in ``memo`` (scoped to one plan)."""
+    if memo is None:
+        return sched.next_after(schedule, now, inclusive=True)
+    try:
+        return memo[schedule]
+    except KeyError:
+        found = memo[schedule] = sched.next_after(schedule, now, inclusive=True)
+        return found
+
+
 def desired(
-    job: Job, record: JobRecord | None, now: datetime
+    job: Job, record: JobRecord | None, now: datetime, memo: Upcoming | None = None
 ) -> tuple[datetime | None, ReasonCode, str]:
-    """The ``fire_at`` this job should be armed at now (or None), why (the code), and its text."""
+    """The ``fire_at`` this job should be armed at now (or None), why (the code), and its text.
+
+    ``memo`` (optional) holds first occurrences at or after ``now`` by schedule, for one ``now`` only.
+    """
     inactive = job.inactive_reason
     if inactive is not None:
         return None, INACTIVE_CODES[inactive], inactive
@@ -72,7 +92,7 @@ def desired(
 
     anchor = _anchor(record)
     if anchor is None:
-        first = sched.next_after(job.schedule, now, inclusive=True)
+        first = _upcoming(job.schedule, now, memo)
         fired = record.last_fired_at if record is not None else None
         if first is not None and fired is not None and first <= fired:
             # That occurrence was already claimed (run by hand ahead of its time): never wanted again.
@@ -91,12 +111,12 @@ def desired(
     assert record is not None  # an anchor comes from a record
     if record.last_claimed_at is not None and record.last_claimed_at >= missed:
         # A (late) run already happened after this occurrence came due: run once, then fast-forward.
-        upcoming = sched.next_after(job.schedule, now, inclusive=True)
+        upcoming = _upcoming(job.schedule, now, memo)
         return (upcoming, *_MISSING) if upcoming is not None else (None, *_NO_FUTURE)
     late = (now - missed).total_seconds()
     if late <= sched.grace_seconds(job.schedule, missed) or job.catch_up == "once":
         return missed, ReasonCode.CATCH_UP, f"catch-up of missed {_local_hm(missed, job.tz)}"
-    upcoming = sched.next_after(job.schedule, now, inclusive=True)
+    upcoming = _upcoming(job.schedule, now, memo)
     if upcoming is None:
         return (
             None,
@@ -209,6 +229,7 @@ def _plan(
     basis: dict[str, Any] = {}
     definitions: dict[str, Any] = {}
     no_arms: list[Arm] = []
+    memo: Upcoming = {}
     for job_id in ids:
         job_arms = live.get(job_id, no_arms)
         if len(job_arms) > 1:
@@ -223,7 +244,7 @@ def _plan(
                 for a in job_arms
             ]
         else:
-            new = _plan_job(job, job_arms, record, now, callback_url)
+            new = _plan_job(job, job_arms, record, now, callback_url, memo)
         actions.extend(new)
         if len(new) > 1 or new[0].action != "skip":
             basis[job_id] = basis_entry(job_arms, record)
@@ -268,9 +289,14 @@ def _act(
 
 
 def _plan_job(
-    job: Job, job_arms: list[Arm], record: JobRecord | None, now: datetime, callback_url: str | None
+    job: Job,
+    job_arms: list[Arm],
+    record: JobRecord | None,
+    now: datetime,
+    callback_url: str | None,
+    memo: Upcoming | None = None,
 ) -> list[Action]:
-    actions = _plan_arms(job, job_arms, record, now, callback_url)
+    actions = _plan_arms(job, job_arms, record, now, callback_url, memo)
     main = actions[0]
     if record is not None and record.applied_digest == job.digest:
         return actions  # the definition is applied as it is: only the arms matter (the common case)
@@ -307,10 +333,15 @@ def _touches_definition(changes: tuple[Change, ...]) -> bool:
 
 
 def _plan_arms(
-    job: Job, job_arms: list[Arm], record: JobRecord | None, now: datetime, callback_url: str | None
+    job: Job,
+    job_arms: list[Arm],
+    record: JobRecord | None,
+    now: datetime,
+    callback_url: str | None,
+    memo: Upcoming | None = None,
 ) -> list[Action]:
     """The job's actions as far as its arms go (arm, re-arm, cancel, skip); the main action first."""
-    target, code, text = desired(job, record, now)
+    target, code, text = desired(job, record, now, memo)
     why = (code, text)
 
     if target is None:

@@ -73,6 +73,9 @@ class Provider(Protocol):
         ...
 
     # Optional, looked up with getattr (a provider without it still works):
+    #     rearm_without_list: bool
+    # True when ``arm`` is an upsert by job id and the ledger's record of the arm can stand in for
+    # ``list_arms()`` when a fire re-arms its job (one call per fire, whatever the number of jobs).
     #     def verify_headers(self, headers: Mapping[str, str]) -> None
     # The checks that need no body (a bearer token or signature headers present and well formed), raising
     # ``AuthError``. ``cronplan serve`` calls it before it reads a request body, so a client that cannot

@@ -7,6 +7,7 @@ view tells the same truth (docs/observability.md). ``StatusSnapshot.document()``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,7 +16,7 @@ from cronplan.errors import CronplanError
 
 if TYPE_CHECKING:
     from cronplan.documents.jobsfile import JobsFile
-    from cronplan.model import Job, JobRecord, RunSummary
+    from cronplan.model import Job, JobRecord, Run, RunSummary
     from cronplan.project import Project
 
 #: How jobs.json compares with what was applied: ``new`` (never applied), ``changed`` (its definition
@@ -51,6 +52,19 @@ class JobStatus:
         tz = schedule.get("tz") if isinstance(schedule, dict) else None
         return tz if isinstance(tz, str) else None
 
+    @property
+    def completed(self) -> int:
+        """Finished runs; with every run record pruned by retention, the ledger's counters still hold it."""
+        if self.summary is not None:
+            return self.summary.completed
+        return self.record.completed if self.record is not None else 0
+
+    @property
+    def failures(self) -> int:
+        if self.summary is not None:
+            return self.summary.failed
+        return self.record.failures if self.record is not None else 0
+
     def to_json(self) -> dict[str, Any]:
         from cronplan.timefmt import format_ts
 
@@ -69,8 +83,8 @@ class JobStatus:
                 "duration_s": last.duration_s,
                 "exit_code": last.exit_code,
             },
-            "runs_completed": summary.completed if summary is not None else 0,
-            "failures": summary.failed if summary is not None else 0,
+            "runs_completed": self.completed,
+            "failures": self.failures,
             # Additive (docs/fire.md): none | changed | new | removed | unknown (jobs.json unreadable).
             "unapplied": (self.unapplied or "none") if self.compared else "unknown",
         }
@@ -108,7 +122,7 @@ def collect(rt: Project, jobs_file: JobsFile | None) -> StatusSnapshot:
     notes = [arms_note] if arms_note else []
     ledger = rt.ledger
     records = ledger.job_records()
-    summaries = ledger.run_summaries()
+    summaries = judged_summaries(rt, ledger.run_summaries())
     by_id = jobs_file.by_id() if jobs_file is not None else {}
     # Applied jobs are listed even when gone from jobs.json (``removed``) or without jobs.json at all.
     ids = set(by_id) | set(armed)
@@ -131,13 +145,46 @@ def collect(rt: Project, jobs_file: JobsFile | None) -> StatusSnapshot:
     return StatusSnapshot(tuple(rows), tuple(notes))
 
 
+def run_view(rt: Project) -> Callable[[Run], Run]:
+    """How every reader shows a run: one left claimed/running by a dead process is ``abandoned``."""
+    from cronplan.abandoned import judge
+
+    return judge(rt.clock.now(), rt.environ)
+
+
+def judged_summaries(rt: Project, summaries: dict[str, RunSummary]) -> dict[str, RunSummary]:
+    """Run summaries with an abandoned latest run shown (and counted) as the failure it is."""
+    import dataclasses
+
+    view = run_view(rt)
+    out: dict[str, RunSummary] = {}
+    for job_id, summary in summaries.items():
+        last = view(summary.last)
+        if last is not summary.last:  # not yet recorded as abandoned (`fire --overdue` does)
+            summary = dataclasses.replace(
+                summary, last=last, completed=summary.completed + 1, failed=summary.failed + 1
+            )
+        out[job_id] = summary
+    return out
+
+
 def _unapplied(job: Job | None, record: JobRecord | None) -> Unapplied | None:
     applied = record.applied_digest if record is not None else None
     if job is None:
         return "removed" if applied is not None else None
     if applied is None:
-        return "new"
+        # A job that wants no arm (paused, disabled, completed) and was never applied has nothing to
+        # apply: the plan shows it as a skip, so status does not call it new (docs/planning.md).
+        return "new" if job.inactive_reason is None else None
     return "changed" if applied != job.digest else None
 
 
-__all__ = ["JobStatus", "StatusSnapshot", "Unapplied", "collect", "live_arms"]
+__all__ = [
+    "JobStatus",
+    "StatusSnapshot",
+    "Unapplied",
+    "collect",
+    "judged_summaries",
+    "live_arms",
+    "run_view",
+]

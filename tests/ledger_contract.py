@@ -654,3 +654,122 @@ class LedgerContract:
         assert ledger.claim("a", fire, "me", at=at)
         run = ledger.get_run("a", fire)
         assert run is not None and run.claimed_at == at
+
+    # ------------------------------------------------------------------ liveness: abandoned runs
+
+    def test_heartbeat_stamps_open_runs_only_and_is_seen_by_another_handle(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        assert ledger.claim("a", T0, "h:1", at=T0)
+        serial = ledger.serial()
+        beat = T0 + timedelta(seconds=15, microseconds=7)
+        assert ledger.heartbeat("a", T0, at=beat)
+        assert ledger.serial() == serial  # a sign of life is not a state change
+        run = ledger_factory().get_run("a", T0)
+        assert run is not None and run.heartbeat_at == beat
+        manual = ledger.start_manual_run("a", "h:2", started_at=T0)
+        assert ledger.heartbeat("a", None, at=beat, run_id=manual)
+        got = ledger.get_manual_run(manual)
+        assert got is not None and got.heartbeat_at == beat
+        ledger.update_run("a", T0, status="succeeded")
+        assert not ledger.heartbeat("a", T0, at=beat + timedelta(seconds=15))  # finished: no beat
+        assert not ledger.heartbeat("a", T0 + timedelta(days=1), at=beat)  # no such run
+
+    def test_open_runs_and_mark_abandoned_exactly_once(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        for i, status in enumerate(["succeeded", "running", "claimed"]):
+            fire = T0 + timedelta(hours=i)
+            assert ledger.claim("a", fire, "h:1", at=fire)
+            if status != "claimed":
+                ledger.update_run("a", fire, status=status)  # type: ignore[arg-type]
+        manual = ledger.start_manual_run("b", "h:2", started_at=T0)
+        open_runs = ledger.open_runs()
+        assert sorted((r.job_id, r.status, r.run_id or "") for r in open_runs) == [
+            ("a", "claimed", ""),
+            ("a", "running", ""),
+            ("b", "running", manual),
+        ]
+        running = next(r for r in open_runs if r.fire_at == T0 + timedelta(hours=1))
+        ended = T0 + timedelta(hours=1, seconds=30)
+        serial = ledger.serial()
+        assert ledger.mark_abandoned(running, finished_at=ended, error="gone")
+        assert ledger.serial() > serial
+        assert not ledger_factory().mark_abandoned(running, finished_at=ended, error="again")
+        got = ledger.get_run("a", T0 + timedelta(hours=1))
+        assert got is not None
+        assert (got.status, got.finished_at, got.error) == ("abandoned", ended, "gone")
+        manual_run = next(r for r in open_runs if r.run_id == manual)
+        assert ledger.mark_abandoned(manual_run, finished_at=ended, error="gone too")
+        assert sorted(r.status for r in ledger.open_runs()) == ["claimed"]
+        # An abandoned run is a finished failure in every count, and `runs --failed` lists it.
+        summary = ledger.run_summaries()["a"]
+        assert (summary.completed, summary.failed) == (2, 1)
+        assert ledger.job_records(["a"])["a"].failures == 1
+        assert {(r.job_id, r.status) for r in ledger.runs(failed=True)} == {
+            ("a", "abandoned"),
+            ("b", "abandoned"),
+        }
+
+    def test_a_finished_run_is_never_marked_abandoned(self, ledger: Ledger) -> None:
+        assert ledger.claim("a", T0, "h:1", at=T0)
+        stale = ledger.open_runs()[0]
+        ledger.update_run("a", T0, status="succeeded", exit_code=0)
+        assert not ledger.mark_abandoned(stale, finished_at=T0, error="too late")
+        got = ledger.get_run("a", T0)
+        assert got is not None and (got.status, got.error) == ("succeeded", None)
+
+    # ------------------------------------------------------------------ retention
+
+    def test_pruning_keeps_the_newest_runs_and_every_count(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        statuses = ["succeeded", "failed", "abandoned", "succeeded", "succeeded", "running"]
+        for i, status in enumerate(statuses):
+            fire = T0 + timedelta(days=i)
+            assert ledger.claim("a", fire, "h:1", at=fire + timedelta(seconds=1))
+            if status == "abandoned":
+                (run,) = [r for r in ledger.open_runs() if r.fire_at == fire]
+                assert ledger.mark_abandoned(run, finished_at=fire, error="gone")
+            else:
+                ledger.update_run("a", fire, status=status)  # type: ignore[arg-type]
+        manual = ledger.start_manual_run("a", "h:2", started_at=T0 - timedelta(days=1))
+        ledger.update_manual_run(manual, status="succeeded")
+        assert ledger.claim("b", T0, "h:1", at=T0)
+        ledger.update_run("b", T0, status="failed")
+        before_records = ledger.job_records()
+        before_summaries = ledger.run_summaries()
+        serial = ledger.serial()
+
+        # Keep two per job, nothing is too old: a's four oldest finished runs and its manual run go.
+        assert ledger.prune_runs(keep_per_job=2, older_than=T0 - timedelta(days=365)) == 5
+        assert ledger.serial() > serial
+        kept = ledger_factory().runs("a")
+        assert [(r.fire_at, r.status) for r in kept] == [
+            (T0 + timedelta(days=5), "running"),
+            (T0 + timedelta(days=4), "succeeded"),
+        ]
+        assert ledger.job_records() == before_records
+        after = ledger.run_summaries()
+        assert {k: (s.completed, s.failed) for k, s in after.items()} == {
+            k: (s.completed, s.failed) for k, s in before_summaries.items()
+        }
+        assert (after["a"].completed, after["a"].failed) == (5, 2)
+        assert ledger.prune_runs(keep_per_job=2, older_than=T0 - timedelta(days=365)) == 0
+
+        # By age: every finished run older than the bound goes, even the newest; a running one stays.
+        assert ledger.prune_runs(keep_per_job=1000, older_than=T0 + timedelta(days=30)) == 2
+        assert [r.status for r in ledger.runs()] == ["running"]
+        records = ledger.job_records(["a", "b"])
+        assert records == {k: before_records[k] for k in ("a", "b")}
+        a = records["a"]
+        assert (a.runs, a.completed, a.failures) == (6, 5, 2)
+        assert a.last_fired_at == T0 + timedelta(days=5)
+        assert a.last_claimed_at == T0 + timedelta(days=5, seconds=1)
+        b = records["b"]
+        assert (b.runs, b.completed, b.failures, b.last_fired_at) == (1, 1, 1, T0)
+        # The pruned counts add up with later runs.
+        assert ledger.claim("b", T0 + timedelta(days=1), "h:1", at=T0)
+        ledger.update_run("b", T0 + timedelta(days=1), status="succeeded")
+        assert (ledger.run_summaries()["b"].completed, ledger.run_summaries()["b"].failed) == (2, 1)
+        assert ledger.job_records(["b"])["b"].runs == 2

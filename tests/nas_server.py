@@ -382,6 +382,7 @@ class NasTestServer:
 
     def list_armed(self) -> tuple[int, dict[str, Any]]:
         with self.lock:
+            self.counters["list_calls"] += 1
             armed = sorted(
                 (a.listed(with_callback=self.list_callback) for a in self.arms.values()),
                 key=lambda a: a["job_id"],

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
+from cronplan import applier
 from cronplan.applier import apply_plan, executable_actions
 from cronplan.clock import PinnedClock
+from cronplan.errors import ProviderError
 from cronplan.ledger.sqlite import SqliteLedger
+from cronplan.local.provider import LocalProvider
+from cronplan.model import Arm
 from cronplan.planner import plan
+from cronplan.provider import ProviderSettings
 from tests.fakes import FakeProvider
 from tests.planning import NOW, make_job
 
@@ -136,3 +142,64 @@ def test_duplicate_cancels_are_subsumed_by_the_upsert():
         ),
     )
     assert [a.action for a in executable_actions(p)] == ["rearm"]
+
+
+class _BrokenStore(LocalProvider):
+    """The real local provider whose bulk arm write fails once, for the given batch."""
+
+    def __init__(self, settings: ProviderSettings, fail_call: int) -> None:
+        super().__init__(settings)
+        self.calls = 0
+        self.fail_call = fail_call
+
+    def arm(
+        self, arm: Arm
+    ) -> None:  # arm and arm_many from one class: the applier takes the bulk path
+        self.arm_many([arm])
+
+    def arm_many(self, arms: Iterable[Arm]) -> int:
+        self.calls += 1
+        if self.calls == self.fail_call:
+            raise ProviderError("disk full (injected)")
+        return super().arm_many(arms)
+
+
+def test_a_bulk_provider_is_applied_in_batches_and_a_failed_batch_fails_its_actions(
+    ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The local provider takes arms BULK_BATCH at a time (one transaction each): a failed batch fails
+    exactly its own actions, nothing of it is recorded, and the next apply converges."""
+    monkeypatch.setattr(applier, "BULK_BATCH", 4)
+    settings = ProviderSettings("local", options={"path": str(tmp_path / "arms.db")})
+    provider = _BrokenStore(settings, fail_call=2)
+    jobs = [make_job(f"j{i:02d}", {"kind": "cron", "expr": f"{i} 9 * * *"}) for i in range(10)]
+    seen: list[tuple[int, int]] = []
+    result = apply_plan(
+        replan(jobs, provider, ledger),
+        provider,
+        ledger,
+        {j.id: j for j in jobs},
+        clock=CLOCK,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert provider.calls == 3  # 10 arms in batches of 4
+    assert sorted(a.job_id for a, _ in result.failed) == ["j04", "j05", "j06", "j07"]
+    assert all(err == "disk full (injected)" for _, err in result.failed)
+    assert len(result.done) == 6 and seen[-1] == (10, 10)
+    assert sorted(a.job_id for a in provider.list_arms()) == [
+        f"j{i:02d}" for i in (0, 1, 2, 3, 8, 9)
+    ]
+    assert "j05" not in ledger.job_records() and ledger.job_records()["j08"].applied_fire_at
+
+    provider.fail_call = 0
+    again = replan(jobs, provider, ledger)
+    assert sorted(a.job_id for a in again.actions if a.is_change) == ["j04", "j05", "j06", "j07"]
+    assert apply_plan(again, provider, ledger, {j.id: j for j in jobs}, clock=CLOCK).ok
+    assert not replan(jobs, provider, ledger).has_changes
+    # Orphans are cancelled in bulk too.
+    kept = jobs[:3]
+    assert apply_plan(
+        replan(kept, provider, ledger), provider, ledger, {j.id: j for j in kept}, clock=CLOCK
+    ).ok
+    assert sorted(a.job_id for a in provider.list_arms()) == ["j00", "j01", "j02"]
+    provider.close()

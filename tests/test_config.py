@@ -166,3 +166,26 @@ def test_not_a_mapping(tmp_path: Path) -> None:
     ((line, col, ptr, msg),) = problems(p)
     assert (line, col, ptr) == (1, 1, "")
     assert "must be an object" in msg
+
+
+def test_retention_defaults_and_settings(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("jobs: jobs.json\n")
+    cfg = load_config(str(p), {})
+    assert (cfg.retention_runs_per_job, cfg.retention_max_age_days) == (1000, 90)
+    p.write_text("retention: {runs_per_job: 50, max_age_days: 7.5}\n")
+    cfg = load_config(str(p), {})
+    assert (cfg.retention_runs_per_job, cfg.retention_max_age_days) == (50, 7.5)
+    p.write_text("retention:\n  max_age_days: 14\n")
+    assert load_config(str(p), {}).retention_runs_per_job == 1000
+
+
+def test_bad_retention_is_located(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("retention:\n  runs_per_job: 0\n  max_age_days: -1\n  keep: all\n")
+    found = problems(p)
+    assert [(line, pointer) for line, _, pointer, _ in found] == [
+        (2, "/retention/runs_per_job"),
+        (3, "/retention/max_age_days"),
+        (4, "/retention/keep"),
+    ]

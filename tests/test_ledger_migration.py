@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +207,25 @@ def _check_migrated(project: Project) -> None:
     assert sorted(kinds) == ["manual"] + ["scheduled"] * 3
 
 
+def _check_abandoned_runs_work(state: str) -> None:
+    """The migrated schema holds heartbeats and the ``abandoned`` status (added in version 2 too)."""
+    from cronplan.ledger import open_ledger
+
+    ledger = open_ledger(state)
+    try:
+        fire = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+        assert ledger.claim("old", fire, "elsewhere:1", at=fire)
+        assert ledger.heartbeat("old", fire, at=fire + timedelta(seconds=15))
+        (run,) = ledger.open_runs()
+        assert run.heartbeat_at == fire + timedelta(seconds=15)
+        assert ledger.mark_abandoned(run, finished_at=run.heartbeat_at, error="gone")
+        got = ledger.get_run("old", fire)
+        assert got is not None and got.status == "abandoned"
+        assert ledger.job_records(["old"])["old"].failures == 2
+    finally:
+        ledger.close()
+
+
 def _config(project: Project, state: str) -> None:
     project.write_config(f"jobs: jobs.json\nprovider: local\nstate: '{state}'\n")
     (project.root / "jobs.json").unlink()
@@ -225,8 +244,9 @@ def test_a_schema_1_sqlite_ledger_is_migrated_and_keeps_everything(project: Proj
     finally:
         conn.close()
     assert meta == (LINEAGE, 2)
-    assert {"kind", "run_id"} <= set(columns)
+    assert {"kind", "run_id", "heartbeat_at"} <= set(columns)
     assert "runs_v2" not in tables
+    _check_abandoned_runs_work(f"sqlite:///{db}")
 
 
 @pytest.mark.postgres
@@ -244,6 +264,7 @@ def test_a_schema_1_postgres_ledger_is_migrated_and_keeps_everything(
             "SELECT value FROM cronplan_meta WHERE key = 'lineage'"
         ).fetchone()
     assert sorted(versions) == [1, 2] and lineage == LINEAGE
+    _check_abandoned_runs_work(pg_dsn)
 
 
 def test_migration_is_idempotent_across_openers(tmp_path: Path) -> None:

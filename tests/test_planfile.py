@@ -614,3 +614,29 @@ def test_carried_definitions_round_trip_and_match_the_schema() -> None:
     doc["definitions"] = {"prompt-job": ["not", "an", "object"]}
     with pytest.raises(CronplanError, match=r"at /definitions/prompt-job: expected an object"):
         plan_from_json(doc, source="p.json")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # Non-ASCII: json.dumps escapes it, orjson would not.
+        {"name": "Café ☕ \x7f \U0001f600 \u2028"},
+        # Small floats: orjson writes them otherwise; then the pure-Python writer runs.
+        {"http": {"url": "http://127.0.0.1/x", "body": {"tiny": 1e-7, "small": 2.5e-5}}},
+        # Text that looks like a small float: the slow path too.
+        {"command": ["echo", "0.00001", "e-5"]},
+        {"http": {"url": "http://127.0.0.1/x", "body": {"n": 2**70}}},  # beyond orjson's integers
+    ],
+)
+def test_plan_json_is_byte_for_byte_json_dumps_indent_2(extra: dict[str, Any]) -> None:
+    """docs/planning.md: the plan document is byte-stable; the fast writer must equal json.dumps."""
+    from cronplan.planfile import dumps_plan, dumps_plan_bytes, plan_to_json
+    from cronplan.planner import plan as make_plan
+    from tests.planning import NOW, make_job
+
+    jobs = [make_job(f"j{i}", **extra) for i in range(3)]
+    the_plan = make_plan(jobs, [], {}, NOW, provider="local", callback_url=None)
+    text = dumps_plan(the_plan)
+    assert text == json.dumps(plan_to_json(the_plan), indent=2) + "\n"
+    assert render_json(the_plan) == text
+    assert dumps_plan_bytes(the_plan) == text.encode("ascii")

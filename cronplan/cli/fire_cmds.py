@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +10,7 @@ import click
 
 from cronplan.cli.root import AppContext, cli, pass_app
 from cronplan.errors import JobFailed, UsageError
+from cronplan.runner import sigterm_interrupts as _sigterm_interrupts
 
 
 @cli.command("fire")
@@ -69,8 +66,19 @@ def fire_command(
         from cronplan.timefmt import format_ts
 
         with _sigterm_interrupts():
+            abandoned = firing.abandon_dead_runs(rt)
             outcomes = firing.fire_overdue(rt)
             rearmed = firing.rearm_missing(rt)
+            pruned = firing.prune_runs(rt)
+        if pruned:
+            app.info(f"Pruned {pruned} run record(s) by retention.")
+        for run in abandoned:
+            what = (
+                f"occurrence {format_ts(run.fire_at)}"
+                if run.fire_at is not None
+                else f"manual run {run.run_id}"
+            )
+            app.err(f"{run.job_id}: {what} recorded as abandoned: {run.error}")
         for outcome in outcomes:
             app.err(outcome.describe())
             _show_output(app, outcome)
@@ -80,7 +88,7 @@ def fire_command(
                 app.err(f"{action.job_id}: had no live arm; armed at {at}")
             else:
                 app.err(f"{action.job_id}: had no live arm; arming at {at} FAILED: {why}")
-        if not outcomes and not rearmed:
+        if not outcomes and not rearmed and not abandoned:
             app.info("No overdue arms and no missing ones.")
         failed = [o for o in outcomes if not o.ok]
         unarmed = [a for a, why in rearmed if why is not None]
@@ -106,23 +114,6 @@ def fire_command(
     if not outcome.ok:
         raise JobFailed(outcome.describe())
     app.err(outcome.describe())
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM acts like Ctrl-C while a job runs: the run is recorded as interrupted, its group killed."""
-
-    def on_term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals can only be handled on the main thread (an embedding caller's business)
-        return
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _parse_ts_option(text: str, flag: str) -> datetime:

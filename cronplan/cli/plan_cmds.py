@@ -124,6 +124,16 @@ def _markdown_only(fmt: str, label: str | None) -> None:
         )
 
 
+def _echo_json(plan: Plan) -> None:
+    """The plan document as bytes straight to stdout: a million-job plan is never held as text too."""
+    from cronplan.planfile import dumps_plan_bytes
+
+    data = dumps_plan_bytes(plan)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 def _echo(text: str) -> None:
     # The renderers emit ANSI codes only when --color decided so; click would strip them off a tty.
     click.echo(text, nl=not text.endswith("\n"), color=True)
@@ -213,7 +223,10 @@ def plan(
 
         save_plan(result, out)
         app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
-    _echo(_render(result, fmt, app, jobs_file.by_id(), label))
+    if fmt == "json":
+        _echo_json(result)
+    else:
+        _echo(_render(result, fmt, app, jobs_file.by_id(), label))
     if detailed_exitcode and result.has_changes:
         click.get_current_context().exit(EXIT_CHANGES)
 
@@ -326,6 +339,9 @@ def apply(
             parallelism=parallelism,
             progress=progress,
         )
+        from cronplan.fire import prune_runs
+
+        prune_runs(rt)  # retention: old run records go, per-job counts stay
     if fmt == "json":
         _echo(_apply_json(the_plan, result))
     else:
@@ -502,14 +518,15 @@ def _jobs_or_none(app: AppContext, rt: Project) -> JobsFile | None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@now_option
 @pass_app
-def status(app: AppContext, fmt: str) -> None:
+def status(app: AppContext, fmt: str, now_text: str | None) -> None:
     """Per job: the armed fire time, the last run, runs completed, failures, unapplied changes."""
     import json
 
     from cronplan.status import collect
 
-    rt = app.project()
+    rt = app.project(parse_clock(now_text))  # the clock judges abandoned runs
     snapshot = collect(rt, _jobs_or_none(app, rt))
     for note in snapshot.notes:
         app.err(f"Warning: {note}")

@@ -13,12 +13,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cronplan.cli.completion_cmds import complete_job_ids
-from cronplan.cli.fire_cmds import _parse_ts_option, _sigterm_interrupts
+from cronplan.cli.fire_cmds import _parse_ts_option
+from cronplan.cli.options import now_option, parse_clock
 from cronplan.cli.root import AppContext, cli, pass_app
 from cronplan.errors import CronplanError, JobFailed
+from cronplan.runner import sigterm_interrupts as _sigterm_interrupts
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cronplan.model import Run
+    from cronplan.project import Project
 
 
 @cli.command("run")
@@ -109,6 +114,7 @@ def run_json(run: Run) -> dict[str, Any]:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@now_option
 @pass_app
 def runs_command(
     app: AppContext,
@@ -117,11 +123,19 @@ def runs_command(
     since_text: str | None,
     limit: int,
     fmt: str,
+    now_text: str | None,
 ) -> None:
     """Run history, newest first: scheduled runs (by occurrence) and manual runs (by start)."""
     since = _parse_ts_option(since_text, "--since") if since_text else None
-    rt = app.project()
-    runs = rt.ledger.runs(job_id, limit=limit or None, failed=failed, since=since)
+    rt = app.project(parse_clock(now_text))  # the clock judges abandoned runs
+    from cronplan.status import run_view
+
+    view = run_view(rt)  # a run left claimed/running by a dead process shows as abandoned
+    runs = [
+        view(r) for r in rt.ledger.runs(job_id, limit=limit or None, failed=failed, since=since)
+    ]
+    if failed:  # ...and is a failure, though not yet recorded as one
+        runs = _with_unrecorded_failures(rt, view, runs, job_id, since, limit)
     if fmt == "json":
         doc = {"format_version": "1", "runs": [run_json(r) for r in runs]}
         click.echo(json.dumps(doc, indent=2))
@@ -130,6 +144,27 @@ def runs_command(
         click.echo("No runs.")
         return
     click.echo(_runs_table(runs))
+
+
+def _with_unrecorded_failures(
+    rt: Project,
+    view: Callable[[Run], Run],
+    runs: list[Run],
+    job_id: str | None,
+    since: datetime | None,
+    limit: int,
+) -> list[Run]:
+    extra = [
+        r
+        for r in map(view, rt.ledger.open_runs())
+        if r.status == "abandoned"
+        and (job_id is None or r.job_id == job_id)
+        and (since is None or r.at >= since)
+    ]
+    if not extra:
+        return runs
+    merged = sorted(runs + extra, key=lambda r: (-r.at.timestamp(), r.job_id, r.run_id or ""))
+    return merged[:limit] if limit else merged
 
 
 def _runs_table(runs: list[Run]) -> str:
@@ -157,14 +192,17 @@ def _runs_table(runs: list[Run]) -> str:
     help="The run of this occurrence (RFC 3339).",
 )
 @click.option("--last", is_flag=True, help="The job's latest run, of any kind (the default).")
+@now_option
 @pass_app
-def logs_command(app: AppContext, job_id: str, fire_at_text: str | None, last: bool) -> None:
+def logs_command(
+    app: AppContext, job_id: str, fire_at_text: str | None, last: bool, now_text: str | None
+) -> None:
     """The recorded output tail (stdout) and error (stderr) of one run of JOB_ID."""
     from cronplan.errors import UsageError
 
     if fire_at_text is not None and last:
         raise UsageError("give --fire-at TS or --last, not both")
-    rt = app.project()
+    rt = app.project(parse_clock(now_text))
     run: Run | None
     if fire_at_text is not None:
         fire_at: datetime = _parse_ts_option(fire_at_text, "--fire-at")
@@ -179,6 +217,9 @@ def logs_command(app: AppContext, job_id: str, fire_at_text: str | None, last: b
         if not found:
             raise CronplanError(f"no recorded run of job {job_id!r} (see `cronplan runs`)")
         run = found[0]
+    from cronplan.status import run_view
+
+    run = run_view(rt)(run)
     app.err(_run_header(run))
     if run.output_tail:
         click.echo(run.output_tail, nl=not run.output_tail.endswith("\n"))

@@ -22,6 +22,8 @@ DEFAULT_STATE = "sqlite:///.cronplan/state.db"
 DEFAULT_LOCAL_PATH = ".cronplan/local.db"
 DEFAULT_NOTIFY_URL_ENV = "CRONPLAN_NOTIFY_URL"
 DEFAULT_JOB_ENV = "inherit"
+DEFAULT_RUNS_PER_JOB = 1000
+DEFAULT_MAX_AGE_DAYS = 90.0
 # Secret variables of the bundled providers and of notify, by their default names: never passed to a job
 # even when the configuration names other ones (a token exported for another tool is still a token).
 DEFAULT_SECRET_ENVS = (
@@ -49,6 +51,9 @@ class Config:
     #: ``serve.status_token_env``: the env var holding the bearer token of the status routes (None: the
     #: status routes answer loopback clients only).
     status_token_env: str | None = None
+    #: ``retention``: run records kept per job, and for how long (docs/fire.md, "Retention").
+    retention_runs_per_job: int = DEFAULT_RUNS_PER_JOB
+    retention_max_age_days: float = DEFAULT_MAX_AGE_DAYS
     # inherit | clean: the environment jobs run with (docs/jobs.md, "The job's environment").
     job_env: str = DEFAULT_JOB_ENV
     # The variables cronplan reads secrets from: removed from every job's environment, and their
@@ -148,7 +153,10 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
     runner = doc.get("runner")
     notify = doc.get("notify")
     serve = doc.get("serve") or {}
+    retention = doc.get("retention") or {}
     return Config(
+        retention_runs_per_job=int(retention.get("runs_per_job", DEFAULT_RUNS_PER_JOB)),
+        retention_max_age_days=float(retention.get("max_age_days", DEFAULT_MAX_AGE_DAYS)),
         job_env=doc.get("job_env") or DEFAULT_JOB_ENV,
         secret_envs=secret_env_names(doc),
         base_dir=base_dir,

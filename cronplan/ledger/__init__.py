@@ -121,6 +121,34 @@ class Ledger(Protocol):
 
     def get_manual_run(self, run_id: str) -> Run | None: ...
 
+    # -- liveness: abandoned runs (cronplan.abandoned; docs/fire.md, "Abandoned runs")
+    def heartbeat(
+        self, job_id: str, fire_at: datetime | None, *, at: datetime, run_id: str | None = None
+    ) -> bool:
+        """Stamp the claimed/running run's heartbeat with ``at`` (by ``run_id`` for a manual run).
+
+        False when the run is no longer claimed/running. Not a state write: the serial is not bumped.
+        """
+        ...
+
+    def open_runs(self) -> list[Run]:
+        """Every run still ``claimed`` or ``running`` (of any kind), oldest first."""
+        ...
+
+    def mark_abandoned(self, run: Run, *, finished_at: datetime, error: str) -> bool:
+        """Record ``run`` as ``abandoned`` if it is still claimed/running; True only for the one that did."""
+        ...
+
+    # -- retention (config ``retention``; docs/fire.md, "Retention")
+    def prune_runs(self, *, keep_per_job: int, older_than: datetime) -> int:
+        """Delete finished runs beyond each job's newest ``keep_per_job``, or older than ``older_than``.
+
+        The pruned scheduled runs' counts move to per-job counters in the same transaction, so
+        ``job_records`` (``runs`` towards ``repeat``, ``failures``, ``completed``, ``last_fired_at``,
+        ``last_claimed_at``) and ``run_summaries`` counts are unchanged. Returns the number deleted.
+        """
+        ...
+
     # -- the apply lock (a lease)
     def acquire_lock(
         self, holder: str, *, lease_seconds: float, timeout: float, clock: Clock

@@ -94,7 +94,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (
         2,
-        "manual runs: runs.kind and runs.run_id; fire_at NULL for a manual run",
+        "manual runs (runs.kind, runs.run_id; fire_at NULL); abandoned runs (runs.heartbeat_at); retention (cronplan_job_counters)",
         (
             "ALTER TABLE cronplan_runs ADD COLUMN kind text NOT NULL DEFAULT 'scheduled'"
             " CHECK (kind IN ('scheduled', 'manual'))",
@@ -107,15 +107,31 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "ALTER TABLE cronplan_runs ADD CONSTRAINT cronplan_runs_kind_key CHECK ("
             " (kind = 'scheduled' AND fire_at IS NOT NULL)"
             " OR (kind = 'manual' AND fire_at IS NULL AND run_id IS NOT NULL))",
+            # Abandoned runs (left claimed/running by a process that died) and the heartbeat that
+            # tells them apart from live ones.
+            "ALTER TABLE cronplan_runs ADD COLUMN heartbeat_at timestamptz",
+            # Per job, the counts of scheduled runs pruned by `retention` (added to the runs kept).
+            """CREATE TABLE cronplan_job_counters (
+                job_id text PRIMARY KEY,
+                runs bigint NOT NULL DEFAULT 0,
+                completed bigint NOT NULL DEFAULT 0,
+                failures bigint NOT NULL DEFAULT 0,
+                last_fired_at timestamptz,
+                last_claimed_at timestamptz
+            )""",
+            "ALTER TABLE cronplan_runs DROP CONSTRAINT cronplan_runs_status_check",
+            "ALTER TABLE cronplan_runs ADD CONSTRAINT cronplan_runs_status_check CHECK (status IN"
+            " ('claimed', 'running', 'succeeded', 'failed', 'abandoned'))",
         ),
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-_RUN_STATUSES = ("claimed", "running", "succeeded", "failed")
+_RUN_STATUSES = ("claimed", "running", "succeeded", "failed", "abandoned")
+_FAILED = "status IN ('failed', 'abandoned')"
 
 _RUN_COLUMNS = (
     "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code,"
-    " output_tail, error, kind, run_id"
+    " output_tail, error, kind, run_id, heartbeat_at"
 )
 
 # Without a handler of its own, the pool's reconnect warnings reach logging's last-resort handler and
@@ -362,16 +378,29 @@ class PostgresLedger:
         run_filter = "" if ids is None else "AND job_id = ANY(%(ids)s)"
         job_filter = "" if ids is None else "WHERE job_id = ANY(%(ids)s)"
         sql = f"""
-            WITH r AS (
+            WITH live AS (
                 SELECT job_id, max(fire_at) AS last_fired, count(*) AS runs,
-                       count(*) FILTER (WHERE status = 'failed') AS failures,
-                       max(claimed_at) AS last_claimed
+                       count(*) FILTER (WHERE status IN ('failed', 'abandoned')) AS failures,
+                       max(claimed_at) AS last_claimed,
+                       count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'abandoned'))
+                           AS completed
                 FROM cronplan_runs WHERE kind = 'scheduled' {run_filter} GROUP BY job_id
+            ), r AS (  -- the runs kept plus the counts of the runs pruned by retention
+                SELECT job_id, max(last_fired) AS last_fired, sum(runs) AS runs,
+                       sum(failures) AS failures, max(last_claimed) AS last_claimed,
+                       sum(completed) AS completed
+                FROM (
+                    SELECT * FROM live
+                    UNION ALL
+                    SELECT job_id, last_fired_at, runs, failures, last_claimed_at, completed
+                    FROM cronplan_job_counters {job_filter}
+                ) AS both_kinds GROUP BY job_id
             ), j AS (
                 SELECT job_id, spec, digest, fire_at, callback_url FROM cronplan_jobs {job_filter}
             )
             SELECT coalesce(j.job_id, r.job_id), j.spec, j.digest, j.fire_at, j.callback_url,
-                   r.last_fired, coalesce(r.runs, 0), coalesce(r.failures, 0), r.last_claimed
+                   r.last_fired, coalesce(r.runs, 0), coalesce(r.failures, 0), r.last_claimed,
+                   coalesce(r.completed, 0)
             FROM j FULL OUTER JOIN r ON r.job_id = j.job_id
         """
         with self._conn("read job records") as conn:
@@ -387,6 +416,7 @@ class PostgresLedger:
             runs,
             failures,
             claimed,
+            completed,
         ) in rows:
             out[job_id] = JobRecord(
                 job_id=job_id,
@@ -398,6 +428,7 @@ class PostgresLedger:
                 runs=int(runs),
                 failures=int(failures),
                 last_claimed_at=_utc(claimed),
+                completed=int(completed),
             )
         return dict(sorted(out.items()))
 
@@ -530,7 +561,7 @@ class PostgresLedger:
         if job_id is not None:
             where.append("job_id = %(job_id)s")
         if failed:
-            where.append("status = 'failed'")
+            where.append(_FAILED)
         if since is not None:
             where.append("coalesce(fire_at, claimed_at) >= %(since)s")
         cond = f"WHERE {' AND '.join(where)}" if where else ""
@@ -551,15 +582,21 @@ class PostgresLedger:
     def run_summaries(self) -> dict[str, RunSummary]:
         # Scheduled runs only, like ``job_records``: manual runs are in ``runs`` (``cronplan runs``).
         sql = f"""
-            SELECT {_RUN_COLUMNS}, completed, failed FROM (
+            SELECT {_RUN_COLUMNS}, completed + coalesce(pruned_completed, 0),
+                   failed + coalesce(pruned_failed, 0) FROM (
                 SELECT {_RUN_COLUMNS},
                        row_number() OVER (PARTITION BY job_id
                                           ORDER BY coalesce(fire_at, claimed_at) DESC) AS nth,
-                       count(*) FILTER (WHERE status IN ('succeeded', 'failed'))
+                       count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'abandoned'))
                            OVER (PARTITION BY job_id) AS completed,
-                       count(*) FILTER (WHERE status = 'failed') OVER (PARTITION BY job_id) AS failed
+                       count(*) FILTER (WHERE status IN ('failed', 'abandoned'))
+                           OVER (PARTITION BY job_id) AS failed
                 FROM cronplan_runs WHERE kind = 'scheduled'
-            ) AS ranked WHERE nth = 1
+            ) AS ranked LEFT JOIN (
+                SELECT job_id AS pruned_job, completed AS pruned_completed,
+                       failures AS pruned_failed
+                FROM cronplan_job_counters
+            ) AS pruned ON pruned_job = job_id WHERE nth = 1
         """
         with self._conn("read run summaries") as conn:
             rows = conn.execute(sql).fetchall()
@@ -618,6 +655,84 @@ class PostgresLedger:
                 f"SELECT {_RUN_COLUMNS} FROM cronplan_runs WHERE run_id = %s", (run_id,)
             ).fetchone()
         return None if row is None else _run(row)
+
+    # ------------------------------------------------------------------ liveness (abandoned runs)
+
+    def heartbeat(
+        self, job_id: str, fire_at: datetime | None, *, at: datetime, run_id: str | None = None
+    ) -> bool:
+        where, key = _run_key(job_id, fire_at, run_id)
+        with self._conn(f"renew the heartbeat of {job_id}") as conn:
+            row = conn.execute(
+                f"UPDATE cronplan_runs SET heartbeat_at = %s WHERE {where}"
+                " AND status IN ('claimed', 'running') RETURNING 1",
+                (_aware(at, "at"), *key),
+            ).fetchone()
+        return row is not None
+
+    def open_runs(self) -> list[Run]:
+        with self._conn("read open runs") as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM cronplan_runs WHERE status IN ('claimed', 'running')"
+                " ORDER BY coalesce(fire_at, claimed_at), job_id, run_id"
+            ).fetchall()
+        return [_run(r) for r in rows]
+
+    def mark_abandoned(self, run: Run, *, finished_at: datetime, error: str) -> bool:
+        where, key = _run_key(run.job_id, run.fire_at, run.run_id)
+        with self._conn(f"record the run of {run.job_id} as abandoned") as conn:
+            row = conn.execute(
+                "UPDATE cronplan_runs SET status = 'abandoned', finished_at = %s,"
+                f" error = coalesce(error, %s) WHERE {where} AND status IN ('claimed', 'running')"
+                " RETURNING nextval('cronplan_serial')",
+                (_aware(finished_at, "finished_at"), error, *key),
+            ).fetchone()
+        return row is not None
+
+    # ------------------------------------------------------------------ retention
+
+    def prune_runs(self, *, keep_per_job: int, older_than: datetime) -> int:
+        """Delete finished runs beyond the newest ``keep_per_job`` of each job or older than ``older_than``.
+
+        One statement: the pruned scheduled runs are added to ``cronplan_job_counters`` with the delete,
+        so counts, ``repeat`` and the last fired occurrence survive. Claimed/running runs stay.
+        """
+        sql = """
+            WITH ranked AS (
+                SELECT ctid AS row_ref, status,
+                       coalesce(fire_at, claimed_at) AS at,
+                       row_number() OVER (PARTITION BY job_id
+                                          ORDER BY coalesce(fire_at, claimed_at) DESC) AS nth
+                FROM cronplan_runs
+            ), gone AS (
+                DELETE FROM cronplan_runs r USING ranked
+                WHERE r.ctid = ranked.row_ref
+                  AND ranked.status IN ('succeeded', 'failed', 'abandoned')
+                  AND (ranked.nth > %(keep)s OR ranked.at < %(before)s)
+                RETURNING r.job_id, r.kind, r.fire_at, r.status, r.claimed_at
+            ), counted AS (
+                INSERT INTO cronplan_job_counters AS c
+                    (job_id, runs, completed, failures, last_fired_at, last_claimed_at)
+                SELECT job_id, count(*), count(*),
+                       count(*) FILTER (WHERE status <> 'succeeded'), max(fire_at), max(claimed_at)
+                FROM gone WHERE kind = 'scheduled' GROUP BY job_id
+                ON CONFLICT (job_id) DO UPDATE SET
+                    runs = c.runs + excluded.runs,
+                    completed = c.completed + excluded.completed,
+                    failures = c.failures + excluded.failures,
+                    last_fired_at = greatest(c.last_fired_at, excluded.last_fired_at),
+                    last_claimed_at = greatest(c.last_claimed_at, excluded.last_claimed_at)
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM counted)
+        """
+        params = {"keep": max(0, int(keep_per_job)), "before": _aware(older_than, "older_than")}
+        with self._conn("prune runs") as conn:
+            row = conn.execute(sql, params).fetchone()
+            pruned = int(row[0]) if row is not None else 0
+            if pruned:
+                conn.execute("SELECT nextval('cronplan_serial')")
+        return pruned
 
     # ------------------------------------------------------------------ the apply lock
 
@@ -715,7 +830,7 @@ def _run(row: Sequence[Any]) -> Run:
     (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = (
         row[:10]
     )
-    kind, run_id = row[10:12]
+    kind, run_id, heartbeat = row[10:13]
     return Run(
         job_id=job_id,
         fire_at=_utc(fire_at),
@@ -729,7 +844,19 @@ def _run(row: Sequence[Any]) -> Run:
         error=error,
         kind=kind,
         run_id=run_id,
+        heartbeat_at=_utc(heartbeat),
     )
+
+
+def _run_key(
+    job_id: str, fire_at: datetime | None, run_id: str | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause naming one run: a manual run by its id, a scheduled one by its occurrence."""
+    if run_id is not None:
+        return "run_id = %s", (run_id,)
+    if fire_at is None:
+        raise ValueError("a scheduled run needs its fire_at")
+    return "job_id = %s AND fire_at = %s", (job_id, _aware(fire_at, "fire_at"))
 
 
 def _lock(row: Sequence[Any]) -> LockInfo:

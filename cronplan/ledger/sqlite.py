@@ -12,7 +12,8 @@ Four tables, a shape a PostgreSQL backend repeats column for column:
   any number of rows hold NULL).
 - ``lock``: at most one row, the apply lock as a lease (id, holder, acquired_at, expires_at).
 
-Schema version 2 added ``runs.kind`` and ``runs.run_id`` (and let ``fire_at`` be NULL); a version-1 file is
+Schema version 2 added ``runs.kind``, ``runs.run_id`` (and let ``fire_at`` be NULL) and
+``runs.heartbeat_at`` (renewed while a run runs; status ``abandoned``, docs/fire.md); a version-1 file is
 migrated on first open, in the same transaction that checks the version, so concurrent openers migrate once.
 
 Instants are integer microseconds since the epoch (see ``cronplan.ledger._sqlite``). Lock leases do not bump the
@@ -57,7 +58,8 @@ from cronplan.timefmt import format_ts
 SCHEMA_VERSION = 2
 # Bound on the number of ids in one ``IN (...)`` list (SQLite allows 32,766 host parameters).
 _CHUNK = 5000
-_RUN_STATUSES = ("claimed", "running", "succeeded", "failed")
+_RUN_STATUSES = ("claimed", "running", "succeeded", "failed", "abandoned")
+_FAILED = "status IN ('failed', 'abandoned')"
 
 _RUNS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         job_id TEXT NOT NULL,
@@ -72,6 +74,7 @@ _RUNS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         error TEXT,
         kind TEXT NOT NULL DEFAULT 'scheduled',
         run_id TEXT UNIQUE,
+        heartbeat_at INTEGER,
         UNIQUE (job_id, fire_at),
         CHECK ((kind = 'scheduled' AND fire_at IS NOT NULL)
             OR (kind = 'manual' AND fire_at IS NULL AND run_id IS NOT NULL))
@@ -94,6 +97,16 @@ _SCHEMA = (
     )""",
     _RUNS_TABLE.format(name="runs"),
     "CREATE INDEX IF NOT EXISTS runs_by_fire_at ON runs (fire_at)",
+    # Per job, the counts of scheduled runs pruned by ``retention``: added to what ``runs`` still holds,
+    # so ``repeat``, ``status`` counts and the last fired occurrence survive pruning.
+    """CREATE TABLE IF NOT EXISTS job_counters (
+        job_id TEXT PRIMARY KEY,
+        runs INTEGER NOT NULL DEFAULT 0,
+        completed INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        last_fired_at INTEGER,
+        last_claimed_at INTEGER
+    )""",
     """CREATE TABLE IF NOT EXISTS lock (
         name TEXT PRIMARY KEY CHECK (name = 'apply'),
         lock_id TEXT NOT NULL,
@@ -104,7 +117,7 @@ _SCHEMA = (
 )
 
 _V1_RUN_COLUMNS = "job_id, fire_at, status, claimed_at, claimed_by, started_at, finished_at, exit_code, output_tail, error"
-_RUN_COLUMNS = _V1_RUN_COLUMNS + ", kind, run_id"
+_RUN_COLUMNS = _V1_RUN_COLUMNS + ", kind, run_id, heartbeat_at"
 
 
 def _stored_version(conn: sqlite3.Connection) -> int | None:
@@ -163,7 +176,7 @@ def _row_to_run(row: tuple[Any, ...]) -> Run:
     (job_id, fire_at, status, claimed_at, claimed_by, started, finished, exit_code, tail, error) = (
         row[:10]
     )
-    kind, run_id = row[10:12]
+    kind, run_id, heartbeat = row[10:13]
     return Run(
         job_id=job_id,
         fire_at=opt_from_us(fire_at),
@@ -177,6 +190,7 @@ def _row_to_run(row: tuple[Any, ...]) -> Run:
         error=error,
         kind=kind,
         run_id=run_id,
+        heartbeat_at=opt_from_us(heartbeat),
     )
 
 
@@ -232,7 +246,7 @@ class LazyJson(Mapping[str, Any]):
         return repr(self._load())
 
 
-def _chunks(ids: list[str]) -> Iterable[list[str]]:
+def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
     for i in range(0, len(ids), _CHUNK):
         yield ids[i : i + _CHUNK]
 
@@ -276,35 +290,56 @@ class SqliteLedger:
 
     def _job_records(self, job_ids: Iterable[str] | None) -> dict[str, JobRecord]:
         applied: dict[str, tuple[Any, ...]] = {}
-        stats: dict[str, tuple[int, int, int, int]] = {}
+        stats: dict[str, tuple[Any, int, int, Any, int]] = {}
         jobs_sql = "SELECT job_id, spec, digest, fire_at, callback_url FROM jobs"
         runs_sql = (
-            "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status = 'failed'), MAX(claimed_at)"
+            "SELECT job_id, MAX(fire_at), COUNT(*), SUM(status IN ('failed', 'abandoned')),"
+            " MAX(claimed_at), SUM(status IN ('succeeded', 'failed', 'abandoned'))"
             " FROM runs WHERE kind = 'scheduled'{where} GROUP BY job_id"
         )
+        counters_sql = (
+            "SELECT job_id, last_fired_at, runs, failures, last_claimed_at, completed"
+            " FROM job_counters{where}"
+        )
+
+        def add(rows: Iterable[tuple[Any, ...]]) -> None:
+            for job_id, last, count, failed, claimed, done in rows:
+                had = stats.get(job_id)
+                if had is None:
+                    stats[job_id] = (last, count, failed or 0, claimed, done or 0)
+                else:
+                    stats[job_id] = (
+                        _later(had[0], last),
+                        had[1] + count,
+                        had[2] + (failed or 0),
+                        _later(had[3], claimed),
+                        had[4] + (done or 0),
+                    )
+
         with self._db.read() as conn:
             if job_ids is None:
                 for row in conn.execute(jobs_sql):
                     applied[row[0]] = row
-                for job_id, last, count, failed, claimed in conn.execute(runs_sql.format(where="")):
-                    stats[job_id] = (last, count, failed or 0, claimed)
+                add(conn.execute(runs_sql.format(where="")))
+                add(conn.execute(counters_sql.format(where="")))
             else:
                 wanted = sorted(set(job_ids))
                 for chunk in _chunks(wanted):
                     marks = ",".join("?" * len(chunk))
                     for row in conn.execute(f"{jobs_sql} WHERE job_id IN ({marks})", chunk):
                         applied[row[0]] = row
-                    where = f" AND job_id IN ({marks})"
-                    for job_id, last, count, failed, claimed in conn.execute(
-                        runs_sql.format(where=where), chunk
-                    ):
-                        stats[job_id] = (last, count, failed or 0, claimed)
+                    add(conn.execute(runs_sql.format(where=f" AND job_id IN ({marks})"), chunk))
+                    add(
+                        conn.execute(
+                            counters_sql.format(where=f" WHERE job_id IN ({marks})"), chunk
+                        )
+                    )
         read_instant = instant_reader()  # fire times repeat (jobs sharing a minute): convert once
         records: dict[str, JobRecord] = {}
-        no_runs = (None, 0, 0, None)
+        no_runs: tuple[Any, int, int, Any, int] = (None, 0, 0, None, 0)
         for row in applied.values():
             job_id, spec, digest, fire_at, callback_url = row
-            last, count, failed, claimed = stats.pop(job_id, no_runs)
+            last, count, failed, claimed, done = stats.pop(job_id, no_runs)
             records[job_id] = build_frozen(
                 JobRecord,
                 job_id=job_id,
@@ -316,14 +351,16 @@ class SqliteLedger:
                 runs=count,
                 failures=failed,
                 last_claimed_at=None if claimed is None else read_instant(claimed),
+                completed=done,
             )
-        for job_id, (last, count, failed, claimed) in stats.items():  # runs of jobs never applied
+        for job_id, (last, count, failed, claimed, done) in stats.items():  # never applied
             records[job_id] = JobRecord(
                 job_id=job_id,
                 last_fired_at=None if last is None else read_instant(last),
                 runs=count,
                 failures=failed,
                 last_claimed_at=None if claimed is None else read_instant(claimed),
+                completed=done,
             )
         return records
 
@@ -448,7 +485,7 @@ class SqliteLedger:
             where.append("job_id = ?")
             params.append(job_id)
         if failed:
-            where.append("status = 'failed'")
+            where.append(_FAILED)
         if since is not None:
             where.append("COALESCE(fire_at, claimed_at) >= ?")
             params.append(to_us(since))
@@ -469,16 +506,27 @@ class SqliteLedger:
                 SELECT {_RUN_COLUMNS},
                        ROW_NUMBER() OVER (PARTITION BY job_id
                                           ORDER BY COALESCE(fire_at, claimed_at) DESC) AS nth,
-                       SUM(status IN ('succeeded', 'failed')) OVER (PARTITION BY job_id) AS completed,
-                       SUM(status = 'failed') OVER (PARTITION BY job_id) AS failed
+                       SUM(status IN ('succeeded', 'failed', 'abandoned'))
+                           OVER (PARTITION BY job_id) AS completed,
+                       SUM(status IN ('failed', 'abandoned')) OVER (PARTITION BY job_id) AS failed
                 FROM runs WHERE kind = 'scheduled'
             ) WHERE nth = 1
         """
         with self._db.read() as conn:
             rows = conn.execute(sql).fetchall()
-        return {
-            r[0]: RunSummary(last=_row_to_run(r[:-2]), completed=r[-2], failed=r[-1]) for r in rows
-        }
+            pruned = {
+                job_id: (done, failed)
+                for job_id, done, failed in conn.execute(
+                    "SELECT job_id, completed, failures FROM job_counters"
+                )
+            }
+        out: dict[str, RunSummary] = {}
+        for r in rows:
+            done, failed = pruned.get(r[0], (0, 0))
+            out[r[0]] = RunSummary(
+                last=_row_to_run(r[:-2]), completed=r[-2] + done, failed=r[-1] + failed
+            )
+        return out
 
     def start_manual_run(self, job_id: str, holder: str, *, started_at: datetime) -> str:
         run_id = uuid.uuid4().hex
@@ -528,6 +576,93 @@ class SqliteLedger:
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
         return None if row is None else _row_to_run(row)
+
+    # ------------------------------------------------------------------ liveness (abandoned runs)
+
+    def heartbeat(
+        self, job_id: str, fire_at: datetime | None, *, at: datetime, run_id: str | None = None
+    ) -> bool:
+        where = "run_id = ?" if run_id is not None else "job_id = ? AND fire_at = ?"
+        key: tuple[Any, ...] = (run_id,) if run_id is not None else (job_id, _opt_us(fire_at))
+        with self._db.write() as conn:  # a sign of life, not state: no serial bump
+            cur = conn.execute(
+                f"UPDATE runs SET heartbeat_at = ? WHERE {where}"
+                " AND status IN ('claimed', 'running')",
+                (to_us(at), *key),
+            )
+            return cur.rowcount == 1
+
+    def open_runs(self) -> list[Run]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('claimed', 'running')"
+                " ORDER BY COALESCE(fire_at, claimed_at), job_id, run_id"
+            ).fetchall()
+        return [_row_to_run(r) for r in rows]
+
+    def mark_abandoned(self, run: Run, *, finished_at: datetime, error: str) -> bool:
+        where = "run_id = ?" if run.run_id is not None else "job_id = ? AND fire_at = ?"
+        key: tuple[Any, ...] = (
+            (run.run_id,) if run.run_id is not None else (run.job_id, _opt_us(run.fire_at))
+        )
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "UPDATE runs SET status = 'abandoned', finished_at = ?, error = COALESCE(error, ?)"
+                f" WHERE {where} AND status IN ('claimed', 'running')",
+                (to_us(finished_at), error, *key),
+            )
+            if cur.rowcount != 1:
+                return False
+            _bump(conn)
+        return True
+
+    # ------------------------------------------------------------------ retention
+
+    def prune_runs(self, *, keep_per_job: int, older_than: datetime) -> int:
+        """Delete finished runs beyond the newest ``keep_per_job`` of each job or older than ``older_than``.
+
+        In the same transaction the pruned scheduled runs are added to ``job_counters``, so counts,
+        ``repeat`` and the last fired occurrence survive. Claimed/running runs are never pruned.
+        """
+        select = """
+            SELECT rowid, job_id, kind, fire_at, status, claimed_at FROM (
+                SELECT rowid, job_id, kind, fire_at, status, claimed_at,
+                       COALESCE(fire_at, claimed_at) AS at,
+                       ROW_NUMBER() OVER (PARTITION BY job_id
+                                          ORDER BY COALESCE(fire_at, claimed_at) DESC) AS nth
+                FROM runs
+            ) WHERE status IN ('succeeded', 'failed', 'abandoned') AND (nth > ? OR at < ?)
+        """
+        with self._db.write() as conn:
+            rows = conn.execute(select, (max(0, int(keep_per_job)), to_us(older_than))).fetchall()
+            if not rows:
+                return 0
+            counts: dict[str, list[Any]] = {}
+            for _, job_id, kind, fire_at, status, claimed_at in rows:
+                if kind != "scheduled":
+                    continue
+                c = counts.setdefault(job_id, [0, 0, 0, None, None])
+                c[0] += 1
+                c[1] += 1
+                c[2] += status != "succeeded"
+                c[3] = _later(c[3], fire_at)
+                c[4] = _later(c[4], claimed_at)
+            conn.executemany(
+                "INSERT INTO job_counters (job_id, runs, completed, failures, last_fired_at,"
+                " last_claimed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET"
+                " runs = runs + excluded.runs, completed = completed + excluded.completed,"
+                " failures = failures + excluded.failures,"
+                " last_fired_at = MAX(COALESCE(last_fired_at, 0), excluded.last_fired_at),"
+                " last_claimed_at = MAX(COALESCE(last_claimed_at, 0), excluded.last_claimed_at)",
+                [(job_id, *c) for job_id, c in counts.items()],
+            )
+            ids = [r[0] for r in rows]
+            for chunk in _chunks(ids):
+                conn.execute(
+                    f"DELETE FROM runs WHERE rowid IN ({','.join('?' * len(chunk))})", chunk
+                )
+            _bump(conn)
+        return len(rows)
 
     # ------------------------------------------------------------------ the apply lock
 
@@ -611,3 +746,14 @@ def _held_message(info: LockInfo, timeout: float) -> str:
         f"{timeout:g} s. Wait for that apply to finish or raise --lock-timeout; if that process is gone, "
         f"run: cronplan force-unlock {info.lock_id}"
     )
+
+
+def _later(a: Any, b: Any) -> Any:
+    """The later of two optional instants (microseconds)."""
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
+
+
+def _opt_us(value: datetime | None) -> int | None:
+    return None if value is None else to_us(value)

@@ -74,8 +74,8 @@ def render_status_page(page: PageInput) -> str:
                     "exit_code": last.exit_code,
                     "duration": None if last.duration_s is None else f"{last.duration_s:.1f} s",
                 },
-                "runs": js.summary.completed if js.summary is not None else 0,
-                "failures": js.summary.failed if js.summary is not None else 0,
+                "runs": js.completed,
+                "failures": js.failures,
                 "unapplied": UNAPPLIED_TEXT.get(js.unapplied or ""),
             }
         )

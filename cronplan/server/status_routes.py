@@ -116,9 +116,12 @@ class StatusRoutes:
         snapshot = collect(self.rt, jobs_file)
         if note is not None:
             snapshot = StatusSnapshot(snapshot.jobs, (*snapshot.notes, note))
+        from cronplan.status import run_view
+
+        view = run_view(self.rt)
         failures = [
             r
-            for r in self.rt.ledger.runs(limit=RUNS_SEARCHED)
+            for r in map(view, self.rt.ledger.runs(limit=RUNS_SEARCHED))
             if r.status not in ("succeeded", "claimed", "running")
         ][:FAILURES_SHOWN]
         return snapshot, failures

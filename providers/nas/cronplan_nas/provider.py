@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 class NasProvider:
     name = "nas"
     calls_back = True
+    #: A provision is an upsert by job id: a fire re-arms from the ledger's record, without listing
+    #: every arm (cronplan/fire.py, ``replan_job``).
+    rearm_without_list = True
 
     def __init__(
         self,
