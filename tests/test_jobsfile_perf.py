@@ -43,10 +43,12 @@ def test_validate_benchmark_runs_and_reports_its_figures(
 def test_benchmark_jobs_are_valid_and_cover_every_kind(tmp_path: Path) -> None:
     from cronplan.documents.jobsfile import load_jobs
 
-    bench = _bench_module()
+    _bench_module()  # puts benchmarks/ on sys.path, where the generator lives
+    import jobsgen
+
     path = tmp_path / "jobs.json"
-    path.write_text(json.dumps({"jobs": [bench.make_job(i) for i in range(60)]}))
+    path.write_text(json.dumps(jobsgen.generate_jobs(200)))
     jobs = load_jobs(path).jobs
-    assert len(jobs) == 60
+    assert len(jobs) == 200
     assert {j.schedule.kind for j in jobs} == {"cron", "interval", "once"}
     assert {j.action.kind if j.action else None for j in jobs} == {"command", "http", None}
