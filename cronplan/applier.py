@@ -2,8 +2,10 @@
 
 Every arm/re-arm is an upsert by job id at the provider (the same dedup key twice changes nothing), so an
 apply that was interrupted or partly failed converges when run again. Each action that succeeded is recorded
-in the ledger as the job "as last applied"; failures are collected, never raised mid-way. An ``update`` calls
-no provider: its job's new definition is recorded, and its arm stays where it is.
+in the ledger as the job "as last applied"; failures are collected, never raised mid-way. A job that has no
+applied definition yet is recorded just before its arm is made (and forgotten again if the arm fails), so a
+fire the provider sends at once finds it applied. An ``update`` calls no provider: its job's new definition
+is recorded, and its arm stays where it is.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def failed_actions(self) -> list[Action]:
+        return [a for a, _ in self.failed]
 
 
 def executable_actions(plan: Plan) -> list[Action]:
@@ -77,6 +83,8 @@ def apply_plan(
     cancelled_jobs: set[str] = set()
     workers = max(1, min(parallelism, len(todo) or 1))
     recorder = _Recorder(ledger, jobs_by_id, result, clock)
+    fresh = _write_ahead(ledger, todo, jobs_by_id, result, clock)
+    todo = [a for a in todo if a not in result.failed_actions]
     for action in updates:  # nothing to call: the definition is recorded, the arm stays
         recorder.add(action)
     if progress is not None and updates:
@@ -119,6 +127,8 @@ def apply_plan(
                     recorder.add(action)
                 else:
                     result.failed.append((action, error))
+                    if action.job_id in fresh:  # undo the write-ahead: the job stays not applied
+                        recorder.forget(action.job_id)
                 if progress is not None:
                     progress(len(result.done) + len(result.failed) + recorder.buffered, total)
                 submit_next()
@@ -128,6 +138,46 @@ def apply_plan(
     result.done.sort(key=lambda a: a.job_id)
     result.failed.sort(key=lambda f: f[0].job_id)
     return result
+
+
+def _write_ahead(
+    ledger: Ledger,
+    todo: list[Action],
+    jobs_by_id: Mapping[str, Job],
+    result: ApplyResult,
+    clock: Clock,
+) -> set[str]:
+    """Record jobs that have no applied definition yet *before* arming them; return their ids.
+
+    The provider may fire an arm the moment it exists (a first occurrence due now, a catch-up armed at its
+    past time). A fire reads the job as applied from the ledger; were the definition recorded only after
+    the provider call, such a fire would be stale (``not applied``) and the arm consumed, leaving the job
+    with no arm. Jobs already applied need no write-ahead: their previous definition answers the fire.
+    A failed arm of such a job is undone (the job is forgotten again), so the ledger still only holds
+    what was carried out.
+    """
+    arms = {
+        a.job_id: a
+        for a in todo
+        if a.action in ("arm", "rearm") and a.after is not None and a.job_id in jobs_by_id
+    }
+    if not arms:
+        return set()
+    try:
+        records = ledger.job_records(arms)
+        fresh = [
+            a
+            for job_id, a in arms.items()
+            if job_id not in records or records[job_id].applied_spec is None
+        ]
+        entries = [e for a in fresh if (e := _entry(a, jobs_by_id[a.job_id])) is not None]
+        if entries:
+            ledger.record_applied_many(entries, at=clock.now())
+    except CronplanError as exc:
+        error = f"recording the job in the ledger before arming it failed: {exc}"
+        result.failed.extend((a, error) for a in arms.values())
+        return set()
+    return {a.job_id for a in fresh}
 
 
 def _execute(provider: Provider, action: Action) -> None:
@@ -196,6 +246,11 @@ class _Recorder:
             self.entries.append(entry)
         self.maybe_flush()
 
+    def forget(self, job_id: str) -> None:
+        """Record ``job_id`` as not applied (undoing a write-ahead whose arm failed)."""
+        self.entries.append((job_id, None, None, None, None))
+        self.maybe_flush()
+
     def maybe_flush(self) -> None:
         due = time.monotonic() - self.last_flush >= RECORD_EVERY_SECONDS
         if len(self.actions) >= RECORD_BATCH or due:
@@ -205,7 +260,7 @@ class _Recorder:
         actions, entries = self.actions, self.entries
         self.actions, self.entries = [], []
         self.last_flush = time.monotonic()
-        if not actions:
+        if not actions and not entries:
             return
         try:
             if entries:

@@ -136,3 +136,41 @@ def test_duplicate_cancels_are_subsumed_by_the_upsert():
         ),
     )
     assert [a.action for a in executable_actions(p)] == ["rearm"]
+
+
+class _FiresAtOnce(FakeProvider):
+    """A provider that fires each arm the moment it exists (a first occurrence due now, a catch-up), and
+    notes what that fire finds in the ledger (through a connection of its own, as ``serve`` would)."""
+
+    def __init__(self, fire_ledger: SqliteLedger, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.fire_ledger = fire_ledger
+        self.seen: dict[str, object] = {}
+
+    def arm(self, arm):  # type: ignore[no-untyped-def]
+        super().arm(arm)
+        record = self.fire_ledger.job_records([arm.job_id]).get(arm.job_id)
+        self.seen[arm.job_id] = None if record is None else record.applied_spec
+
+
+def test_a_new_job_is_applied_before_its_arm_can_fire(ledger, tmp_path):
+    # Found by benchmarks/soak.py: a new job's first arm, fired at once by NAS while apply was still
+    # running, met "job is not applied" (its definition was recorded only after the provider call), so the
+    # fire was stale, the arm consumed and the job left without an arm.
+    fire_ledger = SqliteLedger.from_url("sqlite:///state.db", base_dir=str(tmp_path))
+    try:
+        jobs = [make_job(f"n{i}", {"kind": "interval", "seconds": 1}) for i in range(3)]
+        provider = _FiresAtOnce(fire_ledger, fail_job_ids={"n2"})
+        result = apply_plan(
+            replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs}, clock=CLOCK
+        )
+        assert [a.job_id for a, _ in result.failed] == ["n2"]
+        by_id = {j.id: j for j in jobs}
+        assert provider.seen["n0"] == by_id["n0"].spec
+        assert provider.seen["n1"] == by_id["n1"].spec
+        # The failed arm is undone: the ledger holds only what was carried out.
+        records = ledger.job_records()
+        assert records["n0"].applied_spec == by_id["n0"].spec
+        assert "n2" not in records or records["n2"].applied_spec is None
+    finally:
+        fire_ledger.close()
