@@ -34,6 +34,7 @@ Exit 0 when there is no duplicate, no lost occurrence and no unexpected run; 1 o
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -97,7 +98,7 @@ class JobSpec:
     def occurrences(self, start: float, end: float) -> list[int]:
         """Occurrences T with start < T < end."""
         first = self.anchor + math.floor((start - self.anchor) / self.period + 1) * self.period
-        return list(range(int(first), int(math.ceil(end)), self.period))
+        return list(range(int(first), math.ceil(end), self.period))
 
 
 @dataclass
@@ -413,7 +414,7 @@ class Soak:
             # Catch-ups: the first run after a gap of skipped occurrences, and runs of a re-added job
             # for what it missed while removed.
             ran = sorted(counts)
-            for prev, t in zip(ran, ran[1:]):
+            for prev, t in itertools.pairwise(ran):
                 if any(u in due and not counts[u] for u in range(prev + 1, t)):
                     figures["catch_ups"] += 1
             for t in ran:
@@ -449,7 +450,9 @@ class Soak:
             "applies": len(self.applies),
             "apply_retries": sum(a.attempts - 1 for a in self.applies),
             "backstop_failures": self.backstop_failures,
-            "faults_injected": sum(v for k, v in counters.items() if k.startswith(("fault_", "fire_fault_"))),
+            "faults_injected": sum(
+                v for k, v in counters.items() if k.startswith(("fault_", "fire_fault_"))
+            ),
             "faults": {k: v for k, v in sorted(counters.items()) if "fault_" in k},
             "fires_delivered": counters["fires_delivered"],
             "fires_dead": counters["fires_dead"],

@@ -69,10 +69,13 @@ def apply_plan(
     clock: Clock,
     parallelism: int = 10,
     progress: Progress | None = None,
+    record_definitions: bool = True,
 ) -> ApplyResult:
     """Execute ``plan``; return what was done and what failed (with a one-line reason each).
 
-    ``clock`` stamps the ledger's ``applied_at`` (``--now`` pins it).
+    ``clock`` stamps the ledger's ``applied_at`` (``--now`` pins it). ``record_definitions=False`` (a
+    fire's re-arm, the ``fire --overdue`` backstop: they plan with the jobs *as applied*, read from the
+    ledger) records only where jobs are armed, so an apply that recorded a new definition meanwhile stands.
     """
     todo = executable_actions(plan)
     updates = [a for a in plan.actions if a.action == "update"]
@@ -82,8 +85,8 @@ def apply_plan(
         return result
     cancelled_jobs: set[str] = set()
     workers = max(1, min(parallelism, len(todo) or 1))
-    recorder = _Recorder(ledger, jobs_by_id, result, clock)
-    fresh = _write_ahead(ledger, todo, jobs_by_id, result, clock)
+    recorder = _Recorder(ledger, jobs_by_id, result, clock, record_definitions)
+    fresh = _write_ahead(ledger, todo, jobs_by_id, result, clock) if record_definitions else set()
     todo = [a for a in todo if a not in result.failed_actions]
     for action in updates:  # nothing to call: the definition is recorded, the arm stays
         recorder.add(action)
@@ -225,9 +228,15 @@ class _Recorder:
     """
 
     def __init__(
-        self, ledger: Ledger, jobs_by_id: Mapping[str, Job], result: ApplyResult, clock: Clock
+        self,
+        ledger: Ledger,
+        jobs_by_id: Mapping[str, Job],
+        result: ApplyResult,
+        clock: Clock,
+        record_definitions: bool = True,
     ) -> None:
         self.ledger = ledger
+        self.record_definitions = record_definitions
         self.clock = clock
         self.jobs_by_id = jobs_by_id
         self.result = result
@@ -263,8 +272,11 @@ class _Recorder:
         if not actions and not entries:
             return
         try:
-            if entries:
+            if entries and self.record_definitions:
                 self.ledger.record_applied_many(entries, at=self.clock.now())
+            elif entries:
+                armed = [(e[0], e[3], e[4]) for e in entries if e[1] is not None]
+                self.ledger.record_armed_many(armed, at=self.clock.now())
         except CronplanError as exc:
             error = f"applied at the provider, but recording in the ledger failed: {exc}"
             self.result.failed.extend((a, error) for a in actions)

@@ -430,7 +430,15 @@ def replan_job(
         callback = rt.config.callback_url if prov.calls_back else None
         now = rt.clock.now()
         the_plan = plan([job], arms, records, now, provider=prov.name, callback_url=callback)
-        result = apply_plan(the_plan, prov, rt.ledger, {job.id: job}, clock=rt.clock, parallelism=1)
+        result = apply_plan(
+            the_plan,
+            prov,
+            rt.ledger,
+            {job.id: job},
+            clock=rt.clock,
+            parallelism=1,
+            record_definitions=False,
+        )
     except CronplanError as exc:
         return (), None, exc.message
     if result.failed:
@@ -635,7 +643,14 @@ def rearm_missing(
     )
     if not arms_only.actions:
         return []
-    result = apply_plan(arms_only, prov, rt.ledger, {j.id: j for j in jobs}, clock=rt.clock)
+    result = apply_plan(
+        arms_only,
+        prov,
+        rt.ledger,
+        {j.id: j for j in jobs},
+        clock=rt.clock,
+        record_definitions=False,
+    )
     return [(a, None) for a in result.done] + [(a, why) for a, why in result.failed]
 
 

@@ -174,3 +174,21 @@ def test_a_new_job_is_applied_before_its_arm_can_fire(ledger, tmp_path):
         assert "n2" not in records or records["n2"].applied_spec is None
     finally:
         fire_ledger.close()
+
+
+def test_a_fire_rearm_keeps_a_definition_applied_meanwhile(ledger):
+    # Found by benchmarks/soak.py: a fire read the job as applied (v1), an apply recorded v2 while the
+    # fire was re-arming, and the re-arm then recorded v1 again: fires ran the old command until the next
+    # apply. A re-arm (record_definitions=False) records only where the job is armed.
+    v1 = make_job("j", {"kind": "interval", "seconds": 60}, command=["true", "v1"])
+    v2 = make_job("j", {"kind": "interval", "seconds": 60}, command=["true", "v2"])
+    provider = FakeProvider()
+    assert apply_plan(replan([v1], provider, ledger), provider, ledger, {"j": v1}, clock=CLOCK).ok
+    assert apply_plan(replan([v2], provider, ledger), provider, ledger, {"j": v2}, clock=CLOCK).ok
+    provider.arms.clear()  # the arm fired (consumed); the fire re-arms with the v1 it read first
+    rearm = replan([v1], provider, ledger)
+    result = apply_plan(rearm, provider, ledger, {"j": v1}, clock=CLOCK, record_definitions=False)
+    assert result.ok and provider.armed_at("j") is not None
+    record = ledger.job_records()["j"]
+    assert record.applied_digest == v2.digest and record.applied_spec == v2.spec
+    assert record.applied_fire_at == provider.armed_at("j")
