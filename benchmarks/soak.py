@@ -433,6 +433,8 @@ class Soak:
         history = {
             "applies": [a.__dict__ for a in self.applies],
             "disruptions": [d.__dict__ for d in self.disruptions],
+            "nas_fires": [f.__dict__ for f in self.server.fires],
+            "nas_provisions": self.server.provisions,
         }
         (self.root / "history.json").write_text(json.dumps(history, indent=1))
         counters = self.server.counters
