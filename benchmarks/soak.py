@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 from tests.nas_server import NasTestServer  # noqa: E402
 
 TAIL = 6.0  # seconds before the end whose occurrences may still be in flight
-BACKSTOP_AGAIN = 6.0  # after a restart, fire --overdue runs at once and again this many seconds later
+BACKSTOP_AGAIN = 6.0  # after a restart: fire --overdue at once and again this much later
 FAULT_RATE = 0.3
 # One line per run, appended with a single write(2) on an O_APPEND file (atomic between processes).
 APPEND = (
