@@ -18,7 +18,8 @@ the jobs wrote. An occurrence of a job is *due* when it lies after the apply tha
 before the apply that removed it started, and more than ``TAIL`` seconds before the end. A due occurrence
 may be absent only when it was skipped by the catch-up rule (docs/planning.md: after missed occurrences
 only the most recent one runs, once): either a late fire of an earlier occurrence was claimed after it
-came due (that run covers it), or it lies in a disruption (from a SIGKILL of serve until the second
+came due (that run covers it), or the re-arm after the previous run was planned after it came due (a
+slow provider; serve's log says ``next arm:`` past it), or it lies in a disruption (from a SIGKILL of serve until the second
 ``fire --overdue`` after the restart finished) and a later occurrence of the same job ran (the catch-up
 that closed the gap). Occurrences during an apply that adds or removes the job may run or not. A run of an
 occurrence that was not due counts as a catch-up only when it is the catch-up a re-added job gets for what
@@ -361,6 +362,21 @@ class Soak:
                 return {v for v in (current, a.versions.get(job_id)) if v is not None}
         return {current} if current is not None else set()
 
+    def rearm_skips(self) -> dict[str, list[tuple[int, int]]]:
+        """Per job, (fired, next arm) pairs from serve's log where the re-arm skipped occurrences."""
+        import re
+
+        line = re.compile(r"^(\S+):(\S+Z): (?:succeeded|failed) in .*; next arm: (\S+Z)$")
+        out: dict[str, list[tuple[int, int]]] = {}
+        for path in self.root.glob("serve-*.stderr"):
+            for text in path.read_text(errors="replace").splitlines():
+                m = line.match(text)
+                if m and m.group(1) in self.jobs:
+                    fired, nxt = int(epoch(m.group(2))), int(epoch(m.group(3)))
+                    if nxt - fired > self.jobs[m.group(1)].period:
+                        out.setdefault(m.group(1), []).append((fired, nxt))
+        return out
+
     def claims(self) -> dict[tuple[str, int], float]:
         """(job_id, fire_at) -> claimed_at of every scheduled run in the SQLite ledger, read at the end.
 
@@ -381,6 +397,7 @@ class Soak:
         runs: dict[str, Counter[int]] = {j: Counter() for j in self.jobs}
         problems: list[str] = []
         claims = self.claims()
+        rearm_skips = self.rearm_skips()
         for line in lines:
             job_id, fire_at, version, _wall = line.split(" ")
             at = int(epoch(fire_at))
@@ -410,6 +427,11 @@ class Soak:
                 if earlier and claims.get((job_id, max(earlier)), 0) >= t:
                     # The fire before it was claimed after t came due: that late run covered t.
                     figures["covered_by_late_fire"] += 1
+                    continue
+                if any(a < t < b for a, b in rearm_skips.get(job_id, ())):
+                    # The re-arm after an earlier run was planned after t came due (a slow provider:
+                    # faults, Retry-After): it armed the most recent missed occurrence, once.
+                    figures["skipped_at_rearm"] += 1
                     continue
                 later = [u for u in counts if u > t]
                 if later and any(lo <= t <= hi for lo, hi in disrupted):
@@ -454,6 +476,7 @@ class Soak:
             "duplicates": figures["duplicates"],
             "lost": figures["lost"],
             "covered_by_late_fire": figures["covered_by_late_fire"],
+            "skipped_at_rearm": figures["skipped_at_rearm"],
             "skipped_by_catch_up": figures["skipped_by_catch_up"],
             "catch_ups": figures["catch_ups"],
             "runs": len(lines),
