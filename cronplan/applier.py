@@ -2,8 +2,10 @@
 
 Every arm/re-arm is an upsert by job id at the provider (the same dedup key twice changes nothing), so an
 apply that was interrupted or partly failed converges when run again. Each action that succeeded is recorded
-in the ledger as the job "as last applied"; failures are collected, never raised mid-way. An ``update`` calls
-no provider: its job's new definition is recorded, and its arm stays where it is.
+in the ledger as the job "as last applied"; failures are collected, never raised mid-way. A job that has no
+applied definition yet is recorded just before its arm is made (and forgotten again if the arm fails), so a
+fire the provider sends at once finds it applied. An ``update`` calls no provider: its job's new definition
+is recorded, and its arm stays where it is.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class ApplyResult:
     def ok(self) -> bool:
         return not self.failed
 
+    @property
+    def failed_actions(self) -> list[Action]:
+        return [a for a, _ in self.failed]
+
 
 def executable_actions(plan: Plan) -> list[Action]:
     """The actions that call the provider.
@@ -75,10 +81,13 @@ def apply_plan(
     clock: Clock,
     parallelism: int = 10,
     progress: Progress | None = None,
+    record_definitions: bool = True,
 ) -> ApplyResult:
     """Execute ``plan``; return what was done and what failed (with a one-line reason each).
 
-    ``clock`` stamps the ledger's ``applied_at`` (``--now`` pins it).
+    ``clock`` stamps the ledger's ``applied_at`` (``--now`` pins it). ``record_definitions=False`` (a
+    fire's re-arm, the ``fire --overdue`` backstop: they plan with the jobs *as applied*, read from the
+    ledger) records only where jobs are armed, so an apply that recorded a new definition meanwhile stands.
     """
     todo = executable_actions(plan)
     updates = [a for a in plan.actions if a.action == "update"]
@@ -87,7 +96,9 @@ def apply_plan(
     if not total:
         return result
     workers = max(1, min(parallelism, len(todo) or 1))
-    recorder = _Recorder(ledger, jobs_by_id, result, clock)
+    recorder = _Recorder(ledger, jobs_by_id, result, clock, record_definitions)
+    fresh = _write_ahead(ledger, todo, jobs_by_id, result, clock) if record_definitions else set()
+    todo = [a for a in todo if a not in result.failed_actions]
     for action in updates:  # nothing to call: the definition is recorded, the arm stays
         recorder.add(action)
     if progress is not None and updates:
@@ -95,11 +106,11 @@ def apply_plan(
     try:
         bulk = _bulk_of(provider)
         if bulk is not None:
-            _apply_bulk(todo, bulk, recorder, result, progress, total)
+            _apply_bulk(todo, bulk, recorder, result, progress, total, fresh)
         elif workers == 1:
-            _apply_serial(todo, provider, recorder, result, progress, total)
+            _apply_serial(todo, provider, recorder, result, progress, total, fresh)
         else:
-            _apply_pooled(todo, provider, recorder, result, progress, total, workers)
+            _apply_pooled(todo, provider, recorder, result, progress, total, fresh, workers)
     finally:
         recorder.flush()
     result.done.sort(key=lambda a: a.job_id)
@@ -114,6 +125,7 @@ def _apply_serial(
     result: ApplyResult,
     progress: Progress | None,
     total: int,
+    fresh: set[str],
 ) -> None:
     """One call at a time (a fire re-arming its job): no pool, no thread, no import to pay for."""
     cancelled_jobs: set[str] = set()
@@ -127,6 +139,8 @@ def _apply_serial(
             _execute(provider, action)
         except Exception as exc:
             result.failed.append((action, _describe(exc)))
+            if action.job_id in fresh:  # undo the write-ahead: the job stays not applied
+                recorder.forget(action.job_id)
         else:
             recorder.add(action)
         if progress is not None:
@@ -141,6 +155,7 @@ def _apply_pooled(
     result: ApplyResult,
     progress: Progress | None,
     total: int,
+    fresh: set[str],
     workers: int,
 ) -> None:
     """``workers`` provider calls at a time on a thread pool."""
@@ -185,6 +200,8 @@ def _apply_pooled(
                 recorder.add(action)
             else:
                 result.failed.append((action, error))
+                if action.job_id in fresh:  # undo the write-ahead: the job stays not applied
+                    recorder.forget(action.job_id)
             if progress is not None:
                 progress(len(result.done) + len(result.failed) + recorder.buffered, total)
             submit_next()
@@ -213,9 +230,11 @@ def _apply_bulk(
     result: ApplyResult,
     progress: Progress | None,
     total: int,
+    fresh: set[str],
 ) -> None:
     """Carry out ``todo`` BULK_BATCH actions at a time: one provider call for the arms of a batch and one
-    for its cancels; a failed call fails the actions it carried. The ledger records each batch at once."""
+    for its cancels; a failed call fails the actions it carried (and undoes the write-ahead of ``fresh``
+    jobs among them). The ledger records each batch at once."""
     cancelled: set[str] = set()
     recorder.batch = BULK_BATCH
     for start in range(0, len(todo), BULK_BATCH):
@@ -245,11 +264,54 @@ def _apply_bulk(
                     else f"{type(exc).__name__}: {exc}"
                 )
                 result.failed.extend((a, error) for a in actions)
+                for a in actions:
+                    if a.job_id in fresh:
+                        recorder.forget(a.job_id)
                 continue
             for action in actions:
                 recorder.add(action)
         if progress is not None:
             progress(len(result.done) + len(result.failed) + recorder.buffered, total)
+
+
+def _write_ahead(
+    ledger: Ledger,
+    todo: list[Action],
+    jobs_by_id: Mapping[str, Job],
+    result: ApplyResult,
+    clock: Clock,
+) -> set[str]:
+    """Record jobs that have no applied definition yet *before* arming them; return their ids.
+
+    The provider may fire an arm the moment it exists (a first occurrence due now, a catch-up armed at its
+    past time). A fire reads the job as applied from the ledger; were the definition recorded only after
+    the provider call, such a fire would be stale (``not applied``) and the arm consumed, leaving the job
+    with no arm. Jobs already applied need no write-ahead: their previous definition answers the fire.
+    A failed arm of such a job is undone (the job is forgotten again), so the ledger still only holds
+    what was carried out.
+    """
+    arms = {
+        a.job_id: a
+        for a in todo
+        if a.action in ("arm", "rearm") and a.after is not None and a.job_id in jobs_by_id
+    }
+    if not arms:
+        return set()
+    try:
+        records = ledger.job_records(arms)
+        fresh = [
+            a
+            for job_id, a in arms.items()
+            if job_id not in records or records[job_id].applied_spec is None
+        ]
+        entries = [e for a in fresh if (e := _entry(a, jobs_by_id[a.job_id])) is not None]
+        if entries:
+            ledger.record_applied_many(entries, at=clock.now())
+    except CronplanError as exc:
+        error = f"recording the job in the ledger before arming it failed: {exc}"
+        result.failed.extend((a, error) for a in arms.values())
+        return set()
+    return {a.job_id for a in fresh}
 
 
 def _execute(provider: Provider, action: Action) -> None:
@@ -298,9 +360,15 @@ class _Recorder:
     """
 
     def __init__(
-        self, ledger: Ledger, jobs_by_id: Mapping[str, Job], result: ApplyResult, clock: Clock
+        self,
+        ledger: Ledger,
+        jobs_by_id: Mapping[str, Job],
+        result: ApplyResult,
+        clock: Clock,
+        record_definitions: bool = True,
     ) -> None:
         self.ledger = ledger
+        self.record_definitions = record_definitions
         self.clock = clock
         self.jobs_by_id = jobs_by_id
         self.result = result
@@ -320,6 +388,11 @@ class _Recorder:
             self.entries.append(entry)
         self.maybe_flush()
 
+    def forget(self, job_id: str) -> None:
+        """Record ``job_id`` as not applied (undoing a write-ahead whose arm failed)."""
+        self.entries.append(AppliedEntry(job_id, None, None, None, None))
+        self.maybe_flush()
+
     def maybe_flush(self) -> None:
         due = time.monotonic() - self.last_flush >= RECORD_EVERY_SECONDS
         if len(self.actions) >= self.batch or due:
@@ -329,11 +402,14 @@ class _Recorder:
         actions, entries = self.actions, self.entries
         self.actions, self.entries = [], []
         self.last_flush = time.monotonic()
-        if not actions:
+        if not actions and not entries:
             return
         try:
-            if entries:
+            if entries and self.record_definitions:
                 self.ledger.record_applied_many(entries, at=self.clock.now())
+            elif entries:
+                armed = [(e[0], e[3], e[4]) for e in entries if e[1] is not None]
+                self.ledger.record_armed_many(armed, at=self.clock.now())
         except CronplanError as exc:
             error = f"applied at the provider, but recording in the ledger failed: {exc}"
             self.result.failed.extend((a, error) for a in actions)

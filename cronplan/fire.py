@@ -441,9 +441,14 @@ def record_result(
 
 
 def replan_job(
-    rt: Project, job: Job, *, provider: Provider | None = None
+    rt: Project, job: Job, *, provider: Provider | None = None, list_arms: bool = False
 ) -> tuple[tuple[Action, ...], datetime | None, str | None]:
     """Plan this one job against its live arms and ledger record at ``rt.clock``'s now, and apply it.
+
+    A provider with ``rearm_without_list`` is planned against the arm the ledger recorded, not a listing
+    (a fire's re-arm then costs one call however many jobs there are). ``list_arms`` asks the provider
+    anyway: after a duplicate or missed fire the recorded arm may be one the provider has already
+    consumed, and only a listing tells.
 
     Returns the actions carried out, the fire_at the job is armed at afterwards (None when done), and an
     error message when the re-arm failed (never raises for a provider or ledger error).
@@ -454,14 +459,22 @@ def replan_job(
     try:
         prov = provider if provider is not None else rt.provider
         records = rt.ledger.job_records([job.id])
-        if getattr(prov, "rearm_without_list", False):
+        if getattr(prov, "rearm_without_list", False) and not list_arms:
             arms = _recorded_arm(records.get(job.id))
         else:
             arms = [a for a in prov.list_arms() if a.job_id == job.id]
         callback = rt.config.callback_url if prov.calls_back else None
         now = rt.clock.now()
         the_plan = plan([job], arms, records, now, provider=prov.name, callback_url=callback)
-        result = apply_plan(the_plan, prov, rt.ledger, {job.id: job}, clock=rt.clock, parallelism=1)
+        result = apply_plan(
+            the_plan,
+            prov,
+            rt.ledger,
+            {job.id: job},
+            clock=rt.clock,
+            parallelism=1,
+            record_definitions=False,
+        )
     except CronplanError as exc:
         return (), None, exc.message
     if result.failed:
@@ -610,7 +623,7 @@ def fire_overdue(rt: Project, *, provider: Provider | None = None) -> list[FireO
             notify.send(rt.config.notify_url_env, rt.environ, notice)
         outcome = fire(rt, FireCall(arm.job_id, arm.fire_at), provider=prov)
         if outcome.status == "duplicate" or outcome.code == "missed":
-            actions, next_at, error = replan_job(rt, job, provider=prov)
+            actions, next_at, error = replan_job(rt, job, provider=prov, list_arms=True)
             outcome = FireOutcome(
                 outcome.call,
                 outcome.status,
@@ -710,7 +723,14 @@ def rearm_missing(
     )
     if not arms_only.actions:
         return []
-    result = apply_plan(arms_only, prov, rt.ledger, {j.id: j for j in jobs}, clock=rt.clock)
+    result = apply_plan(
+        arms_only,
+        prov,
+        rt.ledger,
+        {j.id: j for j in jobs},
+        clock=rt.clock,
+        record_definitions=False,
+    )
     return [(a, None) for a in result.done] + [(a, why) for a, why in result.failed]
 
 

@@ -240,6 +240,24 @@ class LedgerContract:
 
     # ------------------------------------------------------------------ runs
 
+    def test_record_armed_keeps_the_applied_definition(self, ledger: Ledger) -> None:
+        # A fire's re-arm records where the job is armed, never the definition it read when it started:
+        # an apply that recorded a new definition meanwhile must stand (found by benchmarks/soak.py).
+        new_spec = {**SPEC, "command": ["true", "v2"]}
+        ledger.record_applied("a", spec=new_spec, digest="d2", fire_at=T0, callback_url=None, at=T0)
+        later = T0 + timedelta(minutes=1)
+        ledger.record_armed_many(
+            [("a", later, "http://127.0.0.1:1"), ("gone", later, None)], at=later
+        )
+        records = ledger.job_records()
+        assert set(records) == {"a"}  # a job with no definition is not created
+        rec = records["a"]
+        assert (rec.applied_digest, rec.applied_spec) == ("d2", new_spec)
+        assert rec.applied_fire_at == later and rec.applied_callback_url == "http://127.0.0.1:1"
+        ledger.record_armed_many([("a", None, None)], at=later)
+        assert ledger.job_records()["a"].applied_fire_at is None
+        assert ledger.job_records()["a"].applied_digest == "d2"
+
     def test_update_run_keeps_fields_not_given(self, ledger: Ledger) -> None:
         assert ledger.claim("a", T0, "me", at=T0)
         started = T0 + timedelta(seconds=1, microseconds=250)

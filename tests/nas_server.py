@@ -7,7 +7,9 @@ counter, and runs a scheduler thread that fires each arm at its ``fire_at``: a J
 
 Fault injection is deterministic: whether a call fails, and how (500, 503, 429 + Retry-After, a connection
 dropped before or after the call took effect), is drawn from ``seed`` and the call itself (method, path,
-body, and how many times that same call was seen), so thread interleaving never changes the outcome.
+body, and how many times that same call was seen), so thread interleaving never changes the outcome. The
+fire side has its own faults (``fire_fault_rate``): an attempt is sent twice, sent late, or its 2xx answer is
+treated as lost so the fire is retried, drawn from ``seed``, the fire's dedup_key and the attempt number.
 
 Run it standalone (the benchmark does) with ``python tests/nas_server.py --latency 0.02``: it prints one
 JSON line with its URL and token, and serves until stdin closes or it gets SIGTERM.
@@ -43,6 +45,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 FAULT_KINDS = ("500", "503", "429", "drop", "drop_after")
+# Faults on the fire side: the fire is sent twice (duplicate), sent late (delay), or its 2xx answer is
+# lost so NAS retries it (lost).
+FIRE_FAULT_KINDS = ("duplicate", "delay", "lost")
 JWKS_PATH = "/.well-known/jwks.json"
 _FIRE_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
@@ -120,6 +125,9 @@ class NasTestServer:
         fire_retries: int = 4,
         fire_retry_delay: float = 0.3,
         fire_duplicate: bool = False,
+        fire_fault_rate: float = 0.0,
+        fire_fault_kinds: Iterable[str] = FIRE_FAULT_KINDS,
+        fire_delay_max: float = 2.0,
         fire_alg: str = "alternate",
         echo_token_in_errors: bool = False,
         list_callback: bool = True,
@@ -133,6 +141,9 @@ class NasTestServer:
         self.fire_retries = fire_retries
         self.fire_retry_delay = fire_retry_delay
         self.fire_duplicate = fire_duplicate
+        self.fire_fault_rate = fire_fault_rate
+        self.fire_fault_kinds = tuple(fire_fault_kinds)
+        self.fire_delay_max = fire_delay_max
         self.fire_alg = fire_alg
         self.echo_token_in_errors = echo_token_in_errors
         self.list_callback = list_callback
@@ -335,6 +346,18 @@ class NasTestServer:
             return None
         return f.kinds[int(rng.random() * len(f.kinds))]
 
+    def fire_fault_for(self, dedup_key: str, attempt: int) -> tuple[str | None, float]:
+        """The fault attempt ``attempt`` of the fire ``dedup_key`` meets, and the delay it draws.
+
+        Deterministic per seed, fire and attempt, like ``fault_for``."""
+        if self.fire_fault_rate <= 0:
+            return None, 0.0
+        rng = random.Random(f"{self.faults.seed}|fire|{dedup_key}|{attempt}")
+        if rng.random() >= self.fire_fault_rate:
+            return None, 0.0
+        kind = self.fire_fault_kinds[int(rng.random() * len(self.fire_fault_kinds))]
+        return kind, rng.uniform(0.2, self.fire_delay_max)
+
     # ------------------------------------------------------------------ the portal calls
 
     def provision(self, doc: Any) -> tuple[int, dict[str, Any]]:
@@ -421,9 +444,20 @@ class NasTestServer:
         attempt = 0
         while attempt < self.fire_retries and not self._stop.is_set():
             attempt += 1
+            fault, delay = self.fire_fault_for(arm.dedup_key, attempt)
+            if fault is not None:
+                with self.lock:
+                    self.counters[f"fire_fault_{fault}"] += 1
+            if fault == "delay":
+                self._stop.wait(delay)  # a late delivery
             status, _ = self._post_fire(
                 arm.agent_callback_url, arm.job_id, arm.fire_at, attempt=attempt
             )
+            if 200 <= status < 300 and fault == "lost":
+                # The callback ran it, but its answer never reached NAS: NAS retries as after a failure.
+                status = 0
+            if 200 <= status < 300 and fault == "duplicate":
+                self._post_fire(arm.agent_callback_url, arm.job_id, arm.fire_at, attempt=attempt)
             if 200 <= status < 300:
                 delivered = True
                 if duplicate_pending:

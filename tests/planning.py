@@ -3,6 +3,7 @@ provider and ledger *around* the thing under test (the planner is pure; these on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterable, Mapping
@@ -110,6 +111,17 @@ class MemoryLedger:
             self.record_applied(
                 job_id, spec=spec, digest=digest, fire_at=fire_at, callback_url=callback_url, at=at
             )
+
+    def record_armed_many(
+        self, entries: Iterable[tuple[str, datetime | None, str | None]], *, at: datetime
+    ) -> None:
+        with self._lock:
+            for job_id, fire_at, callback_url in entries:
+                old = self.records.get(job_id)
+                if old is not None and old.applied_spec is not None:
+                    self.records[job_id] = dataclasses.replace(
+                        old, applied_fire_at=fire_at, applied_callback_url=callback_url
+                    )
 
     def fired(self, job_id: str, fire_at: datetime) -> None:
         with self._lock:

@@ -203,3 +203,59 @@ def test_a_bulk_provider_is_applied_in_batches_and_a_failed_batch_fails_its_acti
     ).ok
     assert sorted(a.job_id for a in provider.list_arms()) == ["j00", "j01", "j02"]
     provider.close()
+
+
+class _FiresAtOnce(FakeProvider):
+    """A provider that fires each arm the moment it exists (a first occurrence due now, a catch-up), and
+    notes what that fire finds in the ledger (through a connection of its own, as ``serve`` would)."""
+
+    def __init__(self, fire_ledger: SqliteLedger, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.fire_ledger = fire_ledger
+        self.seen: dict[str, object] = {}
+
+    def arm(self, arm):  # type: ignore[no-untyped-def]
+        super().arm(arm)
+        record = self.fire_ledger.job_records([arm.job_id]).get(arm.job_id)
+        self.seen[arm.job_id] = None if record is None else record.applied_spec
+
+
+def test_a_new_job_is_applied_before_its_arm_can_fire(ledger, tmp_path):
+    # Found by benchmarks/soak.py: a new job's first arm, fired at once by NAS while apply was still
+    # running, met "job is not applied" (its definition was recorded only after the provider call), so the
+    # fire was stale, the arm consumed and the job left without an arm.
+    fire_ledger = SqliteLedger.from_url("sqlite:///state.db", base_dir=str(tmp_path))
+    try:
+        jobs = [make_job(f"n{i}", {"kind": "interval", "seconds": 1}) for i in range(3)]
+        provider = _FiresAtOnce(fire_ledger, fail_job_ids={"n2"})
+        result = apply_plan(
+            replan(jobs, provider, ledger), provider, ledger, {j.id: j for j in jobs}, clock=CLOCK
+        )
+        assert [a.job_id for a, _ in result.failed] == ["n2"]
+        by_id = {j.id: j for j in jobs}
+        assert provider.seen["n0"] == by_id["n0"].spec
+        assert provider.seen["n1"] == by_id["n1"].spec
+        # The failed arm is undone: the ledger holds only what was carried out.
+        records = ledger.job_records()
+        assert records["n0"].applied_spec == by_id["n0"].spec
+        assert "n2" not in records or records["n2"].applied_spec is None
+    finally:
+        fire_ledger.close()
+
+
+def test_a_fire_rearm_keeps_a_definition_applied_meanwhile(ledger):
+    # Found by benchmarks/soak.py: a fire read the job as applied (v1), an apply recorded v2 while the
+    # fire was re-arming, and the re-arm then recorded v1 again: fires ran the old command until the next
+    # apply. A re-arm (record_definitions=False) records only where the job is armed.
+    v1 = make_job("j", {"kind": "interval", "seconds": 60}, command=["true", "v1"])
+    v2 = make_job("j", {"kind": "interval", "seconds": 60}, command=["true", "v2"])
+    provider = FakeProvider()
+    assert apply_plan(replan([v1], provider, ledger), provider, ledger, {"j": v1}, clock=CLOCK).ok
+    assert apply_plan(replan([v2], provider, ledger), provider, ledger, {"j": v2}, clock=CLOCK).ok
+    provider.arms.clear()  # the arm fired (consumed); the fire re-arms with the v1 it read first
+    rearm = replan([v1], provider, ledger)
+    result = apply_plan(rearm, provider, ledger, {"j": v1}, clock=CLOCK, record_definitions=False)
+    assert result.ok and provider.armed_at("j") is not None
+    record = ledger.job_records()["j"]
+    assert record.applied_digest == v2.digest and record.applied_spec == v2.spec
+    assert record.applied_fire_at == provider.armed_at("j")

@@ -12,8 +12,8 @@ import pytest
 BENCH = Path(__file__).parent.parent / "benchmarks" / "validate.py"
 
 
-def _bench_module() -> Any:
-    spec = importlib.util.spec_from_file_location("cronplan_bench_validate", BENCH)
+def _bench_module(path: Path = BENCH) -> Any:
+    spec = importlib.util.spec_from_file_location(f"cronplan_bench_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -43,11 +43,9 @@ def test_validate_benchmark_runs_and_reports_its_figures(
 def test_benchmark_jobs_are_valid_and_cover_every_kind(tmp_path: Path) -> None:
     from cronplan.documents.jobsfile import load_jobs
 
-    _bench_module()  # puts benchmarks/ on sys.path, where the generator lives
-    import jobsgen
-
+    gen = _bench_module(BENCH.parent / "jobsgen.py")
     path = tmp_path / "jobs.json"
-    path.write_text(json.dumps(jobsgen.generate_jobs(200)))
+    path.write_text(json.dumps(gen.generate_jobs(200)))
     jobs = load_jobs(path).jobs
     assert len(jobs) == 200
     assert {j.schedule.kind for j in jobs} == {"cron", "interval", "once"}

@@ -123,5 +123,6 @@ def test_killing_postgres_mid_fire(project: Project, private_pg: PgCluster) -> N
     assert status.exit_code == 0, status.stderr
     (job,) = json.loads(status.stdout)["jobs"]
     assert job["last_run"]["fire_at"] == ts(current)
-    assert job["last_run"]["status"] == "running"  # its end was never recorded: shown as it is
+    # Its end was never recorded and its process is gone: shown as abandoned, never as running forever.
+    assert job["last_run"]["status"] == "abandoned"
     assert job["runs_completed"] + job["failures"] <= 2

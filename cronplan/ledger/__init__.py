@@ -57,6 +57,17 @@ class Ledger(Protocol):
         """``record_applied`` for many jobs (``AppliedEntry``) in one transaction."""
         ...
 
+    def record_armed_many(
+        self, entries: Iterable[tuple[str, datetime | None, str | None]], *, at: datetime
+    ) -> None:
+        """Record where jobs are armed now, ``(job_id, fire_at, callback_url)``, leaving their applied
+        definitions alone; jobs the ledger holds no definition for are left out.
+
+        A fire's re-arm (and the ``fire --overdue`` backstop) plans with the definition it read when it
+        started; recording that definition afterwards would undo an apply that landed in between.
+        """
+        ...
+
     # -- runs (``job_records`` counts only scheduled runs: claimed occurrences)
     def claim(self, job_id: str, fire_at: datetime, holder: str, *, at: datetime) -> bool:
         """Atomically insert the run ``(job_id, fire_at)`` as ``claimed`` at ``at``; True only for the one winner.

@@ -486,6 +486,32 @@ class PostgresLedger:
                     cur.executemany("DELETE FROM cronplan_jobs WHERE job_id = %s", deletes)
             conn.execute("SELECT nextval('cronplan_serial')")
 
+    def record_armed_many(
+        self, entries: Iterable[tuple[str, datetime | None, str | None]], *, at: datetime
+    ) -> None:
+        applied_at = _aware(at, "at")
+        rows = [
+            (
+                None if fire_at is None else _aware(fire_at, "fire_at"),
+                callback_url,
+                applied_at,
+                job_id,
+            )
+            for job_id, fire_at, callback_url in entries
+        ]
+        if not rows:
+            return
+        with self._conn("record armed jobs") as conn, conn.transaction():
+            with conn.cursor() as cur:
+                cur.executemany(
+                    """
+                    UPDATE cronplan_jobs SET fire_at = %s, callback_url = %s, applied_at = %s
+                    WHERE job_id = %s AND spec IS NOT NULL
+                    """,
+                    rows,
+                )
+            conn.execute("SELECT nextval('cronplan_serial')")
+
     # ------------------------------------------------------------------ runs
 
     def claim(self, job_id: str, fire_at: datetime, holder: str, *, at: datetime) -> bool:

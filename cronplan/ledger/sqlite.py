@@ -410,6 +410,24 @@ class SqliteLedger:
             conn.executemany("DELETE FROM jobs WHERE job_id = ?", deletes)
             _bump(conn)
 
+    def record_armed_many(
+        self, entries: Iterable[tuple[str, datetime | None, str | None]], *, at: datetime
+    ) -> None:
+        applied_at = to_us(at)
+        rows = [
+            (None if fire_at is None else to_us(fire_at), callback_url, applied_at, job_id)
+            for job_id, fire_at, callback_url in entries
+        ]
+        if not rows:
+            return
+        with self._db.write() as conn:
+            conn.executemany(
+                "UPDATE jobs SET fire_at = ?, callback_url = ?, applied_at = ?"
+                " WHERE job_id = ? AND spec IS NOT NULL",
+                rows,
+            )
+            _bump(conn)
+
     # ------------------------------------------------------------------ runs
 
     def claim(self, job_id: str, fire_at: datetime, holder: str, *, at: datetime) -> bool:

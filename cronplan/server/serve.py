@@ -75,7 +75,14 @@ def _arm_locally(rt: Project, local: Provider, log: Log) -> None:
         callback_url=None,
         allow_empty=True,
     )
-    result = apply_plan(the_plan, local, rt.ledger, {j.id: j for j in jobs}, clock=rt.clock)
+    result = apply_plan(
+        the_plan,
+        local,
+        rt.ledger,
+        {j.id: j for j in jobs},
+        clock=rt.clock,
+        record_definitions=False,
+    )
     s = the_plan.summary
     log(
         f"fallback: armed the applied jobs on the local provider ({s.arm} to arm, {s.rearm} re-armed, "

@@ -138,6 +138,17 @@ class FireService:
         key = claimed.key
         if claimed.status != "claimed":
             self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
+            if (
+                claimed.status == "duplicate"
+                and claimed.job is not None
+                and not self._is_inflight(key)
+            ):
+                # An occurrence that already ran, delivered again: the arm it consumed may have replaced
+                # the job's re-arm (an apply that armed a catch-up of this occurrence while its first
+                # delivery was still in flight), leaving the job with no arm. Re-plan it: a no-op when
+                # the job is armed where it should be.
+                with contextlib.suppress(RuntimeError):  # the pool is shutting down
+                    self._pool.submit(self._replan_after_duplicate, claimed)
             return 200, {"status": claimed.status, "dedup_key": key, "reason": claimed.reason}, None
         return 202, {"status": "accepted", "dedup_key": key}, claimed
 
@@ -186,12 +197,24 @@ class FireService:
         self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
         if claimed.status == "duplicate" and claimed.job is not None and not self._is_inflight(key):
             # Someone claimed this arm but never re-armed the job (a fire that died mid-way): move it on.
-            _, _, error = firing.replan_job(self.rt, claimed.job, provider=self.arm_provider)
+            _, _, error = firing.replan_job(
+                self.rt, claimed.job, provider=self.arm_provider, list_arms=True
+            )
             self._wake_timer()
             if error:
                 self._retry(arm, f"re-arm after duplicate failed: {error}", kind="rearm")
                 return
         self._handled(arm)
+
+    def _replan_after_duplicate(self, claimed: firing.Claim) -> None:
+        assert claimed.job is not None
+        _, _, error = firing.replan_job(
+            self.rt, claimed.job, provider=self.arm_provider, list_arms=True
+        )
+        if error:
+            self.limiter.emit(
+                "duplicate-rearm", f"{claimed.key}: re-arm after duplicate failed: {error}"
+            )
 
     def _retry(self, arm: Arm, why: str, *, kind: str) -> None:
         """Hand ``arm`` back to the timer for another attempt; one log line per kind of failure a minute
