@@ -41,6 +41,8 @@ class _InFlight:
     claim: firing.Claim
     future: Future[None] | None = None
     started: bool = False
+    #: A duplicate of this occurrence arrived while it ran: re-plan the job once the run is done.
+    replan_after: bool = False
 
 
 class FireService:
@@ -138,15 +140,12 @@ class FireService:
         key = claimed.key
         if claimed.status != "claimed":
             self.log(f"{key}: {claimed.status} fire ignored: {claimed.reason}")
-            if (
-                claimed.status == "duplicate"
-                and claimed.job is not None
-                and not self._is_inflight(key)
-            ):
+            if claimed.status == "duplicate" and claimed.job is not None and not self._defer(key):
                 # An occurrence that already ran, delivered again: the arm it consumed may have replaced
                 # the job's re-arm (an apply that armed a catch-up of this occurrence while its first
                 # delivery was still in flight), leaving the job with no arm. Re-plan it: a no-op when
-                # the job is armed where it should be.
+                # the job is armed where it should be. While the occurrence still runs here, the re-plan
+                # waits for its end (``_defer``), so it cannot race the run's own re-arm.
                 with contextlib.suppress(RuntimeError):  # the pool is shutting down
                     self._pool.submit(self._replan_after_duplicate, claimed)
             return 200, {"status": claimed.status, "dedup_key": key, "reason": claimed.reason}, None
@@ -269,8 +268,19 @@ class FireService:
             return None
         finally:
             with self._lock:
-                self._inflight.pop(key, None)
+                entry = self._inflight.pop(key, None)
+            if entry is not None and entry.replan_after:
+                self._replan_after_duplicate(claimed)
             self._wake_timer()
+
+    def _defer(self, key: str) -> bool:
+        """True when ``key`` runs here now: its run re-plans the job when it ends (a duplicate came)."""
+        with self._lock:
+            entry = self._inflight.get(key)
+            if entry is None:
+                return False
+            entry.replan_after = True
+            return True
 
     def _is_inflight(self, key: str) -> bool:
         with self._lock:
