@@ -148,10 +148,13 @@ def dumps_plan(plan: Plan) -> str:
 
 def dumps_plan_bytes(plan: Plan) -> bytes:
     """``dumps_plan(plan)`` encoded (it is pure ASCII), without ever holding the text as a ``str``: what
-    ``plan --format json`` writes (a plan of a million jobs is about 800 MB of text)."""
-    doc = plan_to_json(plan)
-    fast = _orjson_indented(doc)
-    return fast if fast is not None else _slow_dumps(doc).encode("ascii")
+    ``plan --format json`` writes (a plan of a million jobs is about 800 MB of text).
+
+    A bulk writer: the collector is paused meanwhile, as in the loaders (``gc_paused``)."""
+    with gc_paused():
+        doc = plan_to_json(plan)
+        fast = _orjson_indented(doc)
+        return fast if fast is not None else _slow_dumps(doc).encode("ascii")
 
 
 def _slow_dumps(doc: Any) -> str:
