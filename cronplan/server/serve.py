@@ -307,8 +307,11 @@ def _uvicorn_config(app: FireApp, guard: ConnectionGuard, cap: int, *, verbose: 
         timeout_keep_alive=KEEP_ALIVE_S,
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         # A backstop behind the guard's cap (which closes idle connections first): requests beyond it
-        # get uvicorn's own 503.
-        limit_concurrency=cap + 64,
+        # get uvicorn's own 503. uvicorn counts a connection the guard has just closed until its
+        # connection_lost runs on a later turn of the loop, and one turn may accept a whole backlog of new
+        # connections, so the backstop sits a backlog above the cap: a burst of reconnects must not turn
+        # /healthz or a callback away while the guard still has room.
+        limit_concurrency=cap + BACKLOG,
         backlog=BACKLOG,
         server_header=False,
     )
