@@ -485,7 +485,23 @@ def replan_job(
             next_at = action.after.fire_at
         elif action.action == "skip" and action.before is not None:
             next_at = action.before.fire_at
+    if not list_arms and result.done and next_at is not None and _moved_on(rt, job.id, next_at):
+        # Planned from the recorded arm, the provider's upsert landed after a later occurrence had
+        # been claimed (a slow provider call; an apply's catch-up and its fire in between): this arm
+        # may have replaced the job's newer one. Re-plan against the provider's listing to repair it.
+        return replan_job(rt, job, provider=prov, list_arms=True)
     return tuple(result.done), next_at, None
+
+
+def _moved_on(rt: Project, job_id: str, fire_at: datetime) -> bool:
+    """Whether an occurrence at or after ``fire_at`` has been claimed: an arm at ``fire_at`` is stale."""
+    try:
+        record = rt.ledger.job_records([job_id]).get(job_id)
+    except CronplanError:
+        return False  # the re-arm itself is done; a ledger hiccup here is not its failure
+    return (
+        record is not None and record.last_fired_at is not None and record.last_fired_at >= fire_at
+    )
 
 
 def fire(

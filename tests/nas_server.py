@@ -147,6 +147,9 @@ class NasTestServer:
         self.fire_alg = fire_alg
         self.echo_token_in_errors = echo_token_in_errors
         self.list_callback = list_callback
+        # Called with each provision's document before it takes effect (a test may hold it there: a
+        # slow provider call that lands late).
+        self.before_provision: Callable[[Any], None] | None = None
         self.keys: list[SigningKey] = [_new_key("RS256"), _new_key("EdDSA")]
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
@@ -361,6 +364,8 @@ class NasTestServer:
     # ------------------------------------------------------------------ the portal calls
 
     def provision(self, doc: Any) -> tuple[int, dict[str, Any]]:
+        if self.before_provision is not None:
+            self.before_provision(doc)
         problem = _provision_problem(doc)
         if problem:
             with self.lock:

@@ -232,3 +232,80 @@ def test_duplicate_delivery_of_a_stale_arm_leaves_the_job_armed(
     # The duplicate re-planned the job: armed at its next occurrence again, and T ran once.
     assert server.wait_for(lambda: server.armed().get("tick") == nxt, timeout=15), server.snapshot()
     assert len(read_runs(log)) == 1
+
+
+@pytest.mark.parametrize("start", ["2019-03-04T05:00:00Z", "2034-10-11T12:00:00Z"])
+def test_a_late_rearm_never_moves_the_arm_back_past_a_later_claim(
+    nas_project: NasProject, tmp_path: Path, start: str
+) -> None:
+    # Found by benchmarks/soak.py: the re-arm after occurrence T was planned from the ledger's record and
+    # its provider call was slow (faults, retries). Meanwhile an apply armed the catch-up T+2, which fired
+    # and re-armed T+3. Then the late upsert of T+1 landed and replaced T+3: T+1 fired stale ("superseded")
+    # and the job had no arm until the next apply. The re-arm now sees the later claim and repairs.
+    import threading
+
+    from cronplan import fire as firing
+    from cronplan.documents.config import load_config
+    from cronplan.project import Project as CoreProject
+
+    np, server = nas_project, nas_project.server
+    server.fire_enabled = False  # the test delivers the fires itself, in the order of the race
+    t0 = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    at = [t0 + timedelta(minutes=k) for k in range(4)]
+    np.write_jobs(
+        [
+            append_job(
+                "tick",
+                tmp_path / "runs.log",
+                schedule={"kind": "interval", "seconds": 60, "start_at": start},
+            )
+        ]
+    )
+    assert np.run("apply", "--now", ts(t0 - timedelta(seconds=30)), "--auto-approve").exit_code == 0
+    assert server.armed()["tick"] == ts(at[0])
+
+    class Clock:
+        def __init__(self, when: datetime) -> None:
+            self.when = when
+
+        def now(self) -> datetime:
+            return self.when
+
+    config = load_config(str(np.project.config))
+    slow_clock = Clock(at[0] + timedelta(seconds=1))
+    slow = CoreProject(config, clock=slow_clock)
+    claimed = firing.claim(slow, firing.FireCall("tick", at[0]))
+    assert claimed.status == "claimed" and claimed.job is not None
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold_first(doc: Any) -> None:
+        if doc["fire_at"] == ts(at[1]) and not held.is_set():
+            held.set()
+            release.wait(20)
+
+    server.before_provision = hold_first
+    outcome: list[tuple[Any, Any, Any]] = []
+    rearm = threading.Thread(target=lambda: outcome.append(firing.replan_job(slow, claimed.job)))
+    rearm.start()
+    try:
+        assert held.wait(10), "the re-arm of T+1 never reached the provider"
+        # While that call hangs: an apply two minutes on arms the catch-up T+2 ...
+        now2 = ts(at[2] + timedelta(seconds=5))
+        assert np.run("apply", "--now", now2, "--auto-approve").exit_code == 0
+        assert server.armed()["tick"] == ts(at[2])
+        # ... which fires, runs and is re-armed at T+3.
+        fast = CoreProject(config, clock=Clock(at[2] + timedelta(seconds=6)))
+        done = firing.fire(fast, firing.FireCall("tick", at[2]))
+        assert done.status == "succeeded" and done.next_fire_at == at[3], done
+        assert server.armed()["tick"] == ts(at[3])
+    finally:
+        slow_clock.when = at[2] + timedelta(seconds=7)
+        release.set()
+        rearm.join(30)
+    assert outcome and outcome[0][2] is None, outcome
+    # The late upsert of T+1 landed, was seen as stale, and the job is armed at T+3 again.
+    assert server.armed()["tick"] == ts(at[3]), server.snapshot()
+    record = CoreProject(config).ledger.job_records(["tick"])["tick"]
+    assert record.applied_fire_at == at[3]
+    assert any(p["fire_at"] == ts(at[1]) for p in server.provisions)  # the late call did land

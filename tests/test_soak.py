@@ -53,6 +53,7 @@ def test_soak_every_occurrence_runs_exactly_once(tmp_path: Path) -> None:
     skipped = (
         figures["covered_by_late_fire"]
         + figures["skipped_at_rearm"]
+        + figures["skipped_at_apply"]
         + figures["skipped_by_catch_up"]
     )
     assert figures["run_once"] + skipped == figures["occurrences_due"], figures
