@@ -352,7 +352,7 @@ def _action_from(shape: _Shape, value: Any, pointer: str) -> Action:
     after = _arm_from(shape, job_id, doc.get("after"), f"{pointer}/after")
     if kind in ("arm", "rearm") and after is None:
         raise shape.fail(f"{pointer}/after", f"an {kind} action needs the arm it creates")
-    if kind == "cancel" and before is None:
+    if kind == "cancel" and before is None and reason_code is not ReasonCode.ORPHAN:
         raise shape.fail(f"{pointer}/before", "a cancel action needs the arm it cancels")
     raw_changes = doc.get("changes", [])
     if not isinstance(raw_changes, list):

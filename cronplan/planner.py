@@ -220,7 +220,11 @@ def _plan(
     for arm in arms:
         live[arm.job_id].append(arm)
 
-    ids = sorted(by_id.keys() | live.keys())
+    # A job applied (its definition in the ledger) but gone from jobs.json and not armed is an orphan too:
+    # a cancel whose provider call took effect but failed to answer leaves it so. Left in the ledger, a
+    # late re-arm or `fire --overdue` would bring back a job the plan showed as removed.
+    gone = [i for i, r in records.items() if r.applied_spec is not None and i not in by_id]
+    ids = sorted(by_id.keys() | live.keys() | set(gone))
     if targets or excludes:
         wanted = set(targets)
         excluded = set(excludes)
@@ -241,7 +245,7 @@ def _plan(
                 Action(
                     "cancel", job_id, "not in jobs.json (orphan)", before=a, reason_code=Code.ORPHAN
                 )
-                for a in job_arms
+                for a in job_arms or (None,)
             ]
         else:
             new = _plan_job(job, job_arms, record, now, callback_url, memo)

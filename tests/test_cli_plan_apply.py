@@ -431,3 +431,53 @@ def test_apply_lock_lease_is_renewed_while_held(project, monkeypatch):
     finally:
         rt.close()
         other.close()
+
+
+@pytest.mark.parametrize(
+    ("now", "later"),
+    [
+        ("2019-05-06T12:00:00Z", "2019-05-08T12:00:00Z"),
+        ("2033-02-03T12:00:00Z", "2033-02-05T12:00:00Z"),
+    ],
+)
+def test_a_removed_job_whose_cancel_lost_its_answer_is_forgotten_by_the_next_apply(
+    project, tmp_path, now, later
+):
+    # Found by benchmarks/soak.py: a job removed from jobs.json, its cancel took effect at the provider
+    # but the answer was lost, so that apply failed and kept the job as applied. The retry saw no arm and
+    # planned nothing: the job stayed applied for good, and `fire --overdue` (which re-arms applied jobs
+    # with no arm) brought it back, running a job the plan had shown as removed.
+    from cronplan.local.provider import LocalProvider
+    from cronplan.provider import ProviderSettings
+
+    project.write_jobs([job("a"), job("b", "30 6 * * *")])
+    assert project.cli("apply", "--auto-approve", "--now", now).exit_code == 0
+    project.write_jobs([job("a")])
+    provider = LocalProvider(ProviderSettings(name="local", base_dir=project.root))
+    provider.cancel("b")  # the cancel that took effect, whose apply then failed
+    provider.close()
+    assert set(local_arms(project)) == {"a"}
+
+    r = project.cli("plan", "--now", now, "--detailed-exitcode")
+    assert r.exit_code == 2, r.stdout
+    assert "- b" in r.stdout and "orphan" in r.stdout, r.stdout
+    assert r.stdout.rstrip().endswith(
+        "Plan: 0 to arm, 0 to re-arm, 0 to update, 1 to cancel, 1 unchanged."
+    )
+    doc = json.loads(project.cli("plan", "--now", now, "--format", "json").stdout)
+    (cancel,) = [a for a in doc["actions"] if a["action"] == "cancel"]
+    assert (cancel["job_id"], cancel["before"], cancel["reason_code"]) == ("b", None, "orphan")
+
+    # A saved plan carries that cancel too, and applies exactly.
+    out = tmp_path / "forget.plan"
+    assert project.cli("plan", "--now", now, "--out", str(out)).exit_code == 0
+    r = project.cli("apply", str(out), "--now", now)
+    assert r.exit_code == 0, r.stderr
+    assert "1 cancelled" in r.stdout
+
+    assert project.cli("plan", "--now", now, "--detailed-exitcode").exit_code == 0
+    r = project.cli("fire", "--overdue", "--now", later)
+    assert r.exit_code == 0, r.stderr
+    assert set(local_arms(project)) == {"a"}  # b is not brought back
+    r = project.cli("fire", "--job-id", "b", "--fire-at", later[:10] + "T06:30:00Z", "--now", later)
+    assert r.exit_code == 0 and "not applied" in r.stderr, r.stderr
