@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from cronplan.errors import BadRequest, CronplanError, FireRefused
-from cronplan.model import Action, Arm, FireCall, HttpRequest, Job, JobRecord, Run
+from cronplan.model import Action, Arm, FireCall, HttpRequest, Job, JobRecord, Plan, ReasonCode, Run
 from cronplan.timefmt import dedup_key, format_ts
 
 if TYPE_CHECKING:
@@ -466,6 +466,8 @@ def replan_job(
         callback = rt.config.callback_url if prov.calls_back else None
         now = rt.clock.now()
         the_plan = plan([job], arms, records, now, provider=prov.name, callback_url=callback)
+        if arms and not list_arms and getattr(prov, "rearm_without_list", False):
+            the_plan = _resend_recorded_arm(the_plan)
         result = apply_plan(
             the_plan,
             prov,
@@ -491,6 +493,24 @@ def replan_job(
         # may have replaced the job's newer one. Re-plan against the provider's listing to repair it.
         return replan_job(rt, job, provider=prov, list_arms=True)
     return tuple(result.done), next_at, None
+
+
+def _resend_recorded_arm(the_plan: Plan) -> Plan:
+    """Send the recorded arm again when the plan keeps it (``already armed``); an idempotent upsert.
+
+    The ledger records an apply's arms after its provider calls: while an apply runs, the record may name
+    an arm that the apply has already replaced at the provider (and that replacement may have fired). A
+    re-arm that trusted the record and did nothing would leave the job with no arm.
+    """
+    import dataclasses
+
+    actions = tuple(
+        dataclasses.replace(a, action="rearm", after=a.before)
+        if a.action == "skip" and a.before is not None and a.reason_code is ReasonCode.ALREADY_ARMED
+        else a
+        for a in the_plan.actions
+    )
+    return dataclasses.replace(the_plan, actions=actions)
 
 
 def _moved_on(rt: Project, job_id: str, fire_at: datetime) -> bool:

@@ -309,3 +309,47 @@ def test_a_late_rearm_never_moves_the_arm_back_past_a_later_claim(
     record = CoreProject(config).ledger.job_records(["tick"])["tick"]
     assert record.applied_fire_at == at[3]
     assert any(p["fire_at"] == ts(at[1]) for p in server.provisions)  # the late call did land
+
+
+@pytest.mark.parametrize("start", ["2018-07-08T09:00:00Z", "2035-01-02T03:00:00Z"])
+def test_a_rearm_that_finds_the_job_already_armed_sends_that_arm_again(
+    nas_project: NasProject, tmp_path: Path, start: str
+) -> None:
+    # Found by benchmarks/soak.py: a fire's re-arm recorded T+2 in the ledger; an apply running at the
+    # same moment (it had listed the arms before that re-arm landed) armed the catch-up T+1 over it at
+    # NAS, and recorded it only later. T+1 fired; its re-arm read the record (T+2, "already armed") and
+    # did nothing, but NAS held no arm any more: the job stopped until `fire --overdue`.
+    from cronplan import fire as firing
+    from cronplan.clock import PinnedClock
+    from cronplan.documents.config import load_config
+    from cronplan.project import Project as CoreProject
+
+    np, server = nas_project, nas_project.server
+    server.fire_enabled = False  # the test plays NAS's part in the race itself
+    t0 = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    at = [t0 + timedelta(minutes=k) for k in range(4)]
+    np.write_jobs(
+        [
+            append_job(
+                "tick",
+                tmp_path / "runs.log",
+                schedule={"kind": "interval", "seconds": 60, "start_at": start},
+            )
+        ]
+    )
+    assert np.run("apply", "--now", ts(t0 - timedelta(seconds=30)), "--auto-approve").exit_code == 0
+    config = load_config(str(np.project.config))
+
+    def at_clock(when: datetime) -> CoreProject:
+        return CoreProject(config, clock=PinnedClock(when))
+
+    done = firing.fire(at_clock(at[0] + timedelta(seconds=1)), firing.FireCall("tick", at[0]))
+    assert done.status == "succeeded" and server.armed()["tick"] == ts(at[1])
+    # The state the race leaves: the ledger records T+2, NAS armed T+1 over it and has delivered it.
+    rt = at_clock(at[1])
+    rt.ledger.record_armed_many([("tick", at[2], np.callback_url)], at=at[1])
+    with server.lock:
+        del server.arms["tick"]
+    done = firing.fire(at_clock(at[1] + timedelta(seconds=1)), firing.FireCall("tick", at[1]))
+    assert done.status == "succeeded" and done.rearm_error is None, done
+    assert server.armed().get("tick") == ts(at[2]), server.snapshot()
