@@ -22,9 +22,11 @@ came due (that run covers it), or the re-arm after the previous run was planned 
 slow provider; serve's log says ``next arm:`` past it), or an apply planned after it came due armed a
 later missed occurrence as the catch-up (the apply's JSON plan says so), or it lies in a disruption (from
 ``IN_FLIGHT`` seconds before a SIGKILL of serve until the second ``fire --overdue`` after the restart
-finished) and a later occurrence of the same job ran (the catch-up that closed the gap). Occurrences during an apply that adds or removes the job may run or not. A run of an
-occurrence that was not due counts as a catch-up only when it is the catch-up a re-added job gets for what
-it missed while removed; any other is reported. Every run must also run the command as last applied
+finished) and a later occurrence of the same job ran (the catch-up that closed the gap). Occurrences
+during an apply that adds or removes the job may run or not (for a removal, from ``IN_FLIGHT`` seconds
+before it: a fire in flight when it lands is stale). A run of an occurrence that was not due counts as a
+catch-up only when it is the catch-up a re-added job gets for what it missed while removed; any other is
+reported. Every run must also run the command as last applied
 when it started (an apply in progress may go either way).
 
 Figures: occurrences due, run once, duplicates, lost, catch-ups, kills, faults injected, fires delivered.
@@ -355,7 +357,8 @@ class Soak:
             elif was and not now:
                 assert since is not None
                 active.append((since, a.started))
-                optional.append((a.started, a.finished + 1))
+                # A fire due shortly before the removal may still be in flight when it lands: stale then.
+                optional.append((a.started - IN_FLIGHT, a.finished + 1))
             was = now
         if was:
             assert since is not None
