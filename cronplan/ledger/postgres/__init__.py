@@ -16,6 +16,7 @@ psycopg is imported lazily: ``cronplan fire`` on a SQLite ledger never pays for 
 from __future__ import annotations
 
 from cronplan.errors import LedgerError
+from cronplan.ledger import Ledger
 from cronplan.ledger.postgres.applied import PostgresAppliedState
 from cronplan.ledger.postgres.connection import POOL_MAX_SIZE, POOL_TIMEOUT_S
 from cronplan.ledger.postgres.retention import PostgresRetention
@@ -23,7 +24,7 @@ from cronplan.ledger.postgres.runs import PostgresRunRecords
 from cronplan.ledger.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
 
-class PostgresLedger(PostgresAppliedState, PostgresRunRecords, PostgresRetention):
+class PostgresLedger(PostgresAppliedState, PostgresRunRecords, PostgresRetention, Ledger):
     """``cronplan.ledger.Ledger`` on PostgreSQL, through a psycopg connection pool. Thread-safe."""
 
     def __init__(

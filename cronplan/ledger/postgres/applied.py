@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -106,18 +106,6 @@ class PostgresAppliedState(PostgresConnections):
                 completed=int(completed),
             )
         return dict(sorted(out.items()))
-
-    def record_applied(
-        self,
-        job_id: str,
-        *,
-        spec: Mapping[str, Any] | None,
-        digest: str | None,
-        fire_at: datetime | None,
-        callback_url: str | None,
-        at: datetime,
-    ) -> None:
-        self.record_applied_many([AppliedEntry(job_id, spec, digest, fire_at, callback_url)], at=at)
 
     def record_applied_many(
         self,

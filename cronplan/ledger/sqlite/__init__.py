@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cronplan.errors import ConfigError, LedgerError
+from cronplan.ledger import Ledger
 from cronplan.ledger._sqlite import Database, sqlite_path_from_url
 from cronplan.ledger.sqlite.applied import LazyJson, SqliteAppliedState
 from cronplan.ledger.sqlite.retention import SqliteRetention
@@ -24,7 +25,7 @@ from cronplan.ledger.sqlite.runs import SqliteRunRecords
 from cronplan.ledger.sqlite.schema import SCHEMA_VERSION, init_schema
 
 
-class SqliteLedger(SqliteAppliedState, SqliteRunRecords, SqliteRetention):
+class SqliteLedger(SqliteAppliedState, SqliteRunRecords, SqliteRetention, Ledger):
     """``cronplan.ledger.Ledger`` on one SQLite file. Thread-safe; safe for concurrent processes."""
 
     def __init__(self, path: str | Path) -> None:

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from cronplan._gc import gc_paused
@@ -129,18 +130,6 @@ class SqliteAppliedState:
                         )
                     )
         return _records(applied, stats)
-
-    def record_applied(
-        self,
-        job_id: str,
-        *,
-        spec: Mapping[str, Any] | None,
-        digest: str | None,
-        fire_at: datetime | None,
-        callback_url: str | None,
-        at: datetime,
-    ) -> None:
-        self.record_applied_many([AppliedEntry(job_id, spec, digest, fire_at, callback_url)], at=at)
 
     def record_applied_many(
         self,
@@ -270,7 +259,8 @@ def _records(
     read_instant = instant_reader()  # fire times repeat (jobs sharing a minute): convert once
     records: dict[str, JobRecord] = {}
     no_runs: _RunStats = (None, 0, 0, None, 0)
-    for row in applied.values():
+    never_applied = [(job_id, None, None, None, None) for job_id in stats if job_id not in applied]
+    for row in chain(applied.values(), never_applied):
         job_id, spec, digest, fire_at, callback_url = row
         last, count, failed, claimed, done = stats.pop(job_id, no_runs)
         records[job_id] = build_frozen(
@@ -280,15 +270,6 @@ def _records(
             applied_digest=digest,
             applied_fire_at=None if fire_at is None else read_instant(fire_at),
             applied_callback_url=callback_url,
-            last_fired_at=None if last is None else read_instant(last),
-            runs=count,
-            failures=failed,
-            last_claimed_at=None if claimed is None else read_instant(claimed),
-            completed=done,
-        )
-    for job_id, (last, count, failed, claimed, done) in stats.items():  # never applied
-        records[job_id] = JobRecord(
-            job_id=job_id,
             last_fired_at=None if last is None else read_instant(last),
             runs=count,
             failures=failed,
