@@ -103,14 +103,15 @@ def apply_plan(
         recorder.add(action)
     if progress is not None and updates:
         progress(recorder.buffered + len(result.done), total)
+    outcomes = _Outcomes(recorder, result, progress, total, fresh)
     try:
         bulk = _bulk_of(provider)
         if bulk is not None:
-            _apply_bulk(todo, bulk, recorder, result, progress, total, fresh)
+            _apply_bulk(todo, bulk, outcomes)
         elif workers == 1:
-            _apply_serial(todo, provider, recorder, result, progress, total, fresh)
+            _apply_serial(todo, provider, outcomes)
         else:
-            _apply_pooled(todo, provider, recorder, result, progress, total, fresh, workers)
+            _apply_pooled(todo, provider, outcomes, workers)
     finally:
         recorder.flush()
     result.done.sort(key=lambda a: a.job_id)
@@ -118,51 +119,77 @@ def apply_plan(
     return result
 
 
-def _apply_serial(
-    todo: list[Action],
-    provider: Provider,
-    recorder: _Recorder,
-    result: ApplyResult,
-    progress: Progress | None,
-    total: int,
-    fresh: set[str],
-) -> None:
+class _Outcomes:
+    """What the three apply paths share: each action counted once as done or failed, progress reported.
+
+    A cancel is by job id and idempotent, so one per job id is enough: a second one is done without a call.
+    A failed arm of a job recorded ahead (``fresh``, see ``_write_ahead``) is undone in the ledger.
+    """
+
+    def __init__(
+        self,
+        recorder: _Recorder,
+        result: ApplyResult,
+        progress: Progress | None,
+        total: int,
+        fresh: set[str],
+    ) -> None:
+        self.recorder = recorder
+        self.result = result
+        self.progress = progress
+        self.total = total
+        self.fresh = fresh
+        self.cancelled: set[str] = set()
+
+    def needs_call(self, action: Action) -> bool:
+        """False for a cancel of a job id already cancelled in this apply (counted done at once)."""
+        if action.action != "cancel":
+            return True
+        if action.job_id in self.cancelled:
+            self.result.done.append(action)
+            return False
+        self.cancelled.add(action.job_id)
+        return True
+
+    def succeeded(self, action: Action) -> None:
+        self.recorder.add(action)
+
+    def failed(self, action: Action, error: str) -> None:
+        self.result.failed.append((action, error))
+        if action.job_id in self.fresh:  # undo the write-ahead: the job stays not applied
+            self.recorder.forget(action.job_id)
+
+    def report(self) -> None:
+        if self.progress is not None:
+            result = self.result
+            self.progress(
+                len(result.done) + len(result.failed) + self.recorder.buffered, self.total
+            )
+
+
+def _apply_serial(todo: list[Action], provider: Provider, outcomes: _Outcomes) -> None:
     """One call at a time (a fire re-arming its job): no pool, no thread, no import to pay for."""
-    cancelled_jobs: set[str] = set()
     for action in todo:
-        if action.action == "cancel":
-            if action.job_id in cancelled_jobs:
-                result.done.append(action)
-                continue
-            cancelled_jobs.add(action.job_id)
+        if not outcomes.needs_call(action):
+            continue
         try:
             _execute(provider, action)
         except Exception as exc:
-            result.failed.append((action, _describe(exc)))
-            if action.job_id in fresh:  # undo the write-ahead: the job stays not applied
-                recorder.forget(action.job_id)
+            outcomes.failed(action, _describe(exc))
         else:
-            recorder.add(action)
-        if progress is not None:
-            progress(len(result.done) + len(result.failed) + recorder.buffered, total)
-        recorder.maybe_flush()
+            outcomes.succeeded(action)
+        outcomes.report()
+        outcomes.recorder.maybe_flush()
 
 
 def _apply_pooled(
-    todo: list[Action],
-    provider: Provider,
-    recorder: _Recorder,
-    result: ApplyResult,
-    progress: Progress | None,
-    total: int,
-    fresh: set[str],
-    workers: int,
+    todo: list[Action], provider: Provider, outcomes: _Outcomes, workers: int
 ) -> None:
     """``workers`` provider calls at a time on a thread pool."""
     import queue  # lazy, like the pool: a fire's one re-arm never needs them
     from concurrent.futures import ThreadPoolExecutor
 
-    cancelled_jobs: set[str] = set()
+    recorder = outcomes.recorder
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-apply") as pool:
         pending: dict[Future[None], Action] = {}
         # Futures arrive here as they finish. concurrent.futures.wait() would register a waiter on every
@@ -173,12 +200,8 @@ def _apply_pooled(
 
         def submit_next() -> bool:
             for action in todo_iter:
-                if action.action == "cancel":
-                    # One cancel per job id is enough; cancel is idempotent and by job id.
-                    if action.job_id in cancelled_jobs:
-                        result.done.append(action)
-                        continue
-                    cancelled_jobs.add(action.job_id)
+                if not outcomes.needs_call(action):
+                    continue
                 fut = pool.submit(_execute, provider, action)
                 pending[fut] = action
                 fut.add_done_callback(finished.put)
@@ -197,13 +220,10 @@ def _apply_pooled(
             action = pending.pop(fut)
             error = _error_of(fut)
             if error is None:
-                recorder.add(action)
+                outcomes.succeeded(action)
             else:
-                result.failed.append((action, error))
-                if action.job_id in fresh:  # undo the write-ahead: the job stays not applied
-                    recorder.forget(action.job_id)
-            if progress is not None:
-                progress(len(result.done) + len(result.failed) + recorder.buffered, total)
+                outcomes.failed(action, error)
+            outcomes.report()
             submit_next()
             recorder.maybe_flush()
 
@@ -223,32 +243,15 @@ def _bulk_of(provider: Provider) -> BulkProvider | None:
     return provider
 
 
-def _apply_bulk(
-    todo: list[Action],
-    provider: BulkProvider,
-    recorder: _Recorder,
-    result: ApplyResult,
-    progress: Progress | None,
-    total: int,
-    fresh: set[str],
-) -> None:
+def _apply_bulk(todo: list[Action], provider: BulkProvider, outcomes: _Outcomes) -> None:
     """Carry out ``todo`` BULK_BATCH actions at a time: one provider call for the arms of a batch and one
     for its cancels; a failed call fails the actions it carried (and undoes the write-ahead of ``fresh``
     jobs among them). The ledger records each batch at once."""
-    cancelled: set[str] = set()
-    recorder.batch = BULK_BATCH
+    outcomes.recorder.batch = BULK_BATCH
     for start in range(0, len(todo), BULK_BATCH):
         batch = todo[start : start + BULK_BATCH]
         upserts = [a for a in batch if a.action != "cancel"]
-        cancels: list[Action] = []
-        for action in batch:
-            if action.action != "cancel":
-                continue
-            if action.job_id in cancelled:  # cancel is by job id and idempotent: once is enough
-                result.done.append(action)
-            else:
-                cancelled.add(action.job_id)
-                cancels.append(action)
+        cancels = [a for a in batch if a.action == "cancel" and outcomes.needs_call(a)]
         for actions in (upserts, cancels):
             if not actions:
                 continue
@@ -257,21 +260,14 @@ def _apply_bulk(
                     provider.arm_many([a.after for a in actions if a.after is not None])
                 else:
                     provider.cancel_many([a.job_id for a in actions])
-            except Exception as exc:  # reported per action, like the parallel path (_error_of)
-                error = (
-                    exc.message
-                    if isinstance(exc, CronplanError)
-                    else f"{type(exc).__name__}: {exc}"
-                )
-                result.failed.extend((a, error) for a in actions)
-                for a in actions:
-                    if a.job_id in fresh:
-                        recorder.forget(a.job_id)
+            except Exception as exc:  # reported per action, like the other paths
+                error = _describe(exc)
+                for action in actions:
+                    outcomes.failed(action, error)
                 continue
             for action in actions:
-                recorder.add(action)
-        if progress is not None:
-            progress(len(result.done) + len(result.failed) + recorder.buffered, total)
+                outcomes.succeeded(action)
+        outcomes.report()
 
 
 def _write_ahead(

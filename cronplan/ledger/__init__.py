@@ -45,8 +45,11 @@ class Ledger(Protocol):
         callback_url: str | None,
         at: datetime,
     ) -> None:
-        """Record the job as last applied (``applied_at`` = ``at``). ``spec=None`` forgets the job's applied spec (orphan cancelled)."""
-        ...
+        """Record the job as last applied (``applied_at`` = ``at``). ``spec=None`` forgets the job's applied spec (orphan cancelled).
+
+        Both backends inherit this: one entry of ``record_applied_many``.
+        """
+        self.record_applied_many([AppliedEntry(job_id, spec, digest, fire_at, callback_url)], at=at)
 
     def record_applied_many(
         self,

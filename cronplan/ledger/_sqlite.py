@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from cronplan.errors import CronplanError
 
@@ -204,3 +205,24 @@ def sqlite_path_from_url(url: str, *, base_dir: str | Path | None) -> str:
     if not path.is_absolute():
         path = Path(base_dir if base_dir is not None else ".") / path
     return str(path)
+
+
+#: Bound on the number of ids in one ``IN (...)`` list (SQLite allows 32,766 host parameters).
+CHUNK = 5000
+
+
+def chunks(ids: list[Any]) -> Iterator[list[Any]]:
+    """``ids`` in lists of at most ``CHUNK``, each small enough for one ``IN (...)``."""
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i : i + CHUNK]
+
+
+def later(a: int | None, b: int | None) -> int | None:
+    """The later of two optional instants (microseconds)."""
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
+
+
+def opt_to_us(value: datetime | None) -> int | None:
+    return None if value is None else to_us(value)
