@@ -115,7 +115,7 @@ def run(argv: list[str]) -> int | None:
 
         environ = dict(os.environ)
         clock = PinnedClock(now) if now is not None else SYSTEM_CLOCK
-        rt = Project(load_config(opts.get("--config"), environ), environ=environ, clock=clock)
+        rt = Project(load_config(opts.get("--config"), environ, cached=True), environ=environ, clock=clock)
         from cronplan.runner import sigterm_interrupts
 
         with sigterm_interrupts():
