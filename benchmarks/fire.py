@@ -6,13 +6,19 @@ new occurrence (so none is a duplicate), and each is checked to have succeeded a
 commands are interleaved so that machine noise hits both alike. Target: median ratio <= 5x, with plugins enabled
 and every bundled provider installed (the fast path, cronplan/_fastfire.py).
 
-    python benchmarks/fire.py [-n RUNS] [--importtime]
+    python benchmarks/fire.py [-n RUNS] [--importtime] [--against PYTHON]
+
+``--against PYTHON`` also times the same fire by another installation's interpreter (e.g. a venv of a
+checkout of main), interleaved with the others, so a before/after comparison shares the machine's load.
+CPU time (user + system of the process and its children) is printed too: on a loaded machine it moves
+less than wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,12 +30,30 @@ from pathlib import Path
 TARGET = 5.0
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed(
-    argv: list[str], cwd: Path, env: dict[str, str]
+    argv: list[str], cwd: Path, env: dict[str, str], cpu: list[float] | None = None
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
+    c0 = _cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    return time.perf_counter() - t0, proc
+    took = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append(_cpu() - c0)
+    return took, proc
+
+
+def _check(i: int, proc: subprocess.CompletedProcess[str]) -> None:
+    if (
+        proc.returncode != 0
+        or "succeeded in" not in proc.stderr
+        or "next arm: 20" not in proc.stderr
+    ):
+        raise SystemExit(f"fire #{i} did not run and re-arm as expected:\n{proc.stderr[-2000:]}")
 
 
 def _fmt(dt: datetime) -> str:
@@ -48,6 +72,11 @@ def main() -> None:
         "--no-bytecode",
         action="store_true",
         help="keep the environment's bytecode setting (measures recompiling on every start)",
+    )
+    parser.add_argument(
+        "--against",
+        metavar="PYTHON",
+        help="also time the fire by this interpreter (another installation), interleaved",
     )
     args = parser.parse_args()
 
@@ -82,25 +111,48 @@ def main() -> None:
             root,
             env,
         )
-
+        other = [args.against or "", "-m", "cronplan", "--config", str(root / "cronplan.yaml")]
+        if args.against:  # a stale fire (superseded): it only warms the other installation's files
+            _timed(
+                [
+                    *other,
+                    "fire",
+                    "--job-id",
+                    "bench",
+                    "--fire-at",
+                    _fmt(start - timedelta(seconds=2)),
+                ],
+                root,
+                env,
+            )
         fire_times: list[float] = []
         pass_times: list[float] = []
+        other_times: list[float] = []
+        fire_cpu: list[float] = []
+        pass_cpu: list[float] = []
+        other_cpu: list[float] = []
         for i in range(args.runs):
-            t, _ = _timed([sys.executable, "-c", "pass"], root, env)
+            t, _ = _timed([sys.executable, "-c", "pass"], root, env, pass_cpu)
             pass_times.append(t)
-            fire_at = start + timedelta(seconds=i)
+            fire_at = start + timedelta(seconds=2 * i)
             t, proc = _timed(
-                [*base, "fire", "--job-id", "bench", "--fire-at", _fmt(fire_at)], root, env
+                [*base, "fire", "--job-id", "bench", "--fire-at", _fmt(fire_at)],
+                root,
+                env,
+                fire_cpu,
             )
-            if (
-                proc.returncode != 0
-                or "succeeded in" not in proc.stderr
-                or "next arm: 20" not in proc.stderr
-            ):
-                raise SystemExit(
-                    f"fire #{i} did not run and re-arm as expected:\n{proc.stderr[-2000:]}"
-                )
+            _check(i, proc)
             fire_times.append(t)
+            if args.against:
+                fire_at += timedelta(seconds=1)
+                t, proc = _timed(
+                    [*other, "fire", "--job-id", "bench", "--fire-at", _fmt(fire_at)],
+                    root,
+                    env,
+                    other_cpu,
+                )
+                _check(i, proc)
+                other_times.append(t)
 
         fire_med = statistics.median(fire_times)
         pass_med = statistics.median(pass_times)
@@ -119,6 +171,17 @@ def main() -> None:
         print(
             f"cronplan fire (min / max):  {min(fire_times) * 1000:.1f} / {max(fire_times) * 1000:.1f} ms"
         )
+        print(
+            f"cpu time (median):          pass {statistics.median(pass_cpu) * 1000:.1f} ms, "
+            f"fire {statistics.median(fire_cpu) * 1000:.1f} ms "
+            f"({statistics.median(fire_cpu) / statistics.median(pass_cpu):.1f}x)"
+        )
+        if args.against:
+            other_med = statistics.median(other_times)
+            print(
+                f"--against fire (median):    {other_med * 1000:.1f} ms  "
+                f"({other_med / pass_med:.1f}x pass; cpu {statistics.median(other_cpu) * 1000:.1f} ms)"
+            )
         ratio = fire_med / pass_med
         verdict = "within" if ratio <= TARGET else "OVER"
         print(
@@ -126,7 +189,7 @@ def main() -> None:
         )
 
         if args.importtime:
-            fire_at = start + timedelta(seconds=args.runs + 1)
+            fire_at = start + timedelta(seconds=2 * args.runs + 1)
             proc = subprocess.run(
                 [
                     sys.executable,

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -153,7 +151,7 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     conn.execute(
         "INSERT INTO meta (id, lineage, serial, schema_version) VALUES (1, ?, 0, ?)"
         " ON CONFLICT (id) DO NOTHING",
-        (uuid.uuid4().hex, SCHEMA_VERSION),
+        (_new_id(), SCHEMA_VERSION),
     )
     (version,) = conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
     if version > SCHEMA_VERSION:
@@ -163,8 +161,16 @@ def _init_schema(conn: sqlite3.Connection) -> None:
         )
 
 
+def _new_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
 def default_holder() -> str:
     """Who holds a lock or claim: ``host:pid``, enough to find the process."""
+    import socket  # lazy, as uuid in _new_id: a cold fire needs neither (docs/performance.md)
+
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -547,7 +553,7 @@ class SqliteLedger:
         return out
 
     def start_manual_run(self, job_id: str, holder: str, *, started_at: datetime) -> str:
-        run_id = uuid.uuid4().hex
+        run_id = _new_id()
         at = to_us(started_at)
         with self._db.write(durable=True) as conn:
             conn.execute(
@@ -696,7 +702,7 @@ class SqliteLedger:
                     "SELECT lock_id, holder, acquired_at, expires_at FROM lock WHERE name = 'apply'"
                 ).fetchone()
                 if row is None or row[3] <= now:
-                    info = (uuid.uuid4().hex, holder, now, now + int(lease_seconds * 1_000_000))
+                    info = (_new_id(), holder, now, now + int(lease_seconds * 1_000_000))
                     conn.execute(
                         "INSERT INTO lock (name, lock_id, holder, acquired_at, expires_at)"
                         " VALUES ('apply', ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
