@@ -148,11 +148,12 @@ def _init_schema(conn: sqlite3.Connection) -> None:
         _migrate_1_to_2(conn)
     for statement in _SCHEMA:
         conn.execute(statement)
-    conn.execute(
-        "INSERT INTO meta (id, lineage, serial, schema_version) VALUES (1, ?, 0, ?)"
-        " ON CONFLICT (id) DO NOTHING",
-        (_new_id(), SCHEMA_VERSION),
-    )
+    if stored is None:  # a new file: give it its lineage (an existing one keeps its own)
+        conn.execute(
+            "INSERT INTO meta (id, lineage, serial, schema_version) VALUES (1, ?, 0, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            (_new_id(), SCHEMA_VERSION),
+        )
     (version,) = conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
     if version > SCHEMA_VERSION:
         raise LedgerError(
