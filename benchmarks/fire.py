@@ -56,6 +56,22 @@ def _check(i: int, proc: subprocess.CompletedProcess[str]) -> None:
         raise SystemExit(f"fire #{i} did not run and re-arm as expected:\n{proc.stderr[-2000:]}")
 
 
+def _project(where: Path, python: str, env: dict[str, str]) -> list[str]:
+    """A project with one 1-second ``["true"]`` job, applied by ``python``; the argv prefix firing it."""
+    where.mkdir()
+    (where / "cronplan.yaml").write_text("jobs: jobs.json\nprovider: local\ntimezone: UTC\n")
+    (where / "jobs.json").write_text(
+        '{"jobs": [{"id": "bench", "schedule": {"kind": "interval", "seconds": 1}, "command": ["true"]}]}\n'
+    )
+    argv = [python, "-m", "cronplan", "--config", str(where / "cronplan.yaml")]
+    setup = subprocess.run(
+        [*argv, "apply", "--auto-approve"], cwd=where, env=env, capture_output=True, text=True
+    )
+    if setup.returncode != 0:
+        raise SystemExit(f"apply failed ({setup.returncode}):\n{setup.stderr[-2000:]}")
+    return argv
+
+
 def _fmt(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -91,40 +107,18 @@ def main() -> None:
             # PYTHONDONTWRITEBYTECODE recompiles every module on every start. Cache it, outside the tree.
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
-        (root / "cronplan.yaml").write_text("jobs: jobs.json\nprovider: local\ntimezone: UTC\n")
-        (root / "jobs.json").write_text(
-            '{"jobs": [{"id": "bench", "schedule": {"kind": "interval", "seconds": 1}, "command": ["true"]}]}\n'
-        )
-        base = [sys.executable, "-m", "cronplan", "--config", str(root / "cronplan.yaml")]
-        setup = subprocess.run(
-            [*base, "apply", "--auto-approve"], cwd=root, env=env, capture_output=True, text=True
-        )
-        if setup.returncode != 0:
-            raise SystemExit(f"apply failed ({setup.returncode}):\n{setup.stderr[-2000:]}")
         # Occurrences a minute ahead, one second apart: each fire is a first claim and moves the arm on.
         start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=1)
+        base = _project(root / "this", sys.executable, env)
+        # The other installation gets a project of its own: the two must not share (and checkpoint) files.
+        other = _project(root / "other", args.against, env) if args.against else []
 
-        # Warm the OS file cache for both commands (the first run of anything is slower).
+        # Warm the OS file cache for every command (the first run of anything is slower).
         _timed([sys.executable, "-c", "pass"], root, env)
-        _timed(
-            [*base, "fire", "--job-id", "bench", "--fire-at", _fmt(start - timedelta(seconds=1))],
-            root,
-            env,
-        )
-        other = [args.against or "", "-m", "cronplan", "--config", str(root / "cronplan.yaml")]
-        if args.against:  # a stale fire (superseded): it only warms the other installation's files
-            _timed(
-                [
-                    *other,
-                    "fire",
-                    "--job-id",
-                    "bench",
-                    "--fire-at",
-                    _fmt(start - timedelta(seconds=2)),
-                ],
-                root,
-                env,
-            )
+        warm_at = _fmt(start - timedelta(seconds=1))
+        for argv in (base, other) if other else (base,):
+            _timed([*argv, "fire", "--job-id", "bench", "--fire-at", warm_at], root, env)
+
         fire_times: list[float] = []
         pass_times: list[float] = []
         other_times: list[float] = []
@@ -198,7 +192,7 @@ def main() -> None:
                     "-m",
                     "cronplan",
                     "--config",
-                    str(root / "cronplan.yaml"),
+                    str(root / "this" / "cronplan.yaml"),
                     "fire",
                     "--job-id",
                     "bench",
