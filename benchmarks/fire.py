@@ -6,13 +6,19 @@ new occurrence (so none is a duplicate), and each is checked to have succeeded a
 commands are interleaved so that machine noise hits both alike. Target: median ratio <= 5x, with plugins enabled
 and every bundled provider installed (the fast path, cronplan/_fastfire.py).
 
-    python benchmarks/fire.py [-n RUNS] [--importtime]
+    python benchmarks/fire.py [-n RUNS] [--importtime] [--against PYTHON]
+
+``--against PYTHON`` also times the same fire by another installation's interpreter (e.g. a venv of a
+checkout of main), interleaved with the others, so a before/after comparison shares the machine's load.
+CPU time (user + system of the process and its children) is printed too: on a loaded machine it moves
+less than wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,12 +30,46 @@ from pathlib import Path
 TARGET = 5.0
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed(
-    argv: list[str], cwd: Path, env: dict[str, str]
+    argv: list[str], cwd: Path, env: dict[str, str], cpu: list[float] | None = None
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
+    c0 = _cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    return time.perf_counter() - t0, proc
+    took = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append(_cpu() - c0)
+    return took, proc
+
+
+def _check(i: int, proc: subprocess.CompletedProcess[str]) -> None:
+    if (
+        proc.returncode != 0
+        or "succeeded in" not in proc.stderr
+        or "next arm: 20" not in proc.stderr
+    ):
+        raise SystemExit(f"fire #{i} did not run and re-arm as expected:\n{proc.stderr[-2000:]}")
+
+
+def _project(where: Path, python: str, env: dict[str, str]) -> list[str]:
+    """A project with one 1-second ``["true"]`` job, applied by ``python``; the argv prefix firing it."""
+    where.mkdir()
+    (where / "cronplan.yaml").write_text("jobs: jobs.json\nprovider: local\ntimezone: UTC\n")
+    (where / "jobs.json").write_text(
+        '{"jobs": [{"id": "bench", "schedule": {"kind": "interval", "seconds": 1}, "command": ["true"]}]}\n'
+    )
+    argv = [python, "-m", "cronplan", "--config", str(where / "cronplan.yaml")]
+    setup = subprocess.run(
+        [*argv, "apply", "--auto-approve"], cwd=where, env=env, capture_output=True, text=True
+    )
+    if setup.returncode != 0:
+        raise SystemExit(f"apply failed ({setup.returncode}):\n{setup.stderr[-2000:]}")
+    return argv
 
 
 def _fmt(dt: datetime) -> str:
@@ -49,6 +89,11 @@ def main() -> None:
         action="store_true",
         help="keep the environment's bytecode setting (measures recompiling on every start)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="PYTHON",
+        help="also time the fire by this interpreter (another installation), interleaved",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,45 +107,46 @@ def main() -> None:
             # PYTHONDONTWRITEBYTECODE recompiles every module on every start. Cache it, outside the tree.
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
-        (root / "cronplan.yaml").write_text("jobs: jobs.json\nprovider: local\ntimezone: UTC\n")
-        (root / "jobs.json").write_text(
-            '{"jobs": [{"id": "bench", "schedule": {"kind": "interval", "seconds": 1}, "command": ["true"]}]}\n'
-        )
-        base = [sys.executable, "-m", "cronplan", "--config", str(root / "cronplan.yaml")]
-        setup = subprocess.run(
-            [*base, "apply", "--auto-approve"], cwd=root, env=env, capture_output=True, text=True
-        )
-        if setup.returncode != 0:
-            raise SystemExit(f"apply failed ({setup.returncode}):\n{setup.stderr[-2000:]}")
         # Occurrences a minute ahead, one second apart: each fire is a first claim and moves the arm on.
         start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=1)
+        base = _project(root / "this", sys.executable, env)
+        # The other installation gets a project of its own: the two must not share (and checkpoint) files.
+        other = _project(root / "other", args.against, env) if args.against else []
 
-        # Warm the OS file cache for both commands (the first run of anything is slower).
+        # Warm the OS file cache for every command (the first run of anything is slower).
         _timed([sys.executable, "-c", "pass"], root, env)
-        _timed(
-            [*base, "fire", "--job-id", "bench", "--fire-at", _fmt(start - timedelta(seconds=1))],
-            root,
-            env,
-        )
+        warm_at = _fmt(start - timedelta(seconds=1))
+        for argv in (base, other) if other else (base,):
+            _timed([*argv, "fire", "--job-id", "bench", "--fire-at", warm_at], root, env)
 
         fire_times: list[float] = []
         pass_times: list[float] = []
+        other_times: list[float] = []
+        fire_cpu: list[float] = []
+        pass_cpu: list[float] = []
+        other_cpu: list[float] = []
         for i in range(args.runs):
-            t, _ = _timed([sys.executable, "-c", "pass"], root, env)
+            t, _ = _timed([sys.executable, "-c", "pass"], root, env, pass_cpu)
             pass_times.append(t)
-            fire_at = start + timedelta(seconds=i)
+            fire_at = start + timedelta(seconds=2 * i)
             t, proc = _timed(
-                [*base, "fire", "--job-id", "bench", "--fire-at", _fmt(fire_at)], root, env
+                [*base, "fire", "--job-id", "bench", "--fire-at", _fmt(fire_at)],
+                root,
+                env,
+                fire_cpu,
             )
-            if (
-                proc.returncode != 0
-                or "succeeded in" not in proc.stderr
-                or "next arm: 20" not in proc.stderr
-            ):
-                raise SystemExit(
-                    f"fire #{i} did not run and re-arm as expected:\n{proc.stderr[-2000:]}"
-                )
+            _check(i, proc)
             fire_times.append(t)
+            if args.against:
+                fire_at += timedelta(seconds=1)
+                t, proc = _timed(
+                    [*other, "fire", "--job-id", "bench", "--fire-at", _fmt(fire_at)],
+                    root,
+                    env,
+                    other_cpu,
+                )
+                _check(i, proc)
+                other_times.append(t)
 
         fire_med = statistics.median(fire_times)
         pass_med = statistics.median(pass_times)
@@ -119,6 +165,17 @@ def main() -> None:
         print(
             f"cronplan fire (min / max):  {min(fire_times) * 1000:.1f} / {max(fire_times) * 1000:.1f} ms"
         )
+        print(
+            f"cpu time (median):          pass {statistics.median(pass_cpu) * 1000:.1f} ms, "
+            f"fire {statistics.median(fire_cpu) * 1000:.1f} ms "
+            f"({statistics.median(fire_cpu) / statistics.median(pass_cpu):.1f}x)"
+        )
+        if args.against:
+            other_med = statistics.median(other_times)
+            print(
+                f"--against fire (median):    {other_med * 1000:.1f} ms  "
+                f"({other_med / pass_med:.1f}x pass; cpu {statistics.median(other_cpu) * 1000:.1f} ms)"
+            )
         ratio = fire_med / pass_med
         verdict = "within" if ratio <= TARGET else "OVER"
         print(
@@ -126,7 +183,7 @@ def main() -> None:
         )
 
         if args.importtime:
-            fire_at = start + timedelta(seconds=args.runs + 1)
+            fire_at = start + timedelta(seconds=2 * args.runs + 1)
             proc = subprocess.run(
                 [
                     sys.executable,
@@ -135,7 +192,7 @@ def main() -> None:
                     "-m",
                     "cronplan",
                     "--config",
-                    str(root / "cronplan.yaml"),
+                    str(root / "this" / "cronplan.yaml"),
                     "fire",
                     "--job-id",
                     "bench",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from typing import NoReturn
 
 _GLOBAL_VALUED = ("--config",)
 _FIRE_VALUED = ("--job-id", "--fire-at", "--now")
@@ -61,12 +62,23 @@ def parse(argv: list[str]) -> dict[str, str] | None:
 
 def main() -> None:
     """The console entry point: the fast path when it applies, else the full CLI (cronplan.cli.main)."""
-    code = run(sys.argv[1:])
+    code = run(sys.argv[1:], exiting=True)
     if code is not None:
-        sys.exit(code)
+        _exit(code)
     from cronplan.cli import main as cli_main
 
     cli_main()
+
+
+def _exit(code: int) -> NoReturn:
+    """End the process at once: the ledger's SQLite connections were left to the OS (``leave_to_exit``)."""
+    import contextlib
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _ts(text: str) -> datetime | None:
@@ -78,8 +90,13 @@ def _ts(text: str) -> datetime | None:
         return None
 
 
-def run(argv: list[str]) -> int | None:
-    """Fire as the full command would, or None (nothing done) when the full CLI must handle ``argv``."""
+def run(argv: list[str], *, exiting: bool = False) -> int | None:
+    """Fire as the full command would, or None (nothing done) when the full CLI must handle ``argv``.
+
+    ``exiting``: the process ends right after, with ``os._exit`` (``main``), so the SQLite connections are
+    left open for the OS to close: that skips the checkpoint of the last close and its disk syncs
+    (docs/performance.md, "Cold fire"). Every commit is made, and durable, before this returns.
+    """
     opts = parse(argv)
     if opts is None:
         return None
@@ -113,9 +130,15 @@ def run(argv: list[str]) -> int | None:
         from cronplan.model import FireCall
         from cronplan.project import Project
 
+        if exiting:
+            from cronplan.ledger._sqlite import leave_to_exit
+
+            leave_to_exit()
         environ = dict(os.environ)
         clock = PinnedClock(now) if now is not None else SYSTEM_CLOCK
-        rt = Project(load_config(opts.get("--config"), environ), environ=environ, clock=clock)
+        rt = Project(
+            load_config(opts.get("--config"), environ, cached=True), environ=environ, clock=clock
+        )
         from cronplan.runner import sigterm_interrupts
 
         with sigterm_interrupts():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -86,6 +85,8 @@ def abandoned_reason(run: Run, now: datetime, *, stale_seconds: float, hostname:
 def judge(now: datetime, environ: Mapping[str, str]) -> Callable[[Run], Run]:
     """A function showing a run as ``abandoned`` (with its reason as error) when it is; else unchanged."""
     bound = stale_after(environ)
+    import socket  # lazy: only the backstop and the status views judge runs
+
     hostname = socket.gethostname()
 
     def view(run: Run) -> Run:

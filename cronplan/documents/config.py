@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cronplan.errors import ConfigError
+from cronplan.errors import ConfigError, CronplanError
 
 DEFAULT_JOBS = "jobs.json"
 DEFAULT_PROVIDER = "local"
@@ -98,11 +98,19 @@ def find_config(path: str | None, environ: Mapping[str, str]) -> Path | None:
     return default if default.is_file() else None
 
 
-def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | None, environ: Mapping[str, str] | None = None, *, cached: bool = False
+) -> Config:
     """Find and load cronplan.yaml; raise ``ValidationError``/``ConfigError`` on a bad file.
 
     Lookup: ``path`` (``--config``), else ``$CRONPLAN_CONFIG``, else ``./cronplan.yaml``; an explicitly
     named file must exist. Without any file every default applies, relative to the current directory.
+
+    ``cached`` (the cold ``cronplan fire``): keep the validated document in ``.cronplan/config.cache.json``
+    next to the config, keyed by a digest of the file's bytes and of cronplan's own config code and
+    schema, and reuse it while that digest matches, skipping the YAML parser and the schema validator
+    (docs/performance.md, "Cold fire"). Any change to the file misses the cache, so a changed or invalid
+    config is read and refused exactly as without it; an invalid config is never cached.
     """
     import os
 
@@ -111,7 +119,8 @@ def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> C
     if found is None:
         return Config(base_dir=Path.cwd())
     try:
-        text = found.read_bytes().decode("utf-8-sig")
+        data = found.read_bytes()
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         how = "--config" if path else f"${CONFIG_ENV}"
         raise ConfigError(f"config file not found: {found} (named by {how})") from None
@@ -121,15 +130,26 @@ def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> C
         raise ConfigError(f"config file is not valid UTF-8: {found}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {found}: {exc.strerror or exc}") from None
-    from cronplan.documents.jobsfile import display_path
+    base_dir = found.resolve().parent
+    cache = _DocCache(base_dir, data) if cached else None
+    doc = cache.load() if cache is not None else None
+    if doc is None:
+        from cronplan.documents.jobsfile import display_path
 
-    return parse_config(
-        text, file=display_path(found), base_dir=found.resolve().parent, source=found
-    )
+        doc = validated_doc(text, file=display_path(found))
+        if cache is not None:
+            cache.store(doc)
+    return _build(doc, base_dir=base_dir, source=found)
 
 
 def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = None) -> Config:
     """Validate a cronplan.yaml text and build the Config (relative paths resolve against ``base_dir``)."""
+    doc = validated_doc(text, file=file)
+    return _build(doc, base_dir=base_dir, source=source if source is not None else Path(file))
+
+
+def validated_doc(text: str, *, file: str) -> dict[str, Any]:
+    """The cronplan.yaml text as a document that passed every check, or ``ValidationError``."""
     from cronplan.documents.yamlio import YamlSyntaxError, load_yaml
     from cronplan.errors import Problem, ValidationError
 
@@ -147,6 +167,10 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
         raise ValidationError(locate(issues, yaml_positions(text), file))
     if not isinstance(doc, dict):  # pragma: no cover - the schema guarantees an object
         raise ValidationError([Problem(file, 1, 1, "", "expected a mapping of settings")])
+    return doc
+
+
+def _build(doc: Mapping[str, Any], *, base_dir: Path, source: Path) -> Config:
     providers = {
         str(name): dict(options or {}) for name, options in (doc.get("providers") or {}).items()
     }
@@ -160,7 +184,7 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
         job_env=doc.get("job_env") or DEFAULT_JOB_ENV,
         secret_envs=secret_env_names(doc),
         base_dir=base_dir,
-        source=source if source is not None else Path(file),
+        source=source,
         jobs=doc.get("jobs", DEFAULT_JOBS),
         provider=doc.get("provider", DEFAULT_PROVIDER),
         callback_url=doc.get("callback_url", DEFAULT_CALLBACK_URL),
@@ -173,6 +197,71 @@ def parse_config(text: str, *, file: str, base_dir: Path, source: Path | None = 
         else (notify.get("url_env") or DEFAULT_NOTIFY_URL_ENV),
         status_token_env=serve.get("status_token_env") or None,
     )
+
+
+#: Where the cold fire keeps the validated config, relative to the config's directory.
+CACHE_FILE = ".cronplan/config.cache.json"
+
+
+class _DocCache:
+    """The validated document of one cronplan.yaml, keyed by what its validity depends on.
+
+    The key digests the file's bytes, cronplan's version and the size and mtime of this module and of the
+    config schema, so an edited config, an upgrade or an edited checkout misses. Reading or writing the
+    cache never fails a command: any problem just means a miss (the full parse and validation).
+    """
+
+    def __init__(self, base_dir: Path, data: bytes) -> None:
+        import hashlib
+
+        from cronplan import __version__
+
+        h = hashlib.sha256(b"cronplan.yaml\0" + __version__.encode() + b"\0")
+        try:
+            from cronplan.documents.schemas import schema_path
+
+            for code in (Path(__file__), schema_path("config")):
+                st = code.stat()
+                h.update(f"{code}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+        except (OSError, CronplanError):
+            self.key = ""  # cannot tell which code validated it: never cached
+        else:
+            h.update(data)
+            self.key = h.hexdigest()
+        self.path = base_dir / CACHE_FILE
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.key:
+            return None
+        import json
+
+        try:
+            entry = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != self.key:
+            return None
+        doc = entry.get("doc")
+        return doc if isinstance(doc, dict) else None
+
+    def store(self, doc: dict[str, Any]) -> None:
+        if not self.key:
+            return
+        import contextlib
+        import json
+        import os
+
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            text = json.dumps({"key": self.key, "doc": doc}, ensure_ascii=False)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(
+                tmp, self.path
+            )  # atomic: a concurrent reader sees the old entry or the new one
+        except (OSError, TypeError, ValueError):
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def secret_env_names(doc: Mapping[str, Any]) -> tuple[str, ...]:

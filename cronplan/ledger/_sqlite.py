@@ -27,6 +27,32 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How long a writer waits for another process's write transaction before giving up.
 BUSY_TIMEOUT_S = 30.0
 
+# Connections closed by a one-shot process that ends with ``os._exit`` (see ``leave_to_exit``).
+_LEFT_TO_EXIT: list[sqlite3.Connection] | None = None
+
+
+def leave_to_exit() -> None:
+    """From now on ``Database.close`` leaves its connection for the process's exit to close.
+
+    For a one-shot process that ends with ``os._exit`` (the cold ``cronplan fire``, docs/performance.md):
+    SQLite's last connection to a file checkpoints the WAL into the database on close, syncing both files
+    to disk and deleting the WAL, which the next process must then create (and sync its directory) again:
+    most of a fire's disk syncs. Ending without that close is what a killed process does, which WAL mode is
+    built for: every commit already made keeps its durability (a claim was synced at its commit), the WAL
+    stays for the next process, and the automatic checkpoint of a later commit keeps it bounded.
+    """
+    global _LEFT_TO_EXIT
+    if _LEFT_TO_EXIT is None:
+        _LEFT_TO_EXIT = []
+
+
+def new_id() -> str:
+    """A random id (a lineage, a lock, a manual run); ``uuid`` is imported only when one is made, as a
+    cold fire makes none (docs/performance.md)."""
+    import uuid
+
+    return uuid.uuid4().hex
+
 
 def to_us(dt: datetime) -> int:
     """An aware datetime as integer microseconds since the epoch."""
@@ -186,7 +212,10 @@ class Database:
             self._closed = True
             if self._conn is not None:
                 conn, self._conn = self._conn, None
-                conn.close()
+                if _LEFT_TO_EXIT is not None and not self.in_memory:
+                    _LEFT_TO_EXIT.append(conn)  # the OS closes it at os._exit
+                else:
+                    conn.close()
 
 
 def sqlite_path_from_url(url: str, *, base_dir: str | Path | None) -> str:

@@ -12,7 +12,6 @@ Besides the Provider protocol it offers what the timer loop needs: ``earliest()`
 from __future__ import annotations
 
 import os
-import secrets
 import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -59,7 +58,9 @@ def _init_schema(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
     conn.execute(
         "INSERT INTO state (id, generation) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
-        (secrets.randbits(62),),
+        # 62 random bits, from os.urandom as secrets.randbits would (without importing secrets and
+        # random: this runs on every cold fire's open).
+        (int.from_bytes(os.urandom(8), "big") >> 2,),
     )
 
 

@@ -1,5 +1,5 @@
 """The fire service behind ``cronplan serve``: fire requests and timer fires go through the same
-claim -> run -> record -> re-arm pipeline (``cronplan/fire.py``) on a pool of worker threads.
+claim -> run -> record -> re-arm pipeline (``cronplan/fire/``) on a pool of worker threads.
 
 A timer fire that could not be handled (a transient error) is handed back to the timer loop, which
 retries it with backoff until it is handled or its arm is gone: an arm is never dropped.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from itertools import chain
@@ -17,7 +16,7 @@ from typing import Any
 from cronplan._gc import gc_paused
 from cronplan.clock import Clock
 from cronplan.errors import LockError
-from cronplan.ledger._sqlite import Database, chunks, from_us, instant_reader, later, to_us
+from cronplan.ledger._sqlite import Database, chunks, from_us, instant_reader, later, new_id, to_us
 from cronplan.ledger.rows import LOCK_COLUMNS, lock_from_row
 from cronplan.ledger.sqlite.schema import bump_serial
 from cronplan.model import AppliedEntry, JobRecord, LockInfo, build_frozen
@@ -197,7 +196,7 @@ class SqliteAppliedState:
                     f"SELECT {LOCK_COLUMNS} FROM lock WHERE name = 'apply'"
                 ).fetchone()
                 if row is None or row[3] <= now:
-                    info = (uuid.uuid4().hex, holder, now, now + int(lease_seconds * 1_000_000))
+                    info = (new_id(), holder, now, now + int(lease_seconds * 1_000_000))
                     conn.execute(
                         "INSERT INTO lock (name, lock_id, holder, acquired_at, expires_at)"
                         " VALUES ('apply', ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"

@@ -8,12 +8,11 @@ claimant's insert takes effect; it is synced to disk before ``claim`` returns. A
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from datetime import datetime
 from typing import Any
 
 from cronplan.errors import LedgerError
-from cronplan.ledger._sqlite import Database, from_us, opt_to_us, to_us
+from cronplan.ledger._sqlite import Database, from_us, new_id, opt_to_us, to_us
 from cronplan.ledger.rows import FAILED, RUN_COLUMNS, check_status, run_from_row
 from cronplan.ledger.sqlite.schema import bump_serial
 from cronplan.model import Run, RunStatus, RunSummary
@@ -172,7 +171,7 @@ class SqliteRunRecords:
     # ------------------------------------------------------------------ manual runs
 
     def start_manual_run(self, job_id: str, holder: str, *, started_at: datetime) -> str:
-        run_id = uuid.uuid4().hex
+        run_id = new_id()
         at = to_us(started_at)
         with self._db.write(durable=True) as conn:
             conn.execute(

@@ -22,9 +22,9 @@ migrated on first open, in the same transaction that checks the version, so conc
 from __future__ import annotations
 
 import sqlite3
-import uuid
 
 from cronplan.errors import LedgerError
+from cronplan.ledger._sqlite import new_id
 
 SCHEMA_VERSION = 2
 
@@ -117,11 +117,12 @@ def init_schema(conn: sqlite3.Connection) -> None:
         _migrate_1_to_2(conn)
     for statement in _SCHEMA:
         conn.execute(statement)
-    conn.execute(
-        "INSERT INTO meta (id, lineage, serial, schema_version) VALUES (1, ?, 0, ?)"
-        " ON CONFLICT (id) DO NOTHING",
-        (uuid.uuid4().hex, SCHEMA_VERSION),
-    )
+    if stored is None:  # a new file: give it its lineage (an existing one keeps its own)
+        conn.execute(
+            "INSERT INTO meta (id, lineage, serial, schema_version) VALUES (1, ?, 0, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            (new_id(), SCHEMA_VERSION),
+        )
     (version,) = conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
     if version > SCHEMA_VERSION:
         raise LedgerError(
