@@ -246,6 +246,7 @@ def test_a_late_rearm_never_moves_the_arm_back_past_a_later_claim(
 
     from cronplan import fire as firing
     from cronplan.documents.config import load_config
+    from cronplan.model import FireCall
     from cronplan.project import Project as CoreProject
 
     np, server = nas_project, nas_project.server
@@ -274,7 +275,7 @@ def test_a_late_rearm_never_moves_the_arm_back_past_a_later_claim(
     config = load_config(str(np.project.config))
     slow_clock = Clock(at[0] + timedelta(seconds=1))
     slow = CoreProject(config, clock=slow_clock)
-    claimed = firing.claim(slow, firing.FireCall("tick", at[0]))
+    claimed = firing.claim(slow, FireCall("tick", at[0]))
     assert claimed.status == "claimed" and claimed.job is not None
 
     held, release = threading.Event(), threading.Event()
@@ -296,7 +297,7 @@ def test_a_late_rearm_never_moves_the_arm_back_past_a_later_claim(
         assert server.armed()["tick"] == ts(at[2])
         # ... which fires, runs and is re-armed at T+3.
         fast = CoreProject(config, clock=Clock(at[2] + timedelta(seconds=6)))
-        done = firing.fire(fast, firing.FireCall("tick", at[2]))
+        done = firing.fire(fast, FireCall("tick", at[2]))
         assert done.status == "succeeded" and done.next_fire_at == at[3], done
         assert server.armed()["tick"] == ts(at[3])
     finally:
@@ -322,6 +323,7 @@ def test_a_rearm_that_finds_the_job_already_armed_sends_that_arm_again(
     from cronplan import fire as firing
     from cronplan.clock import PinnedClock
     from cronplan.documents.config import load_config
+    from cronplan.model import FireCall
     from cronplan.project import Project as CoreProject
 
     np, server = nas_project, nas_project.server
@@ -343,13 +345,13 @@ def test_a_rearm_that_finds_the_job_already_armed_sends_that_arm_again(
     def at_clock(when: datetime) -> CoreProject:
         return CoreProject(config, clock=PinnedClock(when))
 
-    done = firing.fire(at_clock(at[0] + timedelta(seconds=1)), firing.FireCall("tick", at[0]))
+    done = firing.fire(at_clock(at[0] + timedelta(seconds=1)), FireCall("tick", at[0]))
     assert done.status == "succeeded" and server.armed()["tick"] == ts(at[1])
     # The state the race leaves: the ledger records T+2, NAS armed T+1 over it and has delivered it.
     rt = at_clock(at[1])
     rt.ledger.record_armed_many([("tick", at[2], np.callback_url)], at=at[1])
     with server.lock:
         del server.arms["tick"]
-    done = firing.fire(at_clock(at[1] + timedelta(seconds=1)), firing.FireCall("tick", at[1]))
+    done = firing.fire(at_clock(at[1] + timedelta(seconds=1)), FireCall("tick", at[1]))
     assert done.status == "succeeded" and done.rearm_error is None, done
     assert server.armed().get("tick") == ts(at[2]), server.snapshot()
