@@ -1,4 +1,4 @@
-"""Commands: plan, apply, show, status, force-unlock."""
+"""Command: ``apply`` (execute a plan through the provider: re-planned now, or a saved PLANFILE)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,17 @@ import getpass
 import os
 import socket
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from cronplan.cli.completion_cmds import complete_job_ids
-from cronplan.cli.options import (
-    ProgressReporter,
-    emit_annotations,
-    load_jobs,
-    now_option,
-    parse_clock,
-)
-from cronplan.cli.root import AppContext, cli, pass_app
+from cronplan.cli.context import AppContext, pass_app
+from cronplan.cli.options import ProgressReporter, load_jobs, now_option, parse_clock
+from cronplan.cli.planning import compute_plan, echo, render_plan, require_runner
 from cronplan.errors import (
-    EXIT_CHANGES,
     ApplyFailed,
     CronplanError,
     IntentMismatch,
@@ -34,109 +27,10 @@ from cronplan.errors import (
 
 if TYPE_CHECKING:
     from cronplan.applier import ApplyResult
-    from cronplan.documents.jobsfile import JobsFile
     from cronplan.model import Job, Plan
     from cronplan.project import Project
 
 LOCK_LEASE_SECONDS = 120.0
-
-
-def _compute_plan(
-    rt: Project,
-    jobs_file: JobsFile,
-    now: datetime,
-    *,
-    targets: Sequence[str] = (),
-    excludes: Sequence[str] = (),
-    allow_empty: bool = False,
-) -> Plan:
-    from cronplan import planner
-
-    provider = rt.provider
-    arms = provider.list_arms()
-    ledger = rt.ledger
-    jobs = jobs_file.jobs
-    if targets:
-        unknown = sorted(set(targets) - {j.id for j in jobs} - {a.job_id for a in arms})
-        if unknown:
-            raise CronplanError(
-                f"--target names no job in {jobs_file.path} and no live arm: {', '.join(unknown)}"
-            )
-    return planner.plan(
-        jobs,
-        arms,
-        ledger.job_records(),
-        now,
-        provider=provider.name,
-        callback_url=rt.callback_url_for_arms,
-        targets=targets,
-        excludes=excludes,
-        allow_empty=allow_empty,
-        lineage=ledger.lineage(),
-    )
-
-
-def _render(
-    plan: Plan,
-    fmt: str,
-    app: AppContext,
-    jobs: Mapping[str, Job] | None = None,
-    label: str | None = None,
-) -> str:
-    """Render a plan; ``jobs`` (the definitions it was computed from) adds names, relative times and the
-    markdown timeline."""
-    from cronplan import render
-
-    text: str
-    if fmt == "json":
-        text = render.render_json(plan)
-    elif fmt == "markdown":
-        text = render.render_markdown(plan, jobs=jobs, label=label)
-    else:
-        text = render.render_text(plan, color=app.color, verbose=app.verbose > 0, jobs=jobs)
-    return text
-
-
-def label_option(f: Any) -> Any:
-    return click.option(
-        "--label",
-        metavar="NAME",
-        default=None,
-        callback=_check_label,
-        help="Markdown only: one sticky PR comment per label (an environment: staging, prod).",
-    )(f)
-
-
-def _check_label(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from cronplan.render.markdown import LABEL_RE
-
-    if value is not None and not LABEL_RE.match(value):
-        raise click.BadParameter(
-            "use letters, digits, '.', '_' and '-' (at most 64 characters), e.g. prod"
-        )
-    return value
-
-
-def _markdown_only(fmt: str, label: str | None) -> None:
-    if label is not None and fmt != "markdown":
-        raise UsageError(
-            "--label names the sticky comment of a markdown plan: add --format markdown"
-        )
-
-
-def _echo_json(plan: Plan) -> None:
-    """The plan document as bytes straight to stdout: a million-job plan is never held as text too."""
-    from cronplan.planfile import dumps_plan_bytes
-
-    data = dumps_plan_bytes(plan)
-    sys.stdout.flush()
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
-
-
-def _echo(text: str) -> None:
-    # The renderers emit ANSI codes only when --color decided so; click would strip them off a tty.
-    click.echo(text, nl=not text.endswith("\n"), color=True)
 
 
 @contextmanager
@@ -169,72 +63,7 @@ def _apply_lock(rt: Project, timeout: float) -> Iterator[None]:
             ledger.release_lock(lock.lock_id)
 
 
-# --------------------------------------------------------------------------- plan
-
-
-@cli.command()
-@click.option(
-    "-f", "--file", "jobs_path", metavar="JOBS", help="Jobs file (default: from cronplan.yaml)."
-)
-@click.option(
-    "--out", "out", metavar="PLANFILE", help="Save the plan; `apply PLANFILE` executes exactly it."
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-)
-@click.option(
-    "--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error."
-)
-@now_option
-@click.option("--target", "targets", multiple=True, metavar="ID", shell_complete=complete_job_ids,
-              help="Only plan this job (repeatable).")  # fmt: skip
-@click.option("--exclude", "excludes", multiple=True, metavar="ID", shell_complete=complete_job_ids,
-              help="Leave this job out (repeatable).")  # fmt: skip
-@click.option("--allow-empty", is_flag=True, help="Allow an empty jobs.json to cancel every arm.")
-@label_option
-@pass_app
-def plan(
-    app: AppContext,
-    jobs_path: str | None,
-    out: str | None,
-    fmt: str,
-    detailed_exitcode: bool,
-    now_text: str | None,
-    targets: tuple[str, ...],
-    excludes: tuple[str, ...],
-    allow_empty: bool,
-    label: str | None,
-) -> None:
-    """Show the actions that would converge the live arms to jobs.json."""
-    _markdown_only(fmt, label)
-    rt = app.project(parse_clock(now_text))
-    now = rt.clock.now()
-    jobs_file = load_jobs(app, rt, jobs_path)
-    _require_runner(app, rt, jobs_file)
-    result = _compute_plan(
-        rt, jobs_file, now, targets=targets, excludes=excludes, allow_empty=allow_empty
-    )
-    if out:
-        from cronplan.planfile import save_plan
-
-        save_plan(result, out)
-        app.err(f"Saved the plan to {out}. Apply exactly it with: cronplan apply {out}")
-    if fmt == "json":
-        _echo_json(result)
-    else:
-        _echo(_render(result, fmt, app, jobs_file.by_id(), label))
-    if detailed_exitcode and result.has_changes:
-        click.get_current_context().exit(EXIT_CHANGES)
-
-
-# --------------------------------------------------------------------------- apply
-
-
-@cli.command()
+@click.command()
 @click.argument("planfile", required=False, metavar="[PLANFILE]")
 @click.option(
     "-f", "--file", "jobs_path", metavar="JOBS", help="Jobs file (default: from cronplan.yaml)."
@@ -298,13 +127,13 @@ def apply(
     jobs_file = None
     if not planfile:  # a saved plan carries the definitions it applies
         jobs_file = load_jobs(app, rt, jobs_path)
-        _require_runner(app, rt, jobs_file)
+        require_runner(app, rt, jobs_file)
     with _apply_lock(rt, lock_timeout):
         if planfile:
             the_plan, jobs_by_id = _load_saved_plan(app, rt, planfile, jobs_path, now)
         else:
             assert jobs_file is not None
-            the_plan = _compute_plan(rt, jobs_file, now, allow_empty=allow_empty)
+            the_plan = compute_plan(rt, jobs_file, now, allow_empty=allow_empty)
             jobs_by_id = jobs_file.by_id()
             if expect_intent is not None:
                 digest = intent_digest(the_plan)
@@ -315,10 +144,10 @@ def apply(
                         "(cronplan plan) and approve it again."
                     )
         if fmt == "text":
-            _echo(_render(the_plan, "text", app, jobs_by_id))
+            echo(render_plan(the_plan, "text", app, jobs_by_id))
         if not the_plan.has_changes:
             if fmt == "json":
-                _echo(_apply_json(the_plan, None))
+                echo(_apply_json(the_plan, None))
             return
         if not planfile and not auto_approve:
             answer = click.prompt(
@@ -343,7 +172,7 @@ def apply(
 
         prune_runs(rt)  # retention: old run records go, per-job counts stay
     if fmt == "json":
-        _echo(_apply_json(the_plan, result))
+        echo(_apply_json(the_plan, result))
     else:
         _report(app, result)
     if result.failed:
@@ -351,18 +180,6 @@ def apply(
             f"{len(result.failed)} of {len(result.failed) + len(result.done)} actions failed; "
             "the others were applied. Run apply again to converge."
         )
-
-
-def _require_runner(app: AppContext, rt: Project, jobs_file: JobsFile) -> None:
-    """Refuse jobs that nothing could run: no command/http action and no configured runner."""
-    if rt.config.runner is not None or all(job.action is not None for job in jobs_file.jobs):
-        return
-    from cronplan.documents.jobsfile import runner_problems
-    from cronplan.errors import ValidationError
-
-    exc = ValidationError(runner_problems(jobs_file))
-    emit_annotations(app, exc)
-    raise exc
 
 
 def _load_saved_plan(
@@ -460,107 +277,3 @@ def _apply_json(the_plan: Plan, result: ApplyResult | None) -> str:
             ],
         }
     return json.dumps(doc, indent=2) + "\n"
-
-
-# --------------------------------------------------------------------------- show
-
-
-@cli.command()
-@click.argument("planfile", metavar="PLANFILE")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-)
-@label_option
-@pass_app
-def show(app: AppContext, planfile: str, fmt: str, label: str | None) -> None:
-    """Render a saved plan."""
-    from cronplan.planfile import load_plan
-
-    _markdown_only(fmt, label)
-    saved = load_plan(planfile)
-    _echo(_render(saved, fmt, app, _planned_jobs(app, saved), label))
-
-
-def _planned_jobs(app: AppContext, saved: Plan) -> dict[str, Job] | None:
-    """The jobs of jobs.json whose definition is the one the saved plan was made from (for names and
-    the timeline); None when jobs.json cannot be read: the plan alone is rendered then."""
-    if saved.has_changes is False:
-        return None
-    try:
-        jobs = app.project().load_jobs().by_id()
-    except CronplanError:
-        return None
-    digests = {a.job_id: a.job_digest for a in saved.actions}
-    return {i: job for i, job in jobs.items() if digests.get(i) == job.digest}
-
-
-# --------------------------------------------------------------------------- status
-
-
-def _jobs_or_none(app: AppContext, rt: Project) -> JobsFile | None:
-    """jobs.json for ``status``, or None when it is missing or invalid: status then still shows the ledger
-    and the arms (a stateless instance has no jobs.json), and says that it cannot compare."""
-    from cronplan.errors import ConfigError, ValidationError
-
-    try:
-        return load_jobs(app, rt, None)
-    except (ConfigError, ValidationError) as exc:
-        first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
-        app.err(f"Warning: jobs file unreadable, unapplied changes unknown: {first}")
-        return None
-
-
-@cli.command()
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-@now_option
-@pass_app
-def status(app: AppContext, fmt: str, now_text: str | None) -> None:
-    """Per job: the armed fire time, the last run, runs completed, failures, unapplied changes."""
-    import json
-
-    from cronplan.status import collect
-
-    rt = app.project(parse_clock(now_text))  # the clock judges abandoned runs
-    snapshot = collect(rt, _jobs_or_none(app, rt))
-    for note in snapshot.notes:
-        app.err(f"Warning: {note}")
-    doc = snapshot.document()
-    if fmt == "json":
-        click.echo(json.dumps(doc, indent=2))
-        return
-    rows = doc["jobs"]
-    if not rows:
-        click.echo("No jobs.")
-        return
-    width = max(len(r["job_id"]) for r in rows)
-    lines = [f"{'JOB':<{width}}  {'ARMED (UTC)':<20}  {'LAST RUN':<34}  RUNS  FAILED  UNAPPLIED"]
-    for r in rows:
-        last = r["last_run"]
-        last_text = "-" if last is None else f"{last['fire_at']} {last['status']}"
-        if last is not None and last["duration_s"] is not None:
-            last_text += f" {last['duration_s']:.1f}s"
-        unapplied = "-" if r["unapplied"] == "none" else r["unapplied"]
-        lines.append(
-            f"{r['job_id']:<{width}}  {r['armed_fire_at'] or '-':<20}  {last_text:<34}  "
-            f"{r['runs_completed']:>4}  {r['failures']:>6}  {unapplied}"
-        )
-    click.echo("\n".join(lines))
-
-
-# --------------------------------------------------------------------------- force-unlock
-
-
-@cli.command("force-unlock")
-@click.argument("lock_id", metavar="LOCK_ID")
-@pass_app
-def force_unlock(app: AppContext, lock_id: str) -> None:
-    """Remove a stuck apply lock (the id is in the error of the apply that could not get it)."""
-    rt = app.project()
-    rt.ledger.force_unlock(lock_id)
-    click.echo(f"Lock {lock_id} removed. Make sure no apply is still running.")

@@ -1,81 +1,22 @@
-"""Commands: ``run`` (run the applied job now, by hand), ``runs`` (run history) and ``logs`` (one run's
-recorded output tail and error)."""
+"""Command: ``runs`` (run history, newest first: scheduled runs by occurrence, manual runs by start)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from cronplan.cli.completion_cmds import complete_job_ids
-from cronplan.cli.fire_cmds import _parse_ts_option
-from cronplan.cli.options import now_option, parse_clock
-from cronplan.cli.root import AppContext, cli, pass_app
-from cronplan.errors import CronplanError, JobFailed
-from cronplan.runner import sigterm_interrupts as _sigterm_interrupts
+from cronplan.cli.completion import complete_job_ids
+from cronplan.cli.context import AppContext, pass_app
+from cronplan.cli.options import now_option, parse_clock, parse_ts_option
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from cronplan.model import Run
     from cronplan.project import Project
-
-
-@cli.command("run")
-@click.argument("job_id", metavar="JOB_ID", shell_complete=complete_job_ids)
-@click.option(
-    "--wait",
-    is_flag=True,
-    help="Run in the foreground, wait for the job and exit 1 if it failed.",
-)
-@pass_app
-def run_command(app: AppContext, job_id: str, wait: bool) -> None:
-    """Run the applied job JOB_ID now, by hand (a ``manual`` run in the ledger).
-
-    A manual run consumes no occurrence: it does not count towards ``repeat`` and leaves the arm alone.
-    Without --wait the run is started in a background process and this command returns at once; see the
-    result with ``cronplan runs JOB_ID`` or ``cronplan logs JOB_ID --last``.
-    """
-    from cronplan import fire as firing
-
-    rt = app.project()
-    if not wait:
-        firing.load_applied(rt, job_id)  # refuse a job that is not applied before detaching
-        rt.close()
-        argv = [sys.executable, "-m", "cronplan"]
-        if app.config_path:
-            argv += ["--config", os.path.abspath(app.config_path)]
-        argv += ["-q", "run", job_id, "--wait"]
-        try:
-            child = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # survives this command and its terminal
-                env=dict(app.environ),
-            )
-        except OSError as exc:
-            raise CronplanError(f"cannot start the background run: {exc.strerror or exc}") from None
-        app.err(
-            f"Started a manual run of {job_id} in the background (pid {child.pid}); "
-            f"see `cronplan logs {job_id} --last` for its result."
-        )
-        return
-    with _sigterm_interrupts():
-        outcome = firing.run_manual(rt, job_id)
-    if outcome.inactive is not None:
-        app.err(f"Note: the applied job {job_id} is {outcome.inactive}; it was run by hand anyway.")
-    if app.verbose and outcome.result.output_tail:
-        app.err(outcome.result.output_tail.rstrip("\n"))
-    if not outcome.ok:
-        raise JobFailed(outcome.describe())
-    app.err(outcome.describe())
 
 
 def run_json(run: Run) -> dict[str, Any]:
@@ -94,7 +35,7 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
-@cli.command("runs")
+@click.command("runs")
 @click.argument("job_id", metavar="[JOB_ID]", required=False, shell_complete=complete_job_ids)
 @click.option("--failed", is_flag=True, help="Only failed runs.")
 @click.option(
@@ -126,7 +67,7 @@ def runs_command(
     now_text: str | None,
 ) -> None:
     """Run history, newest first: scheduled runs (by occurrence) and manual runs (by start)."""
-    since = _parse_ts_option(since_text, "--since") if since_text else None
+    since = parse_ts_option(since_text, "--since") if since_text else None
     rt = app.project(parse_clock(now_text))  # the clock judges abandoned runs
     from cronplan.status import run_view
 
@@ -180,64 +121,3 @@ def _runs_table(runs: list[Run]) -> str:
             f"{took:>9}  {exit_code}"
         )
     return "\n".join(lines)
-
-
-@cli.command("logs")
-@click.argument("job_id", metavar="JOB_ID", shell_complete=complete_job_ids)
-@click.option(
-    "--fire-at",
-    "fire_at_text",
-    metavar="TS",
-    default=None,
-    help="The run of this occurrence (RFC 3339).",
-)
-@click.option("--last", is_flag=True, help="The job's latest run, of any kind (the default).")
-@now_option
-@pass_app
-def logs_command(
-    app: AppContext, job_id: str, fire_at_text: str | None, last: bool, now_text: str | None
-) -> None:
-    """The recorded output tail (stdout) and error (stderr) of one run of JOB_ID."""
-    from cronplan.errors import UsageError
-
-    if fire_at_text is not None and last:
-        raise UsageError("give --fire-at TS or --last, not both")
-    rt = app.project(parse_clock(now_text))
-    run: Run | None
-    if fire_at_text is not None:
-        fire_at: datetime = _parse_ts_option(fire_at_text, "--fire-at")
-        run = rt.ledger.get_run(job_id, fire_at)
-        if run is None:
-            raise CronplanError(
-                f"no recorded run of job {job_id!r} at {fire_at_text} "
-                f"(see `cronplan runs {job_id}`)"
-            )
-    else:
-        found = rt.ledger.runs(job_id, limit=1)
-        if not found:
-            raise CronplanError(f"no recorded run of job {job_id!r} (see `cronplan runs`)")
-        run = found[0]
-    from cronplan.status import run_view
-
-    run = run_view(rt)(run)
-    app.err(_run_header(run))
-    if run.output_tail:
-        click.echo(run.output_tail, nl=not run.output_tail.endswith("\n"))
-    if run.error:
-        app.err(f"Error: {run.error}")
-
-
-def _run_header(run: Run) -> str:
-    from cronplan.timefmt import format_ts
-
-    what = (
-        f"occurrence {format_ts(run.fire_at)}"
-        if run.fire_at is not None
-        else f"manual run {run.run_id} started {format_ts(run.claimed_at)}"
-    )
-    detail: str = run.status
-    if run.exit_code is not None:
-        detail += f", exit {run.exit_code}"
-    if run.duration_s is not None:
-        detail += f", {run.duration_s:.3f} s"
-    return f"==> {run.job_id}: {what} ({detail})"
