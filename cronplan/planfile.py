@@ -30,6 +30,7 @@ from cronplan.basis import instant_text as _ts
 from cronplan.basis import jsonable as _jsonable
 from cronplan.errors import CronplanError, StalePlanError
 from cronplan.model import Action, ActionKind, Arm, Change, Job, JobRecord, Plan, ReasonCode
+from cronplan.render.reasons import reason_text
 from cronplan.timefmt import format_ts, parse_ts
 
 FORMAT_VERSION = "1"
@@ -49,7 +50,7 @@ def action_sort_key(action: Action) -> tuple[str, int, float, float, str]:
         _ACTION_RANK[action.action],
         action.before.fire_at.timestamp() if action.before is not None else _NO_TIME,
         action.after.fire_at.timestamp() if action.after is not None else _NO_TIME,
-        action.reason,
+        reason_text(action),
     )
 
 
@@ -89,7 +90,7 @@ def action_to_json(action: Action) -> dict[str, Any]:
     return {
         "action": action.action,
         "job_id": action.job_id,
-        "reason": action.reason,
+        "reason": reason_text(action),
         "before": _before_json(action.before),
         "after": _after_json(action.after),
         "changes": [
@@ -481,7 +482,7 @@ def intent_digest(plan: Plan) -> str:
         [
             a.job_id,
             a.action,
-            normalize_reason(a.action, a.reason, a.reason_code),
+            normalize_reason(a.action, reason_text(a), a.reason_code),
             a.job_digest or "",
         ]
         for a in plan.actions

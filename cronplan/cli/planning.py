@@ -74,16 +74,17 @@ def render_plan(
 ) -> str:
     """Render a plan; ``jobs`` (the definitions it was computed from) adds names, relative times and the
     markdown timeline."""
-    from cronplan import render
-
-    text: str
     if fmt == "json":
-        text = render.render_json(plan)
-    elif fmt == "markdown":
-        text = render.render_markdown(plan, jobs=jobs, label=label)
-    else:
-        text = render.render_text(plan, color=app.color, verbose=app.verbose > 0, jobs=jobs)
-    return text
+        from cronplan.render.jsonfmt import render_json
+
+        return render_json(plan)
+    if fmt == "markdown":
+        from cronplan.render.markdown import render_markdown
+
+        return render_markdown(plan, jobs=jobs, label=label)
+    from cronplan.render.text import render_text
+
+    return render_text(plan, color=app.color, verbose=app.verbose > 0, jobs=jobs)
 
 
 def label_option(f: Any) -> Any:
