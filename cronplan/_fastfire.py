@@ -4,7 +4,7 @@ A provider's timer starts a fresh process for every fire, so fire's cold start i
 (docs/performance.md). This module imports neither click nor the command modules: it recognises only the
 plain local invocation (``[--config PATH] [-q] fire --job-id ID --fire-at TS [--no-replan] [--now TS]``)
 and hands everything else, including any malformed value, to the full CLI, which then reports it as usual.
-Its messages and exit codes are those of the full command (cronplan/cli/fire_cmds.py).
+Its messages and exit codes are those of the full command (cronplan/cli/fire.py).
 """
 
 from __future__ import annotations

@@ -178,8 +178,8 @@ class AppliedEntry(NamedTuple):
 class ReasonCode(str, Enum):
     """Why the planner chose an action, as a code: decisions compare codes, never display text.
 
-    The text shown for it (``Action.reason``, with its details: times, counts, the kept arm) is written
-    for the plan document; the words around it belong to the renderers (docs/architecture.md).
+    The parameters its text needs travel beside it (``ReasonDetail``); the words are written by the
+    renderers only (``cronplan/render/reasons.py``; docs/architecture.md).
     """
 
     MISSING = "missing"  # no arm yet, or the next occurrence is the one wanted
@@ -203,6 +203,27 @@ class ReasonCode(str, Enum):
     NEXT_OCCURRENCE_MOVED = "next_occurrence_moved"
     DUPLICATE_ARMS = "duplicate_arms"  # several arms: the kept one is re-armed
     DUPLICATE_ARM = "duplicate_arm"  # an extra arm, cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonDetail:
+    """What the text of a reason needs beyond its code (``cronplan/render/reasons.py`` words it).
+
+    ``at`` is the occurrence the reason is about (the missed one of a catch-up or a skip, the arm that
+    already fired or passed), shown as a time of day in ``tz``; ``runs``/``max_runs`` the count of an
+    exhausted ``repeat``; ``kept`` the dedup key of the arm kept among duplicates; ``no_future`` marks a
+    missed occurrence skipped with no occurrence after it. Most reasons need none (``NO_DETAIL``).
+    """
+
+    at: datetime | None = None
+    tz: str | None = None
+    runs: int | None = None
+    max_runs: int | None = None
+    kept: str | None = None
+    no_future: bool = False
+
+
+NO_DETAIL = ReasonDetail()
 
 
 INACTIVE_CODES = {
@@ -229,12 +250,17 @@ class Action:
     action: the arm it creates (arm, re-arm) or keeps (update), None for cancel/skip and for an update of a
     job that has no arm (paused, completed). An update calls no provider: apply records the job's new
     definition in the ledger while its arm stays. ``job_digest`` is the spec digest of the job (None for an
-    orphan); ``tz`` the job's zone for display. ``reason_code`` is why (decided on); ``reason`` its text.
+    orphan); ``tz`` the job's zone for display.
+
+    ``reason_code`` is why (what decisions compare) and ``reason_detail`` what its text needs; the text is
+    worded by the renderers (``cronplan.render.reasons.reason_text``) where output is written. ``reason``
+    is a text as written elsewhere — read from a plan document, or given by hand — shown as it is; the
+    planner leaves it None.
     """
 
     action: ActionKind
     job_id: str
-    reason: str
+    reason: str | None = None
     before: Arm | None = None
     after: Arm | None = None
     changes: tuple[Change, ...] = ()
@@ -242,6 +268,7 @@ class Action:
     tz: str | None = None
     # None only for an action read from a plan document written before reason codes existed.
     reason_code: ReasonCode | None = None
+    reason_detail: ReasonDetail = NO_DETAIL
 
     @property
     def is_change(self) -> bool:

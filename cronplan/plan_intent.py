@@ -11,7 +11,8 @@ import json
 import re
 from functools import lru_cache
 
-from cronplan.model import ActionKind, Plan, ReasonCode
+from cronplan.model import Action, ActionKind, Plan, ReasonCode
+from cronplan.render.reasons import reason_text
 
 # A time of day (09:00, 09:00:30), a date, or a full timestamp, with an optional zone suffix and the
 # preposition that introduces it ("at 09:00").
@@ -52,6 +53,18 @@ def normalize_reason(action: ActionKind, reason: str, code: ReasonCode | None = 
     return text
 
 
+def _normalized(action: Action) -> str:
+    """``normalize_reason`` of an action; an armed skip or an unarmed arm is classed by its code alone,
+    without wording it (most actions of a large plan)."""
+    code = action.reason_code
+    if code is not None:
+        if action.action == "skip" and code in _ARMED_CODES:
+            return "armed"
+        if action.action == "arm" and code in _UNARMED_CODES:
+            return "unarmed"
+    return normalize_reason(action.action, reason_text(action), code)
+
+
 def intent_digest(plan: Plan) -> str:
     """SHA-256 (hex) of what the plan intends to do, independent of when it was made.
 
@@ -71,14 +84,6 @@ def intent_digest(plan: Plan) -> str:
     It changes when a job's spec digest changes, when a job gains or loses an action, or when an action's
     kind or its (normalized) reason changes.
     """
-    items = sorted(
-        [
-            a.job_id,
-            a.action,
-            normalize_reason(a.action, a.reason, a.reason_code),
-            a.job_digest or "",
-        ]
-        for a in plan.actions
-    )
+    items = sorted([a.job_id, a.action, _normalized(a), a.job_digest or ""] for a in plan.actions)
     canonical = json.dumps(items, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -19,6 +19,7 @@ from cronplan.errors import CronplanError
 from cronplan.indented_json import dumps_indented
 from cronplan.model import Action, ActionKind, Arm, Change, Plan, ReasonCode
 from cronplan.plan_intent import intent_digest
+from cronplan.render.reasons import reason_text
 from cronplan.timefmt import parse_ts
 
 FORMAT_VERSION = "1"
@@ -38,7 +39,7 @@ def action_sort_key(action: Action) -> tuple[str, int, float, float, str]:
         _ACTION_RANK[action.action],
         action.before.fire_at.timestamp() if action.before is not None else _NO_TIME,
         action.after.fire_at.timestamp() if action.after is not None else _NO_TIME,
-        action.reason,
+        reason_text(action),
     )
 
 
@@ -78,7 +79,7 @@ def action_to_json(action: Action) -> dict[str, Any]:
     return {
         "action": action.action,
         "job_id": action.job_id,
-        "reason": action.reason,
+        "reason": reason_text(action),
         "before": _before_json(action.before),
         "after": _after_json(action.after),
         "changes": [

@@ -37,6 +37,7 @@ from cronplan.basis import basis_entry
 from cronplan.errors import EmptyJobsRefused
 from cronplan.model import (
     INACTIVE_CODES,
+    NO_DETAIL,
     Action,
     ActionKind,
     Arm,
@@ -45,16 +46,21 @@ from cronplan.model import (
     JobRecord,
     Plan,
     ReasonCode,
+    ReasonDetail,
     Schedule,
     build_frozen,
 )
 
 Code = ReasonCode
-_MISSING = (Code.MISSING, "missing")
-_NO_FUTURE = (Code.NO_FUTURE_OCCURRENCE, "no future occurrence")
-_DUE = (Code.DUE_AWAITING_FIRE, "due, awaiting fire")
-_ARMED = (Code.ALREADY_ARMED, "already armed")
-_CALLBACK = (Code.CALLBACK_CHANGED, "callback changed")
+#: Why, as decided: the code, and what its text needs (worded by cronplan/render/reasons.py, never here).
+Why = tuple[ReasonCode, ReasonDetail]
+_MISSING: Why = (Code.MISSING, NO_DETAIL)
+_NO_FUTURE: Why = (Code.NO_FUTURE_OCCURRENCE, NO_DETAIL)
+_DUE: Why = (Code.DUE_AWAITING_FIRE, NO_DETAIL)
+_ARMED: Why = (Code.ALREADY_ARMED, NO_DETAIL)
+_CALLBACK: Why = (Code.CALLBACK_CHANGED, NO_DETAIL)
+_DUPLICATE: Why = (Code.DUPLICATE_ARM, NO_DETAIL)
+_INACTIVE: dict[str, Why] = {text: (code, NO_DETAIL) for text, code in INACTIVE_CODES.items()}
 
 # --------------------------------------------------------------------------- desired arm of one job
 
@@ -77,18 +83,19 @@ def _upcoming(schedule: Schedule, now: datetime, memo: Upcoming | None) -> datet
 
 def desired(
     job: Job, record: JobRecord | None, now: datetime, memo: Upcoming | None = None
-) -> tuple[datetime | None, ReasonCode, str]:
-    """The ``fire_at`` this job should be armed at now (or None), why (the code), and its text.
+) -> tuple[datetime | None, ReasonCode, ReasonDetail]:
+    """The ``fire_at`` this job should be armed at now (or None), why (the code), and the detail its text
+    needs.
 
     ``memo`` (optional) holds first occurrences at or after ``now`` by schedule, for one ``now`` only.
     """
     inactive = job.inactive_reason
     if inactive is not None:
-        return None, INACTIVE_CODES[inactive], inactive
+        return None, *_INACTIVE[inactive]
     runs = record.runs if record is not None else 0
     max_runs = job.max_runs
     if max_runs is not None and runs >= max_runs:
-        return None, ReasonCode.REPEAT_EXHAUSTED, f"repeat exhausted ({runs}/{max_runs})"
+        return None, ReasonCode.REPEAT_EXHAUSTED, ReasonDetail(runs=runs, max_runs=max_runs)
 
     anchor = _anchor(record)
     if anchor is None:
@@ -115,19 +122,10 @@ def desired(
         return (upcoming, *_MISSING) if upcoming is not None else (None, *_NO_FUTURE)
     late = (now - missed).total_seconds()
     if late <= sched.grace_seconds(job.schedule, missed) or job.catch_up == "once":
-        return missed, ReasonCode.CATCH_UP, f"catch-up of missed {_local_hm(missed, job.tz)}"
+        return missed, ReasonCode.CATCH_UP, ReasonDetail(at=missed, tz=job.tz)
     upcoming = _upcoming(job.schedule, now, memo)
-    if upcoming is None:
-        return (
-            None,
-            ReasonCode.MISSED_SKIPPED,
-            f"missed {_local_hm(missed, job.tz)} beyond grace (catch_up: skip); no future occurrence",
-        )
-    return (
-        upcoming,
-        ReasonCode.MISSED_SKIPPED,
-        f"missed {_local_hm(missed, job.tz)} beyond grace (catch_up: skip)",
-    )
+    detail = ReasonDetail(at=missed, tz=job.tz, no_future=upcoming is None)
+    return upcoming, ReasonCode.MISSED_SKIPPED, detail
 
 
 def _anchor(record: JobRecord | None) -> datetime | None:
@@ -139,11 +137,6 @@ def _anchor(record: JobRecord | None) -> datetime | None:
     if record is None or record.last_fired_at is None or record.applied_fire_at is None:
         return None
     return record.last_fired_at
-
-
-def _local_hm(t: datetime, tz: str) -> str:
-    local = t.astimezone(sched.zone(tz))
-    return local.strftime("%H:%M:%S" if local.second else "%H:%M")
 
 
 def is_due(arm: Arm, job: Job, record: JobRecord | None, now: datetime) -> bool:
@@ -242,9 +235,7 @@ def _plan(
         job = by_id.get(job_id)
         if job is None:
             new = [
-                Action(
-                    "cancel", job_id, "not in jobs.json (orphan)", before=a, reason_code=Code.ORPHAN
-                )
+                Action("cancel", job_id, before=a, reason_code=Code.ORPHAN)
                 for a in job_arms or (None,)
             ]
         else:
@@ -272,7 +263,7 @@ def _arm_order(arm: Arm) -> tuple[datetime, str]:
 def _act(
     kind: ActionKind,
     job: Job,
-    reason: tuple[ReasonCode, str],
+    reason: Why,
     before: Arm | None = None,
     after: Arm | None = None,
     changes: tuple[Change, ...] = (),
@@ -282,13 +273,14 @@ def _act(
         Action,
         action=kind,
         job_id=job.id,
-        reason=reason[1],
+        reason=None,
         before=before,
         after=after,
         changes=changes,
         job_digest=job.digest,
         tz=job.schedule.tz,
         reason_code=reason[0],
+        reason_detail=reason[1],
     )
 
 
@@ -317,19 +309,17 @@ def _plan_job(
     if main.action == "rearm" and not _touches_definition(main.changes):
         # A re-arm for another reason (callback, duplicates, drift) records the definition too: show it.
         _, changes = _definition_change(job, record)
-        why = (main.reason_code or Code.JOB_CHANGED, main.reason)
+        why = (main.reason_code or Code.JOB_CHANGED, main.reason_detail)
         main = _act(main.action, job, why, main.before, main.after, main.changes + changes)
         return [main, *actions[1:]]
     return actions
 
 
-def _definition_change(
-    job: Job, record: JobRecord | None
-) -> tuple[tuple[ReasonCode, str], tuple[Change, ...]]:
+def _definition_change(job: Job, record: JobRecord | None) -> tuple[Why, tuple[Change, ...]]:
     """Why ``job`` differs from its applied definition, and the changed fields (none when never applied)."""
     if record is None or record.applied_digest is None:
-        return (Code.NOT_YET_APPLIED, "not yet recorded as applied"), ()
-    return (Code.JOB_CHANGED, "job changed"), spec_changes(record.applied_spec or {}, job.spec)
+        return (Code.NOT_YET_APPLIED, NO_DETAIL), ()
+    return (Code.JOB_CHANGED, NO_DETAIL), spec_changes(record.applied_spec or {}, job.spec)
 
 
 def _touches_definition(changes: tuple[Change, ...]) -> bool:
@@ -345,8 +335,8 @@ def _plan_arms(
     memo: Upcoming | None = None,
 ) -> list[Action]:
     """The job's actions as far as its arms go (arm, re-arm, cancel, skip); the main action first."""
-    target, code, text = desired(job, record, now, memo)
-    why = (code, text)
+    target, code, detail = desired(job, record, now, memo)
+    why = (code, detail)
 
     if target is None:
         if not job_arms:
@@ -395,17 +385,13 @@ def _keep_one(job: Job, keep: Arm, job_arms: list[Arm], callback_url: str | None
     """Several live arms, ``keep`` is right: re-arm it (a provider holds one arm per job id, so the upsert
     replaces the others) and show a cancel for each extra arm."""
     after = Arm(job.id, keep.fire_at, callback_url)
-    kept = (Code.DUPLICATE_ARMS, f"duplicate arms: keeping {keep.dedup_key}")
+    kept = (Code.DUPLICATE_ARMS, ReasonDetail(kept=keep.dedup_key))
     main = _act("rearm", job, kept, keep, after)
     return [main, *_dupes(job, keep, job_arms)]
 
 
 def _dupes(job: Job, keep: Arm, job_arms: list[Arm]) -> list[Action]:
-    return [
-        _act("cancel", job, (Code.DUPLICATE_ARM, "duplicate arm"), a)
-        for a in job_arms
-        if a is not keep
-    ]
+    return [_act("cancel", job, _DUPLICATE, a) for a in job_arms if a is not keep]
 
 
 def _applied_callback(arm: Arm, record: JobRecord | None) -> str | None:
@@ -426,9 +412,9 @@ def _rearm_reason(
     live: Arm,
     record: JobRecord | None,
     callback_url: str | None,
-    why: tuple[ReasonCode, str],
+    why: Why,
     now: datetime,
-) -> tuple[tuple[ReasonCode, str], tuple[Change, ...]]:
+) -> tuple[Why, tuple[Change, ...]]:
     if (
         record is not None
         and record.applied_digest is not None
@@ -439,21 +425,19 @@ def _rearm_reason(
             c.path == "schedule" or c.path.startswith("schedule.") for c in changes
         )
         if touched_schedule:
-            return (Code.SCHEDULE_CHANGED, "schedule changed"), changes
-        return (Code.JOB_CHANGED, "job changed"), changes
+            return (Code.SCHEDULE_CHANGED, NO_DETAIL), changes
+        return (Code.JOB_CHANGED, NO_DETAIL), changes
     if _callback_changed(live, record, callback_url):
         return _CALLBACK, (Change("callback_url", _applied_callback(live, record), callback_url),)
     if record is None or record.applied_fire_at is None or record.applied_fire_at != live.fire_at:
-        return (Code.DRIFT, "drift: arm changed outside cronplan"), ()
+        return (Code.DRIFT, NO_DETAIL), ()
     if record.last_fired_at is not None and live.fire_at <= record.last_fired_at:
-        text = f"arm of {_local_hm(live.fire_at, job.tz)} already fired; next occurrence"
-        return (Code.ALREADY_FIRED, text), ()
+        return (Code.ALREADY_FIRED, ReasonDetail(at=live.fire_at, tz=job.tz)), ()
     if why[0] in (Code.CATCH_UP, Code.MISSED_SKIPPED):
         return why, ()
     if live.fire_at < now:
-        text = f"arm of {_local_hm(live.fire_at, job.tz)} passed beyond grace without a fire"
-        return (Code.PASSED_BEYOND_GRACE, text), ()
-    return (Code.NEXT_OCCURRENCE_MOVED, "next occurrence moved"), ()
+        return (Code.PASSED_BEYOND_GRACE, ReasonDetail(at=live.fire_at, tz=job.tz)), ()
+    return (Code.NEXT_OCCURRENCE_MOVED, NO_DETAIL), ()
 
 
 # --------------------------------------------------------------------------- field-level changes

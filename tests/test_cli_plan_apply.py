@@ -411,17 +411,17 @@ def test_cli_partial_failure_exits_1_and_second_apply_converges(project, tmp_pat
 
 @pytest.mark.slow
 def test_apply_lock_lease_is_renewed_while_held(project, monkeypatch):
-    from cronplan.cli import plan_cmds
+    from cronplan.cli import apply as apply_cmd
     from cronplan.clock import SYSTEM_CLOCK
     from cronplan.documents.config import load_config
     from cronplan.errors import LockError
     from cronplan.project import Project
 
-    monkeypatch.setattr(plan_cmds, "LOCK_LEASE_SECONDS", 0.4)
+    monkeypatch.setattr(apply_cmd, "LOCK_LEASE_SECONDS", 0.4)
     rt = Project(load_config(str(project.config)))
     other = Project(load_config(str(project.config)))
     try:
-        with plan_cmds._apply_lock(rt, 0):
+        with apply_cmd._apply_lock(rt, 0):
             time.sleep(1.2)  # three leases long: only renewal keeps it
             with pytest.raises(LockError):
                 other.ledger.acquire_lock(

@@ -15,6 +15,7 @@ from cronplan.clock import PinnedClock
 from cronplan.errors import EmptyJobsRefused
 from cronplan.model import Arm, JobRecord, ReasonCode
 from cronplan.planner import desired, plan
+from cronplan.render.reasons import reason_text, reason_words
 from tests.planning import NOW, MemoryLedger, MemoryProvider, make_job, ts
 
 CB = "http://127.0.0.1:8787"
@@ -50,7 +51,7 @@ def applied(job, **fields):
 def test_inactive_job_without_arm_is_skipped_with_reason(fields, reason):
     job = make_job("j", **fields)
     a = only(run_plan([job], records={"j": applied(job)}))
-    assert (a.action, a.reason) == ("skip", reason)
+    assert (a.action, reason_text(a)) == ("skip", reason)
 
 
 @pytest.mark.parametrize(
@@ -58,14 +59,14 @@ def test_inactive_job_without_arm_is_skipped_with_reason(fields, reason):
 )
 def test_inactive_job_never_applied_is_skipped_until_its_first_arm_records_it(fields, reason):
     a = only(run_plan([make_job("j", **fields)]))
-    assert (a.action, a.reason) == ("skip", reason)
+    assert (a.action, reason_text(a)) == ("skip", reason)
 
 
 def test_inactive_job_whose_definition_changed_is_an_update_with_the_diff():
     old = make_job("j", state="paused", command=["echo", "old"])
     new = make_job("j", state="paused", command=["echo", "new"])
     a = only(run_plan([new], records={"j": applied(old)}))
-    assert (a.action, a.reason, a.before, a.after) == ("update", "job changed", None, None)
+    assert (a.action, reason_text(a), a.before, a.after) == ("update", "job changed", None, None)
     assert [(c.path, c.before, c.after) for c in a.changes] == [("command[1]", "old", "new")]
 
 
@@ -76,13 +77,13 @@ def test_repeat_exhausted_job_is_skipped_with_count():
             [job], records={"j": applied(job, runs=5, last_fired_at=ts("2026-11-26T09:00:00Z"))}
         )
     )
-    assert (a.action, a.reason) == ("skip", "repeat exhausted (5/5)")
+    assert (a.action, reason_text(a)) == ("skip", "repeat exhausted (5/5)")
 
 
 def test_once_job_in_the_past_that_never_fired_has_no_future_occurrence():
     job = make_job("j", {"kind": "once", "run_at": "2026-11-01T09:00:00Z"})
     a = only(run_plan([job], records={"j": applied(job)}))
-    assert (a.action, a.reason) == ("skip", "no future occurrence")
+    assert (a.action, reason_text(a)) == ("skip", "no future occurrence")
 
 
 # --------------------------------------------------------------------------- desired: none, live: arm
@@ -94,7 +95,7 @@ def test_once_job_in_the_past_that_never_fired_has_no_future_occurrence():
 def test_inactive_job_with_arm_is_cancelled(fields, reason):
     arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
     a = only(run_plan([make_job("j", **fields)], [arm]))
-    assert (a.action, a.reason, a.before) == ("cancel", reason, arm)
+    assert (a.action, reason_text(a), a.before) == ("cancel", reason, arm)
 
 
 def test_repeat_exhausted_job_with_arm_is_cancelled():
@@ -106,14 +107,14 @@ def test_repeat_exhausted_job_with_arm_is_cancelled():
         )
     }
     a = only(run_plan([job], [arm], rec))
-    assert (a.action, a.reason) == ("cancel", "repeat exhausted (2/2)")
+    assert (a.action, reason_text(a)) == ("cancel", "repeat exhausted (2/2)")
 
 
 def test_orphan_arm_is_cancelled():
     arm = Arm("gone", ts("2026-11-27T09:00:00Z"), CB)
     p = run_plan([make_job("j")], [arm])
     cancel = next(a for a in p.actions if a.job_id == "gone")
-    assert (cancel.action, cancel.reason) == ("cancel", "not in jobs.json (orphan)")
+    assert (cancel.action, reason_text(cancel)) == ("cancel", "not in jobs.json (orphan)")
     assert cancel.job_digest is None
 
 
@@ -122,7 +123,7 @@ def test_orphan_arm_is_cancelled():
 
 def test_missing_arm_is_armed_at_next_occurrence():
     a = only(run_plan([make_job("j")]))
-    assert (a.action, a.reason) == ("arm", "missing")
+    assert (a.action, reason_text(a)) == ("arm", "missing")
     assert a.after == Arm("j", ts("2026-11-27T09:00:00Z"), CB)
     assert a.after.dedup_key == "j:2026-11-27T09:00:00Z"
 
@@ -142,7 +143,7 @@ def test_missed_occurrence_within_grace_is_caught_up_at_its_own_time():
     a = only(run_plan([job], records=rec, now=now))
     assert a.action == "arm"
     assert a.after.fire_at == ts("2026-11-26T12:00:00Z")
-    assert a.reason == "catch-up of missed 12:00"
+    assert reason_text(a) == "catch-up of missed 12:00"
 
 
 # --------------------------------------------------------------------------- desired: T, live: T
@@ -152,14 +153,14 @@ def test_arm_at_desired_time_is_skipped():
     job = make_job("j")
     arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
     a = only(run_plan([job], [arm], {"j": applied(job, applied_fire_at=arm.fire_at)}))
-    assert (a.action, a.reason) == ("skip", "already armed")
+    assert (a.action, reason_text(a)) == ("skip", "already armed")
 
 
 def test_arm_at_desired_time_of_a_job_never_applied_is_an_update():
     # An arm made by another tool or before the ledger was reset: it stays, apply records the job.
     arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
     a = only(run_plan([make_job("j")], [arm]))
-    assert (a.action, a.reason, a.changes) == ("update", "not yet recorded as applied", ())
+    assert (a.action, reason_text(a), a.changes) == ("update", "not yet recorded as applied", ())
     assert (a.before, a.after) == (arm, Arm("j", arm.fire_at, CB))
 
 
@@ -190,7 +191,7 @@ def test_schedule_change_rearms_with_field_diff():
         )
     }
     a = only(run_plan([new], [arm], rec))
-    assert (a.action, a.reason) == ("rearm", "schedule changed")
+    assert (a.action, reason_text(a)) == ("rearm", "schedule changed")
     assert a.before == arm and a.after.fire_at == ts("2026-11-27T09:30:00Z")
     assert [(c.path, c.before, c.after) for c in a.changes] == [
         ("schedule.expr", "0 9 * * *", "30 9 * * *")
@@ -200,7 +201,7 @@ def test_schedule_change_rearms_with_field_diff():
 def test_callback_change_rearms():
     arm = Arm("j", ts("2026-11-27T09:00:00Z"), "http://127.0.0.1:9999")
     a = only(run_plan([make_job("j")], [arm]))
-    assert (a.action, a.reason) == ("rearm", "callback changed")
+    assert (a.action, reason_text(a)) == ("rearm", "callback changed")
     assert a.changes[0].path == "callback_url"
     assert a.after.callback_url == CB
 
@@ -219,7 +220,7 @@ def test_arm_moved_outside_cronplan_is_drift():
         )
     }
     a = only(run_plan([job], [arm], rec))
-    assert (a.action, a.reason) == ("rearm", "drift: arm changed outside cronplan")
+    assert (a.action, reason_text(a)) == ("rearm", "drift: arm changed outside cronplan")
     assert a.after.fire_at == applied
 
 
@@ -260,7 +261,7 @@ def test_missed_beyond_grace_with_catch_up_once_arms_most_recent_missed_only():
     now = ts("2026-11-26T12:06:00Z")
     a = only(run_plan([job], records=rec, now=now))
     assert a.after.fire_at == ts("2026-11-26T12:00:00Z")
-    assert a.reason == "catch-up of missed 12:00"
+    assert reason_text(a) == "catch-up of missed 12:00"
 
 
 def test_missed_beyond_grace_with_catch_up_skip_arms_next_future():
@@ -275,7 +276,7 @@ def test_missed_beyond_grace_with_catch_up_skip_arms_next_future():
     }
     a = only(run_plan([job], records=rec, now=ts("2026-11-26T12:06:00Z")))
     assert a.after.fire_at == ts("2026-11-26T12:10:00Z")
-    assert "beyond grace" in a.reason
+    assert "beyond grace" in reason_text(a)
 
 
 @pytest.mark.parametrize("catch_up", ["once", "skip"])
@@ -300,14 +301,14 @@ def test_due_arm_is_left_alone():
     job = make_job("j", {"kind": "cron", "expr": "0 12 * * *"})
     arm = Arm("j", NOW, CB)
     a = only(run_plan([job], [arm], {"j": applied(job)}, now=NOW + timedelta(seconds=30)))
-    assert (a.action, a.reason) == ("skip", "due, awaiting fire")
+    assert (a.action, reason_text(a)) == ("skip", "due, awaiting fire")
 
 
 def test_due_arm_not_replaced_even_when_ledger_never_saw_it():
     job = make_job("j", {"kind": "interval", "minutes": 60})
     arm = Arm("j", ts("2026-11-26T12:00:00Z"), CB)  # due 90 s ago; grace is 30 min
     a = only(run_plan([job], [arm], {"j": applied(job)}, now=ts("2026-11-26T12:01:30Z")))
-    assert (a.action, a.reason) == ("skip", "due, awaiting fire")
+    assert (a.action, reason_text(a)) == ("skip", "due, awaiting fire")
     # Not even when the ledger holds no definition either: the arm stays, apply records the job.
     a = only(run_plan([job], [arm], now=ts("2026-11-26T12:01:30Z")))
     assert (a.action, a.before, a.after.fire_at) == ("update", arm, arm.fire_at)
@@ -372,7 +373,7 @@ def test_spec_change_without_time_change_is_update():
         )
     }
     a = only(run_plan([new], [arm], rec))
-    assert (a.action, a.reason, a.before, a.after) == ("update", "job changed", arm, arm)
+    assert (a.action, reason_text(a), a.before, a.after) == ("update", "job changed", arm, arm)
     assert [(c.path, c.before, c.after) for c in a.changes] == [("prompt", "hello", "hello world")]
 
 
@@ -396,7 +397,7 @@ def test_any_field_of_a_job_counts_as_a_change(field):
     new = make_job("j", **{**base, **field})
     arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
     a = only(run_plan([new], [arm], {"j": applied(old, applied_fire_at=arm.fire_at)}))
-    assert (a.action, a.reason) == ("update", "job changed")
+    assert (a.action, reason_text(a)) == ("update", "job changed")
     assert a.changes and all(c.path.split(".")[0].split("[")[0] in field for c in a.changes)
 
 
@@ -405,7 +406,7 @@ def test_schedule_and_definition_change_together_is_a_rearm_with_the_diff():
     new = make_job("j", {"kind": "cron", "expr": "15 9 * * *"}, command=["echo", "new"])
     arm = Arm("j", ts("2026-11-27T09:00:00Z"), CB)
     a = only(run_plan([new], [arm], {"j": applied(old, applied_fire_at=arm.fire_at)}))
-    assert (a.action, a.reason) == ("rearm", "schedule changed")
+    assert (a.action, reason_text(a)) == ("rearm", "schedule changed")
     assert [c.path for c in a.changes] == ["command[1]", "schedule.expr"]
 
 
@@ -415,7 +416,7 @@ def test_callback_change_shows_the_definition_diff_too():
     arm = Arm("j", ts("2026-11-27T09:00:00Z"), "http://127.0.0.1:9999")
     rec = {"j": applied(old, applied_fire_at=arm.fire_at)}
     a = only(run_plan([new], [arm], rec))
-    assert (a.action, a.reason) == ("rearm", "callback changed")
+    assert (a.action, reason_text(a)) == ("rearm", "callback changed")
     assert [c.path for c in a.changes] == ["callback_url", "command[1]"]
 
 
@@ -451,7 +452,7 @@ def test_job_change_reason_when_schedule_same():
         )
     }
     a = only(run_plan([new], [arm], rec))
-    assert (a.action, a.reason) == ("rearm", "job changed")
+    assert (a.action, reason_text(a)) == ("rearm", "job changed")
     assert [c.path for c in a.changes] == ["catch_up"]
 
 
@@ -468,7 +469,7 @@ def test_resumed_job_does_not_catch_up_what_was_missed_while_paused():
         )
     }
     a = only(run_plan([job], records=rec))
-    assert (a.action, a.reason) == ("arm", "missing")
+    assert (a.action, reason_text(a)) == ("arm", "missing")
     assert a.after.fire_at == NOW
 
 
@@ -499,7 +500,9 @@ def test_desired_once_job_completed_after_its_run():
         applied_fire_at=ts("2026-11-26T09:00:00Z"),
         runs=1,
     )
-    assert desired(job, rec, NOW) == (None, ReasonCode.REPEAT_EXHAUSTED, "repeat exhausted (1/1)")
+    target, code, detail = desired(job, rec, NOW)
+    assert (target, code) == (None, ReasonCode.REPEAT_EXHAUSTED)
+    assert reason_words(code, detail) == "repeat exhausted (1/1)"
 
 
 def test_output_order_is_by_job_id():
@@ -606,7 +609,7 @@ def test_property_matching_arms_mean_no_changes_and_no_wrong_cancels(scenario):
         Arm(a.job_id, a.fire_at + timedelta(hours=1), CB, provider_ref="dup") for a in matching[:2]
     ]
     p = run_plan(jobs, matching + dupes + orphans, records, now, allow_empty=True)
-    main_ids = [a.job_id for a in p.actions if a.reason != "duplicate arm"]
+    main_ids = [a.job_id for a in p.actions if a.reason_code is not ReasonCode.DUPLICATE_ARM]
     assert len(main_ids) == len(set(main_ids))
     by_id = {j.id: j for j in jobs}
     for a in p.actions:
@@ -616,7 +619,7 @@ def test_property_matching_arms_mean_no_changes_and_no_wrong_cancels(scenario):
             and job is not None
             and desired(job, records.get(job.id), now)[0] is not None
         ):
-            assert a.reason == "duplicate arm"
+            assert reason_text(a) == "duplicate arm"
 
 
 @settings(max_examples=60, deadline=None)
@@ -674,9 +677,9 @@ def test_due_arm_of_a_once_job_is_left_alone():
     arm = Arm("j", NOW, CB)
     rec = {"j": applied(job)}
     a = only(run_plan([job], [arm], rec, now=NOW + timedelta(seconds=60)))  # once grace: 120 s
-    assert (a.action, a.reason) == ("skip", "due, awaiting fire")
+    assert (a.action, reason_text(a)) == ("skip", "due, awaiting fire")
     late = only(run_plan([job], [arm], rec, now=NOW + timedelta(seconds=121)))
-    assert (late.action, late.reason) == ("cancel", "no future occurrence")
+    assert (late.action, reason_text(late)) == ("cancel", "no future occurrence")
 
 
 def test_due_once_arm_with_a_duplicate_keeps_the_due_one():

@@ -208,7 +208,7 @@ def test_providers_command_reports_why_not(project, site: Path) -> None:  # type
 
 
 def test_provider_statuses_with_a_config_built_directly(site: Path, tmp_path: Path) -> None:
-    from cronplan.cli.provider_cmds import provider_statuses, render_text
+    from cronplan.cli.providers import provider_statuses, render_text
     from cronplan.documents.config import Config
 
     config = Config(base_dir=tmp_path, provider="good", providers={"good": {"token_env": "T"}})

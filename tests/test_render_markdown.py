@@ -13,6 +13,7 @@ from syrupy.assertion import SnapshotAssertion
 from cronplan.model import Action, Arm, Change, Plan
 from cronplan.planfile import intent_digest
 from cronplan.render import render_markdown, render_step_summary
+from cronplan.render.reasons import reason_text
 from cronplan.render.words import summary_line
 from tests.planfile_samples import CALLBACK, NOW, big_plan, plan_of, sample_actions, sample_plan
 
@@ -231,7 +232,7 @@ def _cancel_order(plan: Plan) -> list[str]:
     by_reason: dict[str, list[str]] = {}
     for a in sorted(plan.actions, key=lambda a: a.job_id):
         if a.action == "cancel":
-            by_reason.setdefault(a.reason, []).append(a.job_id)
+            by_reason.setdefault(reason_text(a), []).append(a.job_id)
     return [job_id for reason in sorted(by_reason) for job_id in by_reason[reason]]
 
 

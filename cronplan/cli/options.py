@@ -1,9 +1,11 @@
-"""Small pieces shared by the command modules: --now (the clock), loading jobs with CI annotations, progress."""
+"""Options and steps shared by several commands: --now (the clock), --format text|json, timestamps of options,
+loading jobs with CI annotations, the progress of a long apply."""
 
 from __future__ import annotations
 
 import sys
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,13 +15,15 @@ from cronplan.errors import ValidationError
 __all__ = [
     "ProgressReporter",
     "emit_annotations",
+    "format_option",
     "load_jobs",
     "now_option",
     "parse_clock",
+    "parse_ts_option",
 ]
 
 if TYPE_CHECKING:
-    from cronplan.cli.root import AppContext
+    from cronplan.cli.context import AppContext
     from cronplan.clock import Clock
     from cronplan.documents.jobsfile import JobsFile
     from cronplan.project import Project
@@ -49,6 +53,26 @@ def now_option(f: Any) -> Any:
         default=None,
         help="Pin the clock (RFC 3339), for tests and reproducible CI output.",
     )(f)
+
+
+def parse_ts_option(text: str, flag: str) -> datetime:
+    """An RFC 3339 option value; a malformed one is a usage error naming ``flag`` (exit 64)."""
+    from cronplan.timefmt import parse_ts
+
+    try:
+        return parse_ts(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 
 
 def load_jobs(app: AppContext, rt: Project, path: str | None) -> JobsFile:

@@ -1,15 +1,19 @@
-"""The root click group, global options, the shared command context, and the one error handler."""
+"""The root click group: the global options, the table of commands, and the one error handler.
+
+Every command lives in its own module of this package (``cli/plan.py`` holds ``cronplan plan``, ...); the
+table ``COMMANDS`` below registers them, and a command's module is imported only when that command runs
+(or when ``--help`` lists them all), so ``cronplan fire`` does not pay for ``plan``'s imports.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from cronplan.cli.context import AppContext, color_enabled
 from cronplan.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -18,72 +22,47 @@ from cronplan.errors import (
     scrub,
 )
 
-if TYPE_CHECKING:
-    from cronplan.clock import Clock
-    from cronplan.documents.config import Config
-    from cronplan.project import Project
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def color_enabled(choice: str, stream: Any, environ: Mapping[str, str]) -> bool:
-    """``--color`` with the conventions: NO_COLOR off, FORCE_COLOR on, TERM=dumb off, else a tty."""
-    if choice == "always":
-        return True
-    if choice == "never":
-        return False
-    if environ.get("NO_COLOR"):
-        return False
-    if environ.get("FORCE_COLOR"):
-        return True
-    if environ.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+#: Command name -> the module of this package that defines it, and the click command's name there.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "apply": ("apply", "apply"),
+    "completion": ("completion", "completion_cmd"),
+    "fire": ("fire", "fire_command"),
+    "force-unlock": ("force_unlock", "force_unlock"),
+    "import": ("import_", "import_cmd"),
+    "logs": ("logs", "logs_command"),
+    "next": ("next", "next_cmd"),
+    "plan": ("plan", "plan"),
+    "providers": ("providers", "providers_cmd"),
+    "run": ("run", "run_command"),
+    "runs": ("runs", "runs_command"),
+    "schema": ("schema", "schema_cmd"),
+    "serve": ("serve", "serve_command"),
+    "show": ("show", "show"),
+    "status": ("status", "status"),
+    "validate": ("validate", "validate"),
+}
 
 
-@dataclass
-class AppContext:
-    """Global options, shared by every command (``click.get_current_context().obj``)."""
+class CommandTable(click.Group):
+    """The root group: its commands come from ``COMMANDS``, each module imported on first use."""
 
-    config_path: str | None = None
-    color: bool = False
-    verbose: int = 0
-    quiet: bool = False
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
 
-    def err(self, message: str) -> None:
-        """A log/warning line on stderr (suppressed by -q)."""
-        if not self.quiet:
-            click.echo(scrub(message), err=True)
-
-    def info(self, message: str) -> None:
-        """A verbose-only line on stderr."""
-        if self.verbose and not self.quiet:
-            click.echo(scrub(message), err=True)
-
-    def load_config(self) -> Config:
-        from cronplan.documents.config import load_config
-
-        return load_config(self.config_path, self.environ)
-
-    def project(self, clock: Clock | None = None) -> Project:
-        """The ``Project`` (config -> jobs, ledger, provider, clock) for the configured project (closed when the command ends).
-
-        ``clock`` is the command's one clock (``parse_clock(--now)``); the system clock by default.
-        """
-        from cronplan.clock import SYSTEM_CLOCK
-        from cronplan.project import Project
-
-        rt = Project(self.load_config(), environ=self.environ, clock=clock or SYSTEM_CLOCK)
-        click.get_current_context().call_on_close(rt.close)
-        return rt
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module, attribute = entry
+        command = getattr(importlib.import_module(f"cronplan.cli.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
 
 
-pass_app = click.make_pass_decorator(AppContext)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=CommandTable,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config_path",
@@ -195,4 +174,4 @@ def _error_text(exc: CronplanError) -> str:
     return f"Error: {exc.message}"
 
 
-__all__ = ["EXIT_USAGE", "AppContext", "cli", "color_enabled", "main", "pass_app", "run"]
+__all__ = ["COMMANDS", "EXIT_USAGE", "CommandTable", "cli", "main", "run"]

@@ -26,6 +26,7 @@ from datetime import datetime
 
 from cronplan.model import Action, Job, Plan
 from cronplan.planfile import action_sort_key, intent_digest
+from cronplan.render.reasons import reason_text as worded
 from cronplan.render.words import (
     ELLIPSIS,
     LABELS,
@@ -195,7 +196,7 @@ def _cancel_block(cancels: list[Action], room: _Budget, hint: str) -> list[str]:
 
     groups: dict[str, list[str]] = {}
     for a in cancels:
-        groups.setdefault(a.reason, []).append(a.job_id)
+        groups.setdefault(worded(a), []).append(a.job_id)
     lines: list[str] = []
     listed = 0
     full = True

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronplan.model import Action, Job, Plan
+from cronplan.render.reasons import reason_text as worded
 from cronplan.render.timeline import relative
 from cronplan.timefmt import format_ts
 
@@ -101,7 +102,7 @@ def when(action: Action, now: datetime | None = None) -> str:
 
 def reason_text(action: Action, plan: Plan) -> str:
     """The reason as shown: a cancel says why; an arm in the past says it fires at once."""
-    reason = clean(action.reason)
+    reason = clean(worded(action))
     if action.action == "cancel":
         return f"# (because {reason})"
     after = action.after

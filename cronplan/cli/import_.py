@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from cronplan.cli.root import AppContext, cli, pass_app
+from cronplan.cli.context import AppContext, pass_app
 
 _SOURCES = ("crontab", "k8s", "systemd", "hermes")
 
 
-@cli.command("import")
+@click.command("import")
 @click.option("--from", "source", type=click.Choice(_SOURCES), required=True,
               help="What the files are: crontab, k8s (CronJob YAML), systemd (.timer units) or hermes.")  # fmt: skip
 @click.option("--system", is_flag=True,

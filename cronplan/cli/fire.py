@@ -1,19 +1,21 @@
-"""Commands: ``fire`` (handle one callback) and ``serve`` (HTTP endpoint + local timer loop)."""
+"""Command: ``fire`` (handle one callback: a trusted local call, a raw request, or the overdue backstop).
+
+Its fast path, without click, is cronplan/_fastfire.py: messages and exit codes are the same.
+"""
 
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from typing import Any
 
 import click
 
-from cronplan.cli.root import AppContext, cli, pass_app
+from cronplan.cli.context import AppContext, pass_app
 from cronplan.errors import JobFailed, UsageError
 from cronplan.runner import sigterm_interrupts as _sigterm_interrupts
 
 
-@cli.command("fire")
+@click.command("fire")
 @click.option(
     "--job-id", metavar="ID", default=None, help="Job to fire (a trusted local invocation)."
 )
@@ -51,7 +53,7 @@ def fire_command(
     A duplicate or stale fire is a successful no-op (exit 0); a job that ran and failed exits 1.
     """
     from cronplan import fire as firing
-    from cronplan.cli.options import parse_clock
+    from cronplan.cli.options import parse_clock, parse_ts_option
     from cronplan.model import FireCall
 
     modes = sum(
@@ -106,7 +108,7 @@ def fire_command(
     else:
         if job_id is None or fire_at_text is None:
             raise UsageError("--job-id and --fire-at go together")
-        call = FireCall(job_id, _parse_ts_option(fire_at_text, "--fire-at"))
+        call = FireCall(job_id, parse_ts_option(fire_at_text, "--fire-at"))
 
     with _sigterm_interrupts():
         outcome = firing.fire(rt, call, replan=not no_replan)
@@ -114,15 +116,6 @@ def fire_command(
     if not outcome.ok:
         raise JobFailed(outcome.describe())
     app.err(outcome.describe())
-
-
-def _parse_ts_option(text: str, flag: str) -> datetime:
-    from cronplan.timefmt import parse_ts
-
-    try:
-        return parse_ts(text)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
 
 
 def _read_file(path: str) -> bytes:
@@ -139,35 +132,3 @@ def _show_output(app: AppContext, outcome: Any) -> None:
     result = getattr(outcome, "result", None)
     if app.verbose and result is not None and result.output_tail:
         app.err(result.output_tail.rstrip("\n"))
-
-
-@cli.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8787, show_default=True, type=click.IntRange(0, 65535), help="Port."
-)
-@click.option(
-    "--shutdown-timeout",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="On SIGTERM/SIGINT, how long running jobs may finish before they are stopped.",
-)
-@pass_app
-def serve_command(app: AppContext, host: str, port: int, shutdown_timeout: float) -> None:
-    """Serve POST /api/cron/fire and GET /healthz; with the local provider, also run its timer loop."""
-    from cronplan.errors import scrub
-    from cronplan.server.serve import serve
-
-    rt = app.project()
-    code = serve(
-        rt,
-        host=host,
-        port=port,
-        shutdown_timeout=shutdown_timeout,
-        log=app.err,
-        warn=lambda message: click.echo(scrub(message), err=True),
-        verbose=app.verbose,
-    )
-    if code:
-        raise click.exceptions.Exit(code)

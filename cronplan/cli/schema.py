@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from cronplan.cli.root import cli
 
-
-@cli.command("schema")
+@click.command("schema")
 @click.argument("name", type=click.Choice(["jobs", "config", "plan"]))
 def schema_cmd(name: str) -> None:
     """Print the JSON Schema of jobs.json (jobs), cronplan.yaml (config) or a plan file (plan).

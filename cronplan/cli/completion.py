@@ -7,8 +7,6 @@ from typing import Any
 
 import click
 
-from cronplan.cli.root import cli
-
 __all__ = ["complete_job_ids"]
 
 _COMPLETE_VAR = "_CRONPLAN_COMPLETE"
@@ -60,9 +58,10 @@ def _job_ids(ctx: click.Context) -> list[tuple[str, str | None]]:
     return sorted(out)
 
 
-@cli.command("completion")
+@click.command("completion")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion_cmd(shell: str) -> None:
+@click.pass_context
+def completion_cmd(ctx: click.Context, shell: str) -> None:
     """Print the shell completion script for SHELL (bash, zsh or fish).
 
     \b
@@ -78,4 +77,5 @@ def completion_cmd(shell: str) -> None:
     cls = get_completion_class(shell)
     if cls is None:  # click ships all three; guard against a trimmed click
         raise click.UsageError(f"click offers no completion for {shell}")
-    click.echo(cls(cli, {}, "cronplan", _COMPLETE_VAR).source())
+    root = ctx.find_root().command  # the whole command line, every command in it
+    click.echo(cls(root, {}, "cronplan", _COMPLETE_VAR).source())

@@ -1,4 +1,4 @@
-"""Commands: providers (registered on the root group)."""
+"""Command: ``providers`` (every discovered provider: its source, version, and whether it is usable)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cronplan.cli.root import AppContext, cli, pass_app
+from cronplan.cli.context import AppContext, pass_app
 
 if TYPE_CHECKING:
     from cronplan.documents.config import Config
@@ -82,7 +82,7 @@ def render_text(statuses: list[ProviderStatus]) -> str:
     return "\n".join(line.rstrip() for line in lines).rstrip() + "\n"
 
 
-@cli.command("providers")
+@click.command("providers")
 @click.option(
     "--format",
     "fmt",
