@@ -442,6 +442,24 @@ class SqliteLedger:
                 _bump(conn)
         return won
 
+    def claim_many(self, claims: Iterable[tuple[str, datetime, str, datetime]]) -> list[bool]:
+        """``claim`` for a batch in one durable commit (group commit; see ``Ledger.claim_many``)."""
+        batch = list(claims)
+        if not batch:
+            return []
+        won: list[bool] = []
+        with self._db.write(durable=True) as conn:
+            for job_id, fire_at, holder, at in batch:
+                cur = conn.execute(
+                    "INSERT INTO runs (job_id, fire_at, status, claimed_at, claimed_by)"
+                    " VALUES (?, ?, 'claimed', ?, ?) ON CONFLICT (job_id, fire_at) DO NOTHING",
+                    (job_id, to_us(fire_at), to_us(at), holder),
+                )
+                won.append(cur.rowcount == 1)
+            if any(won):
+                _bump(conn)
+        return won
+
     def update_run(
         self,
         job_id: str,
