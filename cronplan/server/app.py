@@ -159,7 +159,7 @@ class FireApp:
         loop = asyncio.get_running_loop()
         try:
             status, doc, claimed = await loop.run_in_executor(
-                None, self.service.handle_fire, request
+                self.service.answers, self.service.handle_fire, request
             )
         except (
             Exception

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from cronplan import fire as firing
 from cronplan.errors import AuthError, BadRequest, CronplanError
 from cronplan.model import Arm, FireCall, HttpRequest
+from cronplan.server.claims import ClaimCommitter, group_claiming
 from cronplan.server.guard import (
     LogLimiter,
 )
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 
 DEFAULT_WORKERS = 16
+#: Threads answering fire requests (authenticate, decide, wait for the shared claim commit): how many
+#: claims one commit can carry. Waiting for a commit holds no CPU.
+ANSWER_THREADS = 64
 
 
 @dataclass
@@ -69,6 +73,12 @@ class FireService:
         # Set at the end of the shutdown grace: running commands are stopped.
         self.cancel = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-job")
+        # Claims of concurrent fires share durable commits (group commit, cronplan/server/claims.py).
+        self.committer = ClaimCommitter(rt.ledger)
+        self.answers = ThreadPoolExecutor(
+            max_workers=ANSWER_THREADS, thread_name_prefix="cronplan-answer"
+        )
+        self._claim_rt = group_claiming(rt, self.committer)
         self._lock = threading.Lock()
         self._inflight: dict[str, _InFlight] = {}
         self._accepting = True
@@ -125,7 +135,7 @@ class FireService:
             # The verifier could not decide (e.g. its key set is unreachable): let the provider retry.
             return 503, {"error": exc.message}, None
         try:
-            claimed = firing.claim(self.rt, call)
+            claimed = firing.claim(self._claim_rt, call)
         except BadRequest as exc:
             # e.g. a fire_at too far ahead (FireRefused): retrying cannot help
             self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: refused: {exc.message}")
@@ -173,7 +183,7 @@ class FireService:
         call = FireCall(arm.job_id, arm.fire_at)
         key = arm.dedup_key
         try:
-            claimed = firing.claim(self.rt, call)
+            claimed = firing.claim(self._claim_rt, call)
         except Exception as exc:  # a transient error (ledger busy, jobs file unreadable) or a bug
             self._retry(arm, f"cannot claim: {_describe(exc)}", kind=type(exc).__name__)
             return
@@ -335,6 +345,8 @@ class FireService:
 
             self._wait_idle(KILL_GRACE_SECONDS + 3.0)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.answers.shutdown(wait=True, cancel_futures=True)
+        self.committer.close()
         with self._lock:
             leftovers = list(self._inflight.values())
             self._inflight.clear()
