@@ -38,6 +38,9 @@ DEFAULT_WORKERS = 16
 #: Threads answering fire requests (authenticate, decide, wait for the shared claim commit): how many
 #: claims one commit can carry. Waiting for a commit holds no CPU.
 ANSWER_THREADS = 64
+#: A run waits at most this long for the fire requests being answered to be done (answers first): in a
+#: burst, job runs and re-arms would otherwise take the CPU (and the GIL) the answers need.
+RUN_YIELD_S = 2.0
 
 
 @dataclass
@@ -82,6 +85,9 @@ class FireService:
         self._lock = threading.Lock()
         self._inflight: dict[str, _InFlight] = {}
         self._accepting = True
+        # Fire requests being answered now; runs yield to them (RUN_YIELD_S).
+        self._answering = 0
+        self._quiet = threading.Condition(self._lock)
 
     # ------------------------------------------------------------------ the HTTP fire
 
@@ -110,6 +116,17 @@ class FireService:
         except CronplanError as exc:
             return 503, {"error": exc.message}
         return None
+
+    def begin_answer(self) -> None:
+        """A fire request is being answered: runs that start now wait for the answers (``RUN_YIELD_S``)."""
+        with self._lock:
+            self._answering += 1
+
+    def end_answer(self) -> None:
+        with self._lock:
+            self._answering -= 1
+            if not self._answering:
+                self._quiet.notify_all()
 
     def handle_fire(self, request: HttpRequest) -> tuple[int, dict[str, Any], firing.Claim | None]:
         """Authenticate and claim one fire request: (status code, JSON body, the won claim or None).
@@ -256,6 +273,10 @@ class FireService:
 
     def _run_submitted(self, claimed: firing.Claim) -> None:
         with self._lock:
+            # Answers first: the claim is durable and answered; the run may wait a moment for the rest.
+            self._quiet.wait_for(
+                lambda: not self._answering or self.cancel.is_set(), timeout=RUN_YIELD_S
+            )
             entry = self._inflight.get(claimed.key)
             if entry is not None:
                 entry.started = True
