@@ -28,6 +28,7 @@ from cronplan.server.guard import (
 from cronplan.timefmt import dedup_key
 
 if TYPE_CHECKING:
+    from cronplan.ledger import Ledger
     from cronplan.local.timer import TimerLoop
     from cronplan.project import Project
     from cronplan.provider import Provider
@@ -77,7 +78,7 @@ class FireService:
         self.cancel = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-job")
         # Claims of concurrent fires share durable commits (group commit, cronplan/server/claims.py).
-        self.committer = ClaimCommitter(rt.ledger)
+        self.committer = ClaimCommitter(_claims_ledger(rt))
         self.answers = ThreadPoolExecutor(
             max_workers=ANSWER_THREADS, thread_name_prefix="cronplan-answer"
         )
@@ -368,6 +369,8 @@ class FireService:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.answers.shutdown(wait=True, cancel_futures=True)
         self.committer.close()
+        if self.committer.ledger is not self.rt.ledger:
+            self.committer.ledger.close()
         with self._lock:
             leftovers = list(self._inflight.values())
             self._inflight.clear()
@@ -396,6 +399,21 @@ class FireService:
                 return False
             time.sleep(0.05)
         return True
+
+
+def _claims_ledger(rt: Project) -> Ledger:
+    """The ledger handle the claim writer commits through.
+
+    SQLite: a connection of its own. One connection serves one transaction at a time, so on the shared one
+    every read of the fire path and every write of a run would wait for each durable commit of a batch;
+    WAL lets the readers go on while the claim writer syncs. PostgreSQL's pool already gives that.
+    """
+    from cronplan.ledger.sqlite import SqliteLedger
+
+    ledger = rt.ledger
+    if isinstance(ledger, SqliteLedger) and ledger.path != ":memory:":
+        return SqliteLedger(ledger.path)
+    return ledger
 
 
 def _describe(exc: BaseException) -> str:
