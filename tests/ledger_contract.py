@@ -302,7 +302,7 @@ class LedgerContract:
                     [ClaimRequest(j, f, f"t{i}", T0) for j, f in chunk]
                 )
                 with lock:
-                    won.extend(k for k, ok in zip(chunk, answers) if ok)
+                    won.extend(k for k, ok in zip(chunk, answers, strict=True) if ok)
 
         threads = [threading.Thread(target=racer, args=(i,)) for i in range(8)]
         for t in threads:
