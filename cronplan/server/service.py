@@ -1,6 +1,10 @@
 """The fire service behind ``cronplan serve``: fire requests and timer fires go through the same
 claim -> run -> record -> re-arm pipeline (``cronplan/fire.py``) on a pool of worker threads.
 
+A fire request is answered on an answer thread: authenticate, decide, and claim through the group commit
+(``cronplan/server/claims.py``); its run happens after the answer, on a worker, and waits while other fire
+requests are being answered (docs/fire.md, "A burst of fires").
+
 A timer fire that could not be handled (a transient error) is handed back to the timer loop, which
 retries it with backoff until it is handled or its arm is gone: an arm is never dropped.
 
