@@ -26,28 +26,38 @@ def _load(path: Path | None) -> Any:
 
 
 def plot_burst(rows: list[dict[str, Any]], out: Path) -> None:
+    """One curve pair (p50, p99) per set-up: one serve on SQLite, three on PostgreSQL."""
     import matplotlib.pyplot as plt
 
-    rows = sorted((r for r in rows if r.get("max")), key=lambda r: r["n"])
-    sizes = [r["n"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=80)
-    for key, style in (("p50", "o-"), ("p99", "s--"), ("max", "^:")):
-        ax.plot(sizes, [r[key] for r in rows], style, label=key)
-    for r in rows:
-        note = f"{r['answered'] / r['max']:.0f}/s"
-        if r["answered"] < r["n"]:
-            note += f", {r['n'] - r['answered']} dead"
-        ax.annotate(
-            note, (r["n"], r["max"]), fontsize=7, textcoords="offset points", xytext=(-10, 6)
-        )
+    rows = sorted((r for r in rows if r.get("max") and not r.get("sweep")), key=lambda r: r["n"])
+    sizes = sorted({r["n"] for r in rows})
+    fig, ax = plt.subplots(figsize=(5.6, 3.4), dpi=80)
+    setups = {
+        "sqlite": "one serve, SQLite",
+        "postgres": "three serve, PostgreSQL",
+    }
+    for ledger, name in setups.items():
+        mine = [r for r in rows if r.get("ledger", "sqlite") == ledger]
+        if not mine:
+            continue
+        xs = [r["n"] for r in mine]
+        line = ax.plot(xs, [r["p99"] for r in mine], "s-", label=f"{name}: p99")[0]
+        ax.plot(xs, [r["p50"] for r in mine], "o:", color=line.get_color(), label=f"{name}: p50")
+        for r in mine:
+            note = f"{r['answered'] / r['max']:.0f}/s"
+            if r["answered"] < r["n"]:
+                note += f", {r['n'] - r['answered']} dead"
+            ax.annotate(
+                note, (r["n"], r["p99"]), fontsize=7, textcoords="offset points", xytext=(-10, 6)
+            )
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
     ax.axhline(10, color="grey", linewidth=0.8)
-    ax.set_xlabel("fires at one instant (one serve, SQLite ledger)")
-    ax.set_ylabel("seconds from T to answer")
+    ax.set_xlabel("fires at one instant")
+    ax.set_ylabel("seconds from T to durable claim")
     ax.set_title("Burst into serve: every job armed at one instant", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

@@ -22,7 +22,7 @@ import pytest
 
 from cronplan.clock import PinnedClock
 from cronplan.errors import LedgerError, LockError
-from cronplan.ledger import Ledger
+from cronplan.ledger import ClaimRequest, Ledger
 from tests.fakes import ManualClock
 
 UTC = timezone.utc
@@ -237,6 +237,79 @@ class LedgerContract:
         run = ledger.get_run("a", T0)
         assert run is not None and run.claimed_by == "doomed"
         assert not ledger.claim("a", T0, "successor", at=T0)
+
+    # ------------------------------------------------------------------ claims in batches (group commit)
+
+    def test_claim_many_answers_each_request_in_order(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        t1 = T0 + timedelta(hours=1)
+        at = T0 + timedelta(seconds=3, microseconds=7)
+        assert ledger.claim("old", T0, "single", at=T0)
+        before = ledger.serial()
+        berlin = timezone(timedelta(hours=1))
+        answers = ledger.claim_many(
+            [
+                ClaimRequest("a", T0, "h:1", at),
+                ClaimRequest("old", T0, "h:2", at),  # claimed before the batch
+                ClaimRequest("a", T0.astimezone(berlin), "h:3", at),  # earlier in the same batch
+                ClaimRequest("a", t1, "h:4", at),
+                ClaimRequest("b", T0, "h:5", at),
+                ClaimRequest("b", T0, "h:6", at),
+            ]
+        )
+        assert answers == [True, False, False, True, True, False]
+        assert ledger.serial() > before
+        other = ledger_factory()  # durable and visible to another handle at once
+        run = other.get_run("a", T0)
+        assert run is not None and run.claimed_by == "h:1" and run.claimed_at == at
+        assert run.status == "claimed"
+        assert other.get_run("old", T0).claimed_by == "single"  # type: ignore[union-attr]
+        assert other.get_run("b", T0).claimed_by == "h:5"  # type: ignore[union-attr]
+        assert other.job_records(["a"])["a"].runs == 2
+        # Across batches and against single claims, a taken occurrence stays taken.
+        assert other.claim_many(
+            [ClaimRequest("a", t1, "h:7", at), ClaimRequest("c", T0, "h:8", at)]
+        ) == [
+            False,
+            True,
+        ]
+        assert not ledger.claim("c", T0, "single", at=T0)
+
+    def test_claim_many_of_nothing_and_of_losers_writes_nothing(self, ledger: Ledger) -> None:
+        assert ledger.claim("a", T0, "first", at=T0)
+        before = ledger.serial()
+        assert ledger.claim_many([]) == []
+        assert ledger.claim_many([ClaimRequest("a", T0, "late", T0)] * 3) == [False] * 3
+        assert ledger.serial() == before
+
+    def test_claim_many_exactly_once_across_threads_and_handles(
+        self, ledger: Ledger, ledger_factory: Callable[[], Ledger]
+    ) -> None:
+        handles = [ledger] + [ledger_factory() for _ in range(3)]
+        keys = [(f"j{k}", T0) for k in range(40)]
+        won: list[tuple[str, datetime]] = []
+        lock = threading.Lock()
+        start = threading.Barrier(8)
+
+        def racer(i: int) -> None:
+            # Every racer claims every occurrence, in its own order and batch sizes.
+            order = keys[i * 5 :] + keys[: i * 5]
+            start.wait(timeout=10)
+            for lo in range(0, len(order), 3 + i):
+                chunk = order[lo : lo + 3 + i]
+                answers = handles[i % len(handles)].claim_many(
+                    [ClaimRequest(j, f, f"t{i}", T0) for j, f in chunk]
+                )
+                with lock:
+                    won.extend(k for k, ok in zip(chunk, answers, strict=True) if ok)
+
+        threads = [threading.Thread(target=racer, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(won) == sorted(keys)  # each occurrence won exactly once
 
     # ------------------------------------------------------------------ runs
 

@@ -150,6 +150,10 @@ class NasTestServer:
         # Called with each provision's document before it takes effect (a test may hold it there: a
         # slow provider call that lands late).
         self.before_provision: Callable[[Any], None] | None = None
+        #: When set, fires go to these callback bases in turn (a load balancer in front of several
+        #: ``serve`` instances) instead of each arm's own callback URL; a retry goes to the next one.
+        self.fire_targets: list[str] = []
+        self._target_count = 0
         self.keys: list[SigningKey] = [_new_key("RS256"), _new_key("EdDSA")]
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
@@ -455,14 +459,18 @@ class NasTestServer:
                     self.counters[f"fire_fault_{fault}"] += 1
             if fault == "delay":
                 self._stop.wait(delay)  # a late delivery
-            status, _ = self._post_fire(
-                arm.agent_callback_url, arm.job_id, arm.fire_at, attempt=attempt
-            )
+            target = self._fire_target(arm.agent_callback_url)
+            status, _ = self._post_fire(target, arm.job_id, arm.fire_at, attempt=attempt)
             if 200 <= status < 300 and fault == "lost":
                 # The callback ran it, but its answer never reached NAS: NAS retries as after a failure.
                 status = 0
             if 200 <= status < 300 and fault == "duplicate":
-                self._post_fire(arm.agent_callback_url, arm.job_id, arm.fire_at, attempt=attempt)
+                self._post_fire(
+                    self._fire_target(arm.agent_callback_url),
+                    arm.job_id,
+                    arm.fire_at,
+                    attempt=attempt,
+                )
             if 200 <= status < 300:
                 delivered = True
                 if duplicate_pending:
@@ -481,6 +489,14 @@ class NasTestServer:
                 self.counters["fires_delivered"] += 1
             else:
                 self.counters["fires_dead"] += 1
+
+    def _fire_target(self, callback: str) -> str:
+        targets = self.fire_targets
+        if not targets:
+            return callback
+        with self.lock:
+            self._target_count += 1
+            return targets[self._target_count % len(targets)]
 
     def _post_fire(
         self,

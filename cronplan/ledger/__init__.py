@@ -11,13 +11,22 @@ A ledger never reads a clock of its own: every instant it writes or decides with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cronplan.clock import Clock
 from cronplan.ledger.dsn import mask_dsn
 from cronplan.model import AppliedEntry, JobRecord, LockInfo, Run, RunStatus, RunSummary
+
+
+class ClaimRequest(NamedTuple):
+    """One claim of a batch (``Ledger.claim_many``): the occurrence, who claims it, and when."""
+
+    job_id: str
+    fire_at: datetime
+    holder: str
+    at: datetime
 
 
 class Ledger(Protocol):
@@ -76,6 +85,15 @@ class Ledger(Protocol):
         """Atomically insert the run ``(job_id, fire_at)`` as ``claimed`` at ``at``; True only for the one winner.
 
         Durable when it returns True.
+        """
+        ...
+
+    def claim_many(self, claims: Sequence[ClaimRequest]) -> list[bool]:
+        """``claim`` for many occurrences in one durable transaction (group commit): one answer per
+        request, in order, each True only for the one winner of its occurrence.
+
+        A request for an occurrence already claimed (before, or earlier in the same batch) gets False. All
+        the won claims are durable when it returns; when it raises, none of them was taken.
         """
         ...
 

@@ -100,6 +100,7 @@ class FireApp:
             )
             return
         held = 0
+        self.service.begin_answer()
         try:
             body = await self._read_body(receive)
             if isinstance(body, tuple):
@@ -111,6 +112,7 @@ class FireApp:
             )
         finally:
             self._buffered -= held
+            self.service.end_answer()
 
     async def _read_body(self, receive: Any) -> bytes | tuple[int, str]:
         """The request body, or (status, error): read within BODY_TIMEOUT_S, within the byte caps.
@@ -159,7 +161,7 @@ class FireApp:
         loop = asyncio.get_running_loop()
         try:
             status, doc, claimed = await loop.run_in_executor(
-                None, self.service.handle_fire, request
+                self.service.answers, self.service.handle_fire, request
             )
         except (
             Exception

@@ -32,11 +32,11 @@ KEEP_ALIVE_S = 5
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
 MAX_BUFFERED_BYTES = 16 * 1024 * 1024
-MAX_CONNECTIONS = 1000
+MAX_CONNECTIONS = 10000
 # File descriptors kept free for everything that is not a client connection: the ledger, the local store,
 # jobs.json, the pipes of running jobs (16 workers), the JWKS cache, logs.
 FD_RESERVE = 128
-BACKLOG = 1024
+BACKLOG = 4096
 LOG_INTERVAL_S = 60.0
 
 Log = Callable[[str], None]

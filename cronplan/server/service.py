@@ -1,6 +1,10 @@
 """The fire service behind ``cronplan serve``: fire requests and timer fires go through the same
 claim -> run -> record -> re-arm pipeline (``cronplan/fire/``) on a pool of worker threads.
 
+A fire request is answered on an answer thread: authenticate, decide, and claim through the group commit
+(``cronplan/server/claims.py``); its run happens after the answer, on a worker, and waits while other fire
+requests are being answered (docs/fire.md, "A burst of fires").
+
 A timer fire that could not be handled (a transient error) is handed back to the timer loop, which
 retries it with backoff until it is handled or its arm is gone: an arm is never dropped.
 
@@ -21,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 from cronplan import fire as firing
 from cronplan.errors import AuthError, BadRequest, CronplanError
 from cronplan.model import Arm, FireCall, HttpRequest
+from cronplan.server.claims import ClaimCommitter, group_claiming
 from cronplan.server.guard import (
     LogLimiter,
 )
 from cronplan.timefmt import dedup_key
 
 if TYPE_CHECKING:
+    from cronplan.ledger import Ledger
     from cronplan.local.timer import TimerLoop
     from cronplan.project import Project
     from cronplan.provider import Provider
@@ -34,6 +40,12 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 
 DEFAULT_WORKERS = 16
+#: Threads answering fire requests (authenticate, decide, wait for the shared claim commit): how many
+#: claims one commit can carry. Waiting for a commit holds no CPU.
+ANSWER_THREADS = 64
+#: A run waits at most this long for the fire requests being answered to be done (answers first): in a
+#: burst, job runs and re-arms would otherwise take the CPU (and the GIL) the answers need.
+RUN_YIELD_S = 2.0
 
 
 @dataclass
@@ -69,9 +81,18 @@ class FireService:
         # Set at the end of the shutdown grace: running commands are stopped.
         self.cancel = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cronplan-job")
+        # Claims of concurrent fires share durable commits (group commit, cronplan/server/claims.py).
+        self.committer = ClaimCommitter(_claims_ledger(rt))
+        self.answers = ThreadPoolExecutor(
+            max_workers=ANSWER_THREADS, thread_name_prefix="cronplan-answer"
+        )
+        self._claim_rt = group_claiming(rt, self.committer)
         self._lock = threading.Lock()
         self._inflight: dict[str, _InFlight] = {}
         self._accepting = True
+        # Fire requests being answered now; runs yield to them (RUN_YIELD_S).
+        self._answering = 0
+        self._quiet = threading.Condition(self._lock)
 
     # ------------------------------------------------------------------ the HTTP fire
 
@@ -101,6 +122,17 @@ class FireService:
             return 503, {"error": exc.message}
         return None
 
+    def begin_answer(self) -> None:
+        """A fire request is being answered: runs that start now wait for the answers (``RUN_YIELD_S``)."""
+        with self._lock:
+            self._answering += 1
+
+    def end_answer(self) -> None:
+        with self._lock:
+            self._answering -= 1
+            if not self._answering:
+                self._quiet.notify_all()
+
     def handle_fire(self, request: HttpRequest) -> tuple[int, dict[str, Any], firing.Claim | None]:
         """Authenticate and claim one fire request: (status code, JSON body, the won claim or None).
 
@@ -125,7 +157,7 @@ class FireService:
             # The verifier could not decide (e.g. its key set is unreachable): let the provider retry.
             return 503, {"error": exc.message}, None
         try:
-            claimed = firing.claim(self.rt, call)
+            claimed = firing.claim(self._claim_rt, call)
         except BadRequest as exc:
             # e.g. a fire_at too far ahead (FireRefused): retrying cannot help
             self.log(f"fire {dedup_key(call.job_id, call.fire_at)}: refused: {exc.message}")
@@ -173,7 +205,7 @@ class FireService:
         call = FireCall(arm.job_id, arm.fire_at)
         key = arm.dedup_key
         try:
-            claimed = firing.claim(self.rt, call)
+            claimed = firing.claim(self._claim_rt, call)
         except Exception as exc:  # a transient error (ledger busy, jobs file unreadable) or a bug
             self._retry(arm, f"cannot claim: {_describe(exc)}", kind=type(exc).__name__)
             return
@@ -246,6 +278,10 @@ class FireService:
 
     def _run_submitted(self, claimed: firing.Claim) -> None:
         with self._lock:
+            # Answers first: the claim is durable and answered; the run may wait a moment for the rest.
+            self._quiet.wait_for(
+                lambda: not self._answering or self.cancel.is_set(), timeout=RUN_YIELD_S
+            )
             entry = self._inflight.get(claimed.key)
             if entry is not None:
                 entry.started = True
@@ -335,6 +371,10 @@ class FireService:
 
             self._wait_idle(KILL_GRACE_SECONDS + 3.0)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.answers.shutdown(wait=True, cancel_futures=True)
+        self.committer.close()
+        if self.committer.ledger is not self.rt.ledger:
+            self.committer.ledger.close()
         with self._lock:
             leftovers = list(self._inflight.values())
             self._inflight.clear()
@@ -363,6 +403,21 @@ class FireService:
                 return False
             time.sleep(0.05)
         return True
+
+
+def _claims_ledger(rt: Project) -> Ledger:
+    """The ledger handle the claim writer commits through.
+
+    SQLite: a connection of its own. One connection serves one transaction at a time, so on the shared one
+    every read of the fire path and every write of a run would wait for each durable commit of a batch;
+    WAL lets the readers go on while the claim writer syncs. PostgreSQL's pool already gives that.
+    """
+    from cronplan.ledger.sqlite import SqliteLedger
+
+    ledger = rt.ledger
+    if isinstance(ledger, SqliteLedger) and ledger.path != ":memory:":
+        return SqliteLedger(ledger.path)
+    return ledger
 
 
 def _describe(exc: BaseException) -> str:
