@@ -234,6 +234,17 @@ def test_duplicate_delivery_of_a_stale_arm_leaves_the_job_armed(
     assert len(read_runs(log)) == 1
 
 
+def _minutely_tick_applied(np: NasProject, tmp_path: Path, start: str) -> list[datetime]:
+    """Job ``tick`` every minute from ``start``, applied 30 s before it; NAS does not fire by itself (the
+    test plays the race). Returns the first four occurrences."""
+    np.server.fire_enabled = False
+    t0 = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    schedule = {"kind": "interval", "seconds": 60, "start_at": start}
+    np.write_jobs([append_job("tick", tmp_path / "runs.log", schedule=schedule)])
+    assert np.run("apply", "--now", ts(t0 - timedelta(seconds=30)), "--auto-approve").exit_code == 0
+    return [t0 + timedelta(minutes=k) for k in range(4)]
+
+
 @pytest.mark.parametrize("start", ["2019-03-04T05:00:00Z", "2034-10-11T12:00:00Z"])
 def test_a_late_rearm_never_moves_the_arm_back_past_a_later_claim(
     nas_project: NasProject, tmp_path: Path, start: str
@@ -250,19 +261,7 @@ def test_a_late_rearm_never_moves_the_arm_back_past_a_later_claim(
     from cronplan.project import Project as CoreProject
 
     np, server = nas_project, nas_project.server
-    server.fire_enabled = False  # the test delivers the fires itself, in the order of the race
-    t0 = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    at = [t0 + timedelta(minutes=k) for k in range(4)]
-    np.write_jobs(
-        [
-            append_job(
-                "tick",
-                tmp_path / "runs.log",
-                schedule={"kind": "interval", "seconds": 60, "start_at": start},
-            )
-        ]
-    )
-    assert np.run("apply", "--now", ts(t0 - timedelta(seconds=30)), "--auto-approve").exit_code == 0
+    at = _minutely_tick_applied(np, tmp_path, start)
     assert server.armed()["tick"] == ts(at[0])
 
     class Clock:
@@ -327,19 +326,7 @@ def test_a_rearm_that_finds_the_job_already_armed_sends_that_arm_again(
     from cronplan.project import Project as CoreProject
 
     np, server = nas_project, nas_project.server
-    server.fire_enabled = False  # the test plays NAS's part in the race itself
-    t0 = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    at = [t0 + timedelta(minutes=k) for k in range(4)]
-    np.write_jobs(
-        [
-            append_job(
-                "tick",
-                tmp_path / "runs.log",
-                schedule={"kind": "interval", "seconds": 60, "start_at": start},
-            )
-        ]
-    )
-    assert np.run("apply", "--now", ts(t0 - timedelta(seconds=30)), "--auto-approve").exit_code == 0
+    at = _minutely_tick_applied(np, tmp_path, start)
     config = load_config(str(np.project.config))
 
     def at_clock(when: datetime) -> CoreProject:
